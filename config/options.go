@@ -1,0 +1,70 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Options keeps a component's YAML mapping undecoded, so that the component's own type
+// (a sink, a step) decodes it strictly into its own struct and errors keep their line numbers.
+type Options struct {
+	node ast.Node
+}
+
+// UnmarshalYAML keeps the node for a later Decode.
+func (o *Options) UnmarshalYAML(node ast.Node) error {
+	o.node = node
+	return nil
+}
+
+// MarshalYAML writes the options back as they were given.
+func (o Options) MarshalYAML() (any, error) {
+	if o.node == nil {
+		return map[string]any{}, nil
+	}
+	var v any
+	if err := yaml.NodeToValue(o.node, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// OptionsFrom builds Options from a Go value (tests and programmatic configs).
+func OptionsFrom(v any) (Options, error) {
+	node, err := yaml.ValueToNode(v)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{node: node}, nil
+}
+
+// Empty reports whether no options were given.
+func (o Options) Empty() bool { return o.node == nil }
+
+// Decode decodes the options strictly (unknown keys are errors) into out, skipping the keys
+// in ignore (typically the keys the caller decoded itself, such as name, type and input).
+func (o Options) Decode(out any, ignore ...string) error {
+	if o.node == nil {
+		return nil
+	}
+	node := o.node
+	if m, ok := node.(*ast.MappingNode); ok && len(ignore) > 0 {
+		skip := make(map[string]bool, len(ignore))
+		for _, k := range ignore {
+			skip[k] = true
+		}
+		cp := *m
+		cp.Values = nil
+		for _, mv := range m.Values {
+			if !skip[mv.Key.GetToken().Value] {
+				cp.Values = append(cp.Values, mv)
+			}
+		}
+		node = &cp
+	} else if !ok && node.Type() != ast.NullType {
+		return fmt.Errorf("want a mapping, got %s", node.Type())
+	}
+	return yaml.NodeToValue(node, out, yaml.Strict())
+}

@@ -1,0 +1,21 @@
+// Package event holds the one type every stage after capture agrees on: a log entry.
+// It has no dependencies, so processors and sinks can share it without importing NATS.
+package event
+
+import "time"
+
+// Entry is one log entry. Its JSON encoding is the NDJSON line of derived streams
+// (DESIGN.md "Wire format"): {"time","host","kind","source","stream","message","fields"}.
+type Entry struct {
+	Time    time.Time      `json:"time"`
+	Host    string         `json:"host"`
+	Kind    string         `json:"kind"`             // "file" or "docker"
+	Source  string         `json:"source"`           // file path or container name
+	Stream  string         `json:"stream,omitempty"` // "stdout" or "stderr" for containers
+	Message string         `json:"message"`
+	Fields  map[string]any `json:"fields,omitempty"`
+
+	// Route, when set by a route step, names the output subject prefix the entry goes to
+	// instead of the processor's default. It is not part of the wire format.
+	Route string `json:"-"`
+}

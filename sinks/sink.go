@@ -1,0 +1,57 @@
+// Package sinks holds the destinations logcap delivers to. Every sink is plain Go: no NATS,
+// no fx, no goroutines of its own. The pipeline module drives it from a durable JetStream
+// consumer and acks a message only after Write returned nil for every record it carried.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/logcap/logcap/event"
+)
+
+// Record is an entry plus where it sits in JetStream, which gives every record a stable
+// identity: redelivery of the same message yields the same IDs.
+type Record struct {
+	event.Entry
+	Stream string // JetStream stream the chunk was read from, e.g. "LOGS" or "PARSED"
+	Seq    uint64 // stream sequence of the chunk
+	Index  int    // position of the entry within its chunk
+	// Raw is the entry's original bytes when it came from the raw stream (LOGS), nil otherwise.
+	Raw []byte
+}
+
+// ID is the record's idempotency key: stream, sequence and index.
+func (r Record) ID() string { return fmt.Sprintf("%s-%d-%d", r.Stream, r.Seq, r.Index) }
+
+// Sink is a destination. Write blocks until the destination accepted the whole batch (nil),
+// or returns an error; it must return promptly when ctx is cancelled. Check is a cheap health
+// probe the pipeline calls while the sink is failing, to know when to fetch again. Close
+// releases everything the sink holds (idle connections, files).
+type Sink interface {
+	Write(ctx context.Context, batch []Record) error
+	Check(ctx context.Context) error
+	Close() error
+}
+
+// ErrPermanent marks an error that retrying cannot fix (a 400, a mapping error): the
+// records go to dead letters at once instead of being redelivered.
+var ErrPermanent = errors.New("permanent")
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// PartialError reports a batch the destination accepted only in part (Elasticsearch _bulk
+// per-item errors). Failed maps a record's index in the batch to its error; records not in
+// Failed were accepted. Errors wrapping ErrPermanent are dead-lettered, the others retried.
+type PartialError struct {
+	Failed map[int]error
+}
+
+func (e *PartialError) Error() string {
+	for i, err := range e.Failed {
+		return fmt.Sprintf("%d of the batch's records failed, e.g. #%d: %v", len(e.Failed), i, err)
+	}
+	return "partial failure"
+}
