@@ -68,3 +68,7 @@ func (o Options) Decode(out any, ignore ...string) error {
 	}
 	return yaml.NodeToValue(node, out, yaml.Strict())
 }
+
+// PipelineKeys are the keys of a sink's mapping that the pipeline decodes itself; a sink
+// factory passes them to Decode as the keys to skip.
+var PipelineKeys = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait", "backoff"}
