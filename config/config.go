@@ -1,0 +1,202 @@
+// Package config is logcap's typed configuration: YAML loading with ${ENV} expansion,
+// defaults, and validation whose errors name the file, line and key path.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is the whole configuration file. Key names are a contract with users: extend,
+// never rename.
+type Config struct {
+	// File is the path the config was loaded from ("" for the built-in default).
+	File string `yaml:"-"`
+
+	Node            string      `yaml:"node"`
+	DataDir         string      `yaml:"data_dir"`
+	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
+	Log             Log         `yaml:"log"`
+	NATS            NATS        `yaml:"nats"`
+	Streams         Streams     `yaml:"streams"`
+	Sources         []Component `yaml:"sources"`
+	Processors      []Processor `yaml:"processors"`
+	Sinks           []Component `yaml:"sinks"`
+	Admin           Admin       `yaml:"admin"`
+}
+
+// Log configures logcap's own logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json, console; default: console on a terminal, json otherwise
+}
+
+// NATS says which NATS logcap uses: an embedded server (the default) or external URLs.
+type NATS struct {
+	Embedded *Embedded `yaml:"embedded"`
+
+	URLs           []string `yaml:"urls"`
+	User           string   `yaml:"user"`
+	Password       string   `yaml:"password"`
+	Token          string   `yaml:"token"`
+	NKeySeed       string   `yaml:"nkey_seed"` // path to an nkey seed file
+	Creds          string   `yaml:"creds"`     // path to a .creds file
+	TLS            *TLS     `yaml:"tls"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// Embedded configures the in-process nats-server.
+type Embedded struct {
+	Listen       string   `yaml:"listen"`        // host:port, or "none" for in-process only
+	SyncInterval string   `yaml:"sync_interval"` // a duration, or "always" to fsync every write
+	MaxPayload   Size     `yaml:"max_payload"`
+	Cluster      *Cluster `yaml:"cluster"`
+}
+
+// Cluster makes embedded servers of several logcap nodes one NATS cluster.
+type Cluster struct {
+	Name   string   `yaml:"name"`
+	Listen string   `yaml:"listen"`
+	Routes []string `yaml:"routes"`
+}
+
+// TLS is a client TLS setup.
+type TLS struct {
+	CA                 string `yaml:"ca"`
+	Cert               string `yaml:"cert"`
+	Key                string `yaml:"key"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Streams holds the specs of the streams logcap provisions.
+type Streams struct {
+	Logs       StreamSpec `yaml:"logs"`
+	DeadLetter StreamSpec `yaml:"deadletter"`
+}
+
+// StreamSpec is a JetStream stream's settings.
+type StreamSpec struct {
+	Name            string   `yaml:"name"`
+	MaxAge          Duration `yaml:"max_age"`
+	MaxBytes        Size     `yaml:"max_bytes"`
+	MaxMsgSize      Size     `yaml:"max_msg_size"`
+	Replicas        int      `yaml:"replicas"`
+	DuplicateWindow Duration `yaml:"duplicate_window"`
+	Storage         string   `yaml:"storage"` // file, memory
+	Discard         string   `yaml:"discard"` // old, new
+	// Provision false means someone else manages the stream: logcap only checks it exists.
+	Provision *bool `yaml:"provision"`
+}
+
+// Component is a source or a sink: the keys every one has, plus its whole mapping kept
+// undecoded for its own type to decode strictly.
+type Component struct {
+	Name       string   `yaml:"name"`
+	Type       string   `yaml:"type"`
+	Input      string   `yaml:"input"`       // sinks: subject filter to consume
+	Batch      Batch    `yaml:"batch"`       // sinks
+	MaxDeliver int      `yaml:"max_deliver"` // sinks
+	AckWait    Duration `yaml:"ack_wait"`    // sinks
+	Options    Options  `yaml:"-"`
+}
+
+// Batch bounds a sink's batches.
+type Batch struct {
+	MaxEntries int      `yaml:"max_entries"`
+	MaxBytes   Size     `yaml:"max_bytes"`
+	MaxWait    Duration `yaml:"max_wait"`
+}
+
+// Processor is a durable transform from an input subject filter into a derived stream.
+type Processor struct {
+	Name       string    `yaml:"name"`
+	Input      string    `yaml:"input"`
+	Stream     string    `yaml:"stream"` // derived stream name; default: upper-case Name
+	Steps      []Options `yaml:"steps"`  // each a one-key mapping: `- json: {}`
+	MaxDeliver int       `yaml:"max_deliver"`
+	AckWait    Duration  `yaml:"ack_wait"`
+}
+
+// Admin is the HTTP endpoint for /metrics, /healthz, /readyz and /debug/pprof.
+type Admin struct {
+	Listen string `yaml:"listen"` // host:port, or "none"
+}
+
+// Default returns the built-in configuration `logcap run` uses without -c.
+func Default() *Config {
+	c := &Config{}
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills every unset key with its default.
+func (c *Config) ApplyDefaults() {
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+		if c.Node == "" {
+			c.Node = "localhost"
+		}
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(10 * time.Second)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if len(c.NATS.URLs) == 0 && c.NATS.Embedded == nil {
+		c.NATS.Embedded = &Embedded{}
+	}
+	if e := c.NATS.Embedded; e != nil {
+		if e.Listen == "" {
+			e.Listen = "127.0.0.1:4222"
+		}
+		if e.SyncInterval == "" {
+			e.SyncInterval = "2m"
+		}
+		if e.MaxPayload == 0 {
+			e.MaxPayload = 8 << 20
+		}
+	}
+	if c.NATS.ConnectTimeout == 0 {
+		c.NATS.ConnectTimeout = Duration(5 * time.Second)
+	}
+	c.Streams.Logs.defaults("LOGS", Duration(72*time.Hour), 10<<30)
+	c.Streams.DeadLetter.defaults("DEADLETTER", Duration(14*24*time.Hour), 1<<30)
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:6060"
+	}
+}
+
+func (s *StreamSpec) defaults(name string, maxAge Duration, maxBytes Size) {
+	if s.Name == "" {
+		s.Name = name
+	}
+	if s.MaxAge == 0 {
+		s.MaxAge = maxAge
+	}
+	if s.MaxBytes == 0 {
+		s.MaxBytes = maxBytes
+	}
+	if s.MaxMsgSize == 0 {
+		s.MaxMsgSize = 8 << 20
+	}
+	if s.Replicas == 0 {
+		s.Replicas = 1
+	}
+	if s.DuplicateWindow == 0 {
+		s.DuplicateWindow = Duration(2 * time.Minute)
+	}
+	if s.Storage == "" {
+		s.Storage = "file"
+	}
+	if s.Discard == "" {
+		s.Discard = "old"
+	}
+	if s.Provision == nil {
+		t := true
+		s.Provision = &t
+	}
+}
