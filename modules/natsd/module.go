@@ -1,0 +1,240 @@
+package natsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/lifecycle"
+	"github.com/logcap/logcap/streams"
+)
+
+// Module provides the *Client. Its stop hook runs last (fx stops in reverse), after every
+// consumer and publisher stopped: drain the connection, then shut the embedded server down.
+var Module = fx.Module("natsd", fx.Provide(New))
+
+// New starts the embedded server (if configured), connects, and provisions the streams.
+func New(lc fx.Lifecycle, cfg *config.Config, log *zap.Logger) (*Client, error) {
+	log = log.Named("natsd")
+	n := &natsd{cfg: cfg, log: log, group: lifecycle.New("natsd", log)}
+	lc.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
+	n.client = NewClient(nil, nil)
+	n.client.LogsStream = cfg.Streams.Logs.Name
+	n.client.DeadLetterStream = cfg.Streams.DeadLetter.Name
+	return n.client, nil
+}
+
+type natsd struct {
+	cfg    *config.Config
+	log    *zap.Logger
+	group  *lifecycle.Group
+	srv    *server.Server
+	client *Client
+	closed chan struct{}
+}
+
+func (n *natsd) start(ctx context.Context) error {
+	var opts []nats.Option
+	urls := n.cfg.NATS.URLs
+	if n.cfg.NATS.Embedded != nil {
+		so, err := serverOptions(n.cfg)
+		if err != nil {
+			return err
+		}
+		if n.srv, err = startServer(so, n.log); err != nil {
+			return err
+		}
+		if so.DontListen {
+			opts = append(opts, nats.InProcessServer(n.srv))
+		}
+		urls = []string{n.srv.ClientURL()}
+		n.log.Info("embedded nats-server started", zap.String("listen", n.cfg.NATS.Embedded.Listen), zap.String("store", so.StoreDir))
+	} else {
+		auth, err := authOptions(n.cfg.NATS)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, auth...)
+	}
+	n.closed = make(chan struct{})
+	opts = append(opts,
+		nats.Name("logcap "+n.cfg.Node),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), // an external NATS down at start: keep trying, /readyz says why
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.Timeout(n.cfg.NATS.ConnectTimeout.D()),
+		nats.ReconnectBufSize(-1), // publishes fail fast while disconnected; publishers retry with the same id
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.log.Warn("nats disconnected", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			n.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(n.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			n.log.Warn("nats async error", zap.String("subject", subj), zap.Error(err))
+		}),
+	)
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		n.shutdownServer()
+		return fmt.Errorf("nats connect %v: %w", urls, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		nc.Close()
+		n.shutdownServer()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	n.client.Conn, n.client.JS = nc, js
+
+	if nc.IsConnected() {
+		// Connected now: a stream that cannot be provisioned (an incompatible existing LOGS)
+		// is a start failure the user must see at once.
+		if err := n.provision(ctx); err != nil {
+			n.stop(ctx)
+			return err
+		}
+		n.client.MarkReady()
+		return nil
+	}
+	n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
+	n.log.Warn("nats not reachable at start; retrying in the background", zap.Strings("urls", urls))
+	return n.group.Go("natsd: provision streams", n.provisionLoop)
+}
+
+// provisionLoop waits for the connection and provisions, retrying with backoff.
+func (n *natsd) provisionLoop(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		if n.client.Conn.IsConnected() {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := n.provision(pctx)
+			cancel()
+			if err == nil {
+				n.client.MarkReady()
+				return nil
+			}
+			n.client.setNotReady(err.Error())
+			n.log.Warn("provisioning streams failed; retrying", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(reconnectDelay(attempt)):
+		}
+	}
+}
+
+func (n *natsd) provision(ctx context.Context) error {
+	for _, spec := range []struct {
+		cfg      config.StreamSpec
+		subjects []string
+	}{
+		{n.cfg.Streams.Logs, []string{streams.LogsPrefix + ".>"}},
+		{n.cfg.Streams.DeadLetter, []string{streams.DeadLetterPrefix + ".>"}},
+	} {
+		s := SpecFrom(spec.cfg, spec.subjects)
+		var err error
+		if *spec.cfg.Provision {
+			_, err = streams.Provision(ctx, n.client.JS, s)
+		} else {
+			_, err = streams.Check(ctx, n.client.JS, s)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SpecFrom turns a configured stream into a streams.Spec.
+func SpecFrom(c config.StreamSpec, subjects []string) streams.Spec {
+	return streams.Spec{
+		Name: c.Name, Subjects: subjects, MaxAge: c.MaxAge.D(), MaxBytes: int64(c.MaxBytes),
+		MaxMsgSize: int32(c.MaxMsgSize), Replicas: c.Replicas, DuplicateWindow: c.DuplicateWindow.D(),
+		Storage: c.Storage, Discard: c.Discard,
+	}
+}
+
+// stop drains the connection (flushing what publishers sent, waiting for the client's
+// goroutines to end), then shuts the embedded server down; bounded by ctx.
+func (n *natsd) stop(ctx context.Context) error {
+	errs := []error{n.group.Stop(ctx)}
+	if nc := n.client.Conn; nc != nil {
+		if err := nc.Drain(); err != nil {
+			nc.Close() // never connected, or already closing: close at once
+		}
+		select {
+		case <-n.closed:
+		case <-ctx.Done():
+			nc.Close()
+			errs = append(errs, fmt.Errorf("natsd: drain: %w", ctx.Err()))
+			<-n.closed // Close runs the closed handler before it returns its goroutines
+		}
+	}
+	n.shutdownServer()
+	return errors.Join(errs...)
+}
+
+func (n *natsd) shutdownServer() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+// reconnectDelay backs off from 100ms to 5s with jitter, so many agents do not stampede a
+// recovering cluster.
+func reconnectDelay(attempts int) time.Duration {
+	d := 100 * time.Millisecond << min(attempts, 6)
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func authOptions(c config.NATS) ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.NKeySeed != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("nats.nkey_seed %s: %w", c.NKeySeed, err)
+		}
+		opts = append(opts, o)
+	case c.Creds != "":
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if t := c.TLS; t != nil {
+		if t.CA != "" {
+			opts = append(opts, nats.RootCAs(t.CA))
+		}
+		if t.Cert != "" || t.Key != "" {
+			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+		}
+		if t.InsecureSkipVerify {
+			opts = append(opts, nats.Secure(&tlsConfigInsecure))
+		}
+	}
+	return opts, nil
+}

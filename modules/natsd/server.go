@@ -1,0 +1,124 @@
+// Package natsd is logcap's NATS: an embedded nats-server with JetStream (the default), or a
+// connection to an external deployment; the one client connection every component shares;
+// and the streams logcap provisions on it.
+package natsd
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/config"
+)
+
+// serverOptions turns the embedded config into nats-server options.
+func serverOptions(cfg *config.Config) (*server.Options, error) {
+	e := cfg.NATS.Embedded
+	storeDir := filepath.Join(cfg.DataDir, "jetstream")
+	if err := checkWritable(storeDir); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	o := &server.Options{
+		ServerName: cfg.Node,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true, // else nats-server installs its own SIGTERM handler and calls os.Exit
+		MaxPayload: int32(e.MaxPayload),
+	}
+	if e.Listen == "none" {
+		o.DontListen = true
+	} else {
+		host, port, err := splitHostPort(e.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.listen: %w", err)
+		}
+		o.Host, o.Port = host, port
+	}
+	switch e.SyncInterval {
+	case "always":
+		o.SyncAlways = true
+	default:
+		d, err := time.ParseDuration(e.SyncInterval)
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.sync_interval: %w", err)
+		}
+		o.SyncInterval = d
+	}
+	if c := e.Cluster; c != nil {
+		host, port, err := splitHostPort(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.cluster.listen: %w", err)
+		}
+		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.Name, host, port
+		o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+	}
+	return o, nil
+}
+
+// startServer starts the embedded server and waits until it takes connections.
+func startServer(o *server.Options, log *zap.Logger) (*server.Server, error) {
+	s, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	s.SetLoggerV2(serverLogger{log.Named("nats-server").Sugar()}, false, false, false)
+	s.Start()
+	// A port in use makes Start log an error and the server never becomes ready.
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+		return nil, fmt.Errorf("nats server: not ready after 15s (is %s already in use? set nats.embedded.listen)", addr)
+	}
+	if !s.JetStreamEnabled() {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server: JetStream did not start (store %s)", o.StoreDir)
+	}
+	return s, nil
+}
+
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(name))
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", hp)
+	}
+	return host, port, nil
+}
+
+// serverLogger routes nats-server's log through zap. Its notices are info, its debug is
+// debug; traces are off.
+type serverLogger struct{ l *zap.SugaredLogger }
+
+func (s serverLogger) Noticef(f string, v ...any) { s.l.Infof(f, v...) }
+func (s serverLogger) Warnf(f string, v ...any)   { s.l.Warnf(f, v...) }
+func (s serverLogger) Fatalf(f string, v ...any)  { s.l.Errorf(f, v...) }
+func (s serverLogger) Errorf(f string, v ...any)  { s.l.Errorf(f, v...) }
+func (s serverLogger) Debugf(f string, v ...any)  { s.l.Debugf(f, v...) }
+func (s serverLogger) Tracef(f string, v ...any)  {}
+
+//nolint:gosec // only with nats.tls.insecure_skip_verify: true, which the user asked for.
+var tlsConfigInsecure = tls.Config{InsecureSkipVerify: true}
