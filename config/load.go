@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding"
+	"errors"
+	"regexp"
 	"fmt"
 	"math"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
@@ -68,7 +71,7 @@ func parseYAML(name string, data []byte) (root ast.Node, fe *FieldError) {
 	}()
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		return nil, yamlError(name, err)
+		return nil, syntaxError(name, data, err)
 	}
 	var body ast.Node
 	for i, doc := range f.Docs {
@@ -184,6 +187,41 @@ func (r *resolver) resolve(n ast.Node) ast.Node {
 		return &cp
 	}
 	return n
+}
+
+var dupKeyRe = regexp.MustCompile(`^mapping key "(.*)" already defined at \[(\d+):\d+\]`)
+
+// syntaxError makes a parser error one readable line; a duplicate key gets its full key path,
+// found by parsing again with duplicates allowed.
+func syntaxError(name string, data []byte, err error) *FieldError {
+	fe := yamlError(name, err)
+	if strings.ContainsRune(fe.Msg, '\t') {
+		fe.Msg = "tab character: YAML indentation must use spaces"
+		return fe
+	}
+	m := dupKeyRe.FindStringSubmatch(fe.Msg)
+	if m == nil {
+		fe.Msg = "YAML syntax: " + fe.Msg
+		return fe
+	}
+	fe.Path, fe.Msg = m[1], "duplicate key (first on line "+m[2]+")"
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil {
+		return fe
+	}
+	f, err2 := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	if err2 != nil {
+		return fe
+	}
+	for _, doc := range f.Docs {
+		if doc != nil {
+			if p, ok := findToken(doc.Body, ye.GetToken(), ""); ok && p != "" {
+				fe.Path = p
+				break
+			}
+		}
+	}
+	return fe
 }
 
 // rejoinColonScalar works around a goccy/go-yaml v1.19 parser bug: in a flow sequence nested in

@@ -63,7 +63,9 @@ func (o Options) Decode(out any, ignore ...string) error {
 			}
 		}
 		node = &cp
-	} else if !ok && node.Type() != ast.NullType {
+	} else if !ok && len(ignore) > 0 && node.Type() != ast.NullType {
+		// Keys to skip mean the caller expects a mapping; without them a scalar is fine
+		// (a step such as `- drop: 'expr'` decodes its value into a string).
 		return fmt.Errorf("want a mapping, got %s", node.Type())
 	}
 	return yaml.NodeToValue(node, out, yaml.Strict())

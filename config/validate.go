@@ -219,12 +219,13 @@ func (v *validator) components() {
 	streams := map[string]string{c.Streams.Logs.Name: "streams.logs", c.Streams.DeadLetter.Name: "streams.deadletter"}
 	for i, p := range c.Processors {
 		path := fmt.Sprintf("processors[%d]", i)
-		v.durable(path, p.Name, durables)
+		nameOK := v.durable(path, p.Name, durables)
 		if p.Name == "logs" {
 			v.errorf(path+".name", `"logs" is reserved (the logs stream has subjects logs.>)`)
 		}
 		v.filter(path+".input", p.Input)
-		if p.Stream != "" {
+		// A bad name already says why the stream named after it is bad.
+		if p.Stream != "" && nameOK {
 			if err := streamName(p.Stream); err != nil {
 				v.errorf(path+".stream", "%v", err)
 			} else if other, dup := streams[p.Stream]; dup {
@@ -262,22 +263,23 @@ func (v *validator) components() {
 }
 
 // durable checks a processor's or sink's name, which becomes its durable consumer name.
-func (v *validator) durable(path, name string, seen map[string]string) {
+func (v *validator) durable(path, name string, seen map[string]string) (ok bool) {
 	if name == "" {
 		v.errorf(path+".name", "required")
-		return
+		return false
 	}
 	for _, r := range name {
 		if !(r == '-' || r == '_' || r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
 			v.errorf(path+".name", "%q: only letters, digits, - and _ are allowed (it names a durable consumer)", name)
-			return
+			return false
 		}
 	}
 	if other, dup := seen[name]; dup {
 		v.errorf(path+".name", "%q is also the name of %s", name, other)
-		return
+		return true
 	}
 	seen[name] = path
+	return true
 }
 
 func (v *validator) filter(path, f string) {
