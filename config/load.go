@@ -3,11 +3,11 @@ package config
 import (
 	"encoding"
 	"errors"
-	"regexp"
 	"fmt"
 	"math"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 

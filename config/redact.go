@@ -15,8 +15,9 @@ const Mask = "****"
 
 // Redacted returns the effective configuration (defaults applied) as YAML, with secrets
 // replaced by "****": nats.password and nats.token, and in sources, sinks and steps every key
-// whose name contains password, token, secret, api_key, apikey or authorization, and `key`
-// under a `tls` or `auth` mapping. Keys at their zero value are left out.
+// whose name contains password, passwd, token, secret, api_key (or api-key), apikey,
+// authorization or credential, and `key` under a `tls` or `auth` mapping. Keys at their zero
+// value are left out.
 func (c *Config) Redacted() ([]byte, error) {
 	cp := *c
 	if cp.NATS.Password != "" {
@@ -130,7 +131,7 @@ func (r *redactor) node(n ast.Node, parent string) any {
 		for _, mv := range n.Values {
 			k := keyOf(mv)
 			var v any
-			if secretKey(k, parent) && mv.Value != nil && mv.Value.Type() != ast.NullType {
+			if secretKey(k, parent) && !emptyValue(mv.Value) {
 				v = Mask
 			} else {
 				v = r.node(mv.Value, k)
@@ -163,7 +164,7 @@ func (r *redactor) node(n ast.Node, parent string) any {
 var secretWords = []string{"password", "passwd", "token", "secret", "api_key", "apikey", "authorization", "credential"}
 
 func secretKey(key, parent string) bool {
-	k := strings.ToLower(key)
+	k := strings.ReplaceAll(strings.ToLower(key), "-", "_") // X-Api-Key is api_key too
 	for _, w := range secretWords {
 		if strings.Contains(k, w) {
 			return true
@@ -171,4 +172,13 @@ func secretKey(key, parent string) bool {
 	}
 	p := strings.ToLower(parent)
 	return k == "key" && (p == "tls" || p == "auth")
+}
+
+// emptyValue is a missing or empty value: masking it would suggest a secret is set.
+func emptyValue(n ast.Node) bool {
+	if n == nil || n.Type() == ast.NullType {
+		return true
+	}
+	s, ok := n.(*ast.StringNode)
+	return ok && s.Value == ""
 }
