@@ -94,6 +94,13 @@ func TestAllErrorsReported(t *testing.T) {
 	}
 }
 
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/nope.yaml")
+	if err == nil || err.Error() != "testdata/nope.yaml: read config: no such file or directory" {
+		t.Errorf("Load(missing) = %v", err)
+	}
+}
+
 func TestMoreErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"root not mapping", "- a\n", `t.yaml:1: want a mapping, got a list`},
@@ -107,6 +114,7 @@ func TestMoreErrors(t *testing.T) {
 		{"reserved", "processors:\n  - {name: logs, input: logs.>, steps: [json: {}]}\n", "t.yaml:2: processors[0].name: \"logs\" is reserved (the logs stream has subjects logs.>)\nt.yaml:2: processors[0].stream: \"LOGS\" is also the stream of streams.logs"},
 		{"negative", "sinks:\n  - {name: s, type: stdout, input: logs.>, max_deliver: -1, batch: {max_entries: -5}}\n", "t.yaml:2: sinks[0].batch.max_entries: must be 0 (the default) or more\nt.yaml:2: sinks[0].max_deliver: must be 0 (the default) or more"},
 		{"bool", "streams:\n  logs: {provision: maybe}\n", `t.yaml:2: streams.logs.provision: want true or false, got string "maybe"`},
+		{"dup source", "sources:\n  - {name: a, type: file}\n  - {name: a, type: docker}\n", `t.yaml:3: sources[1].name: "a" is also the name of sources[0]`},
 		{"sink type", "sinks:\n  - name: s\n    input: logs.>\n", `t.yaml:2: sinks[0].type: required`},
 		{"mapping for string", "node: {a: 1}\n", `t.yaml:1: node: want a string, got a mapping`},
 		{"bad route", "nats:\n  embedded:\n    cluster:\n      name: c\n      listen: :6222\n      routes: [ftp://x]\n", `t.yaml:6: nats.embedded.cluster.routes[0]: invalid URL "ftp://x" (want scheme nats-route:// or nats:// or tls://)`},

@@ -23,6 +23,10 @@ import (
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already the error's prefix
+		}
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("read config: %v", err)}}
 	}
 	return Parse(path, data)
