@@ -4,7 +4,10 @@ package config
 
 import (
 	"os"
+	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Config is the whole configuration file. Key names are a contract with users: extend,
@@ -23,6 +26,10 @@ type Config struct {
 	Processors      []Processor `yaml:"processors"`
 	Sinks           []Component `yaml:"sinks"`
 	Admin           Admin       `yaml:"admin"`
+
+	// root is the parsed YAML (anchors and aliases resolved), kept so that errors found later,
+	// by code outside config, can still name a line: see Errorf and WrapOptionsError.
+	root ast.Node
 }
 
 // Log configures logcap's own logging.
@@ -165,6 +172,11 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.Streams.Logs.defaults("LOGS", Duration(72*time.Hour), 10<<30)
 	c.Streams.DeadLetter.defaults("DEADLETTER", Duration(14*24*time.Hour), 1<<30)
+	for i := range c.Processors {
+		if p := &c.Processors[i]; p.Stream == "" {
+			p.Stream = strings.ToUpper(p.Name)
+		}
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:6060"
 	}

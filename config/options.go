@@ -63,7 +63,9 @@ func (o Options) Decode(out any, ignore ...string) error {
 			}
 		}
 		node = &cp
-	} else if !ok && node.Type() != ast.NullType {
+	} else if !ok && len(ignore) > 0 && node.Type() != ast.NullType {
+		// Keys to skip mean the caller expects a mapping; without them a scalar is fine
+		// (a step such as `- drop: 'expr'` decodes its value into a string).
 		return fmt.Errorf("want a mapping, got %s", node.Type())
 	}
 	return yaml.NodeToValue(node, out, yaml.Strict())
@@ -72,3 +74,14 @@ func (o Options) Decode(out any, ignore ...string) error {
 // PipelineKeys are the keys of a sink's mapping that the pipeline decodes itself; a sink
 // factory passes them to Decode as the keys to skip.
 var PipelineKeys = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait", "backoff"}
+
+// SingleKey splits a one-key mapping such as a processor step (`- redact: {fields: [x]}`) into
+// its key ("redact") and value; ok is false unless the options are exactly one such key.
+func (o Options) SingleKey() (key string, value Options, ok bool) {
+	m, isMap := o.node.(*ast.MappingNode)
+	if !isMap || len(m.Values) != 1 {
+		return "", Options{}, false
+	}
+	mv := m.Values[0]
+	return keyOf(mv), Options{node: mv.Value}, true
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,17 @@ type Duration time.Duration
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-func (d Duration) String() string { return time.Duration(d).String() }
+// String prints d as Go does, without zero trailing units: 72h, 2m, 1h30m.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
 
 // MarshalText writes d as Go prints durations.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
@@ -71,14 +82,19 @@ func (s *Size) UnmarshalText(b []byte) error {
 	str := strings.TrimSpace(string(b))
 	num, mult := str, int64(1)
 	for _, u := range sizeUnits {
-		if strings.HasSuffix(str, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(str, u.suffix)), u.mult
+		// Case-insensitive: "64kib" and "10gb" are what people type.
+		if n := len(str) - len(u.suffix); n >= 0 && strings.EqualFold(str[n:], u.suffix) {
+			num, mult = strings.TrimSpace(str[:n]), u.mult
 			break
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 {
+	// ParseFloat accepts "NaN", "Inf" and hex floats, none of which is a size.
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(num, "xXpPnN") {
 		return fmt.Errorf("invalid size %q (want e.g. 1048576, 64KiB, 10GiB)", str)
+	}
+	if v*float64(mult) >= math.MaxInt64 {
+		return fmt.Errorf("invalid size %q: too large", str)
 	}
 	*s = Size(v * float64(mult))
 	return nil

@@ -1,0 +1,549 @@
+package config
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// Load reads a config file, expands environment variables, decodes it strictly, applies
+// defaults and validates it. A non-nil error is an Errors listing every problem found, each
+// naming the file (as given in path), line and key.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already the error's prefix
+		}
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("read config: %v", err)}}
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	data, err := ExpandEnv(name, data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	root, fe := parseYAML(name, data)
+	if fe != nil {
+		return nil, Errors{fe}
+	}
+	c := &Config{File: name, root: root}
+	d := &decoder{file: name}
+	if root != nil {
+		d.decode(root, reflect.ValueOf(c).Elem(), "")
+	}
+	c.ApplyDefaults()
+	errs := d.errs
+	if verr := c.Validate(); verr != nil {
+		for _, e := range verr.(Errors) {
+			if !d.covers(e.Path) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		errs.sortByLine()
+		return nil, errs
+	}
+	return c, nil
+}
+
+// parseYAML parses one YAML document and resolves anchors, aliases and merge keys, so that
+// everything downstream (the decoder, Options.Decode, Redacted) sees a plain tree.
+func parseYAML(name string, data []byte) (root ast.Node, fe *FieldError) {
+	defer func() {
+		// The YAML parser is third-party code fed user input: a crash in it must still be a
+		// config error, not a crashed `logcap check`.
+		if r := recover(); r != nil {
+			root, fe = nil, &FieldError{File: name, Msg: fmt.Sprintf("YAML parser failed: %v", r)}
+		}
+	}()
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, syntaxError(name, data, err)
+	}
+	var body ast.Node
+	for i, doc := range f.Docs {
+		if doc == nil || doc.Body == nil {
+			continue
+		}
+		if body != nil {
+			return nil, &FieldError{File: name, Line: line(doc.Body), Msg: fmt.Sprintf("more than one YAML document (document %d)", i+1)}
+		}
+		body = doc.Body
+	}
+	if body == nil {
+		return nil, nil
+	}
+	r := &resolver{anchors: map[string]ast.Node{}}
+	body = r.resolve(body)
+	if r.err != nil {
+		r.err.File = name
+		return nil, r.err
+	}
+	return body, nil
+}
+
+func line(n ast.Node) int {
+	if n == nil {
+		return 0
+	}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		return tk.Position.Line
+	}
+	return 0
+}
+
+// resolver replaces anchors by their values, aliases by what they name, tags by their value and
+// merge keys (`<<: *base`) by the merged keys. Aliases share the resolved node, so the result
+// is no bigger than the source.
+type resolver struct {
+	anchors map[string]ast.Node
+	err     *FieldError
+	depth   int
+}
+
+const maxDepth = 200
+
+func (r *resolver) resolve(n ast.Node) ast.Node {
+	if r.err != nil || n == nil {
+		return n
+	}
+	r.depth++
+	defer func() { r.depth-- }()
+	if r.depth > maxDepth {
+		r.err = &FieldError{Line: line(n), Msg: fmt.Sprintf("nested more than %d levels deep", maxDepth)}
+		return n
+	}
+	switch n := n.(type) {
+	case *ast.AnchorNode:
+		v := r.resolve(n.Value)
+		if v == nil {
+			v = ast.Null(n.Start)
+		}
+		r.anchors[n.Name.GetToken().Value] = v
+		return v
+	case *ast.AliasNode:
+		name := n.Value.GetToken().Value
+		v, ok := r.anchors[name]
+		if !ok {
+			r.err = &FieldError{Line: line(n), Msg: fmt.Sprintf("unknown alias *%s", name)}
+			return n
+		}
+		return v
+	case *ast.TagNode:
+		return r.resolve(n.Value)
+	case *ast.SequenceNode:
+		cp := *n
+		cp.Values = make([]ast.Node, len(n.Values))
+		for i, v := range n.Values {
+			if n.IsFlowStyle {
+				v = rejoinColonScalar(v)
+			}
+			cp.Values[i] = r.resolve(v)
+		}
+		return &cp
+	case *ast.MappingNode:
+		cp := *n
+		cp.Values = nil
+		var merged []*ast.MappingValueNode
+		for _, mv := range n.Values {
+			v := r.resolve(mv.Value)
+			if _, isMerge := mv.Key.(*ast.MergeKeyNode); isMerge {
+				merged = append(merged, r.mergeValues(v)...)
+				continue
+			}
+			mvc := *mv
+			mvc.Value = v
+			cp.Values = append(cp.Values, &mvc)
+		}
+		// Explicit keys win over merged ones, and earlier merged mappings over later ones.
+		seen := map[string]bool{}
+		for _, mv := range cp.Values {
+			seen[keyOf(mv)] = true
+		}
+		for _, mv := range merged {
+			if k := keyOf(mv); !seen[k] {
+				seen[k] = true
+				cp.Values = append(cp.Values, mv)
+			}
+		}
+		return &cp
+	case *ast.MappingValueNode:
+		// The parser wraps mappings in MappingNode; keep this for safety.
+		cp := *n
+		cp.Value = r.resolve(n.Value)
+		return &cp
+	}
+	return n
+}
+
+var dupKeyRe = regexp.MustCompile(`^mapping key "(.*)" already defined at \[(\d+):\d+\]`)
+
+// syntaxError makes a parser error one readable line; a duplicate key gets its full key path,
+// found by parsing again with duplicates allowed.
+func syntaxError(name string, data []byte, err error) *FieldError {
+	fe := yamlError(name, err)
+	if strings.ContainsRune(fe.Msg, '\t') {
+		fe.Msg = "tab character: YAML indentation must use spaces"
+		return fe
+	}
+	m := dupKeyRe.FindStringSubmatch(fe.Msg)
+	if m == nil {
+		fe.Msg = "YAML syntax: " + fe.Msg
+		return fe
+	}
+	fe.Path, fe.Msg = m[1], "duplicate key (first on line "+m[2]+")"
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil {
+		return fe
+	}
+	f, err2 := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	if err2 != nil {
+		return fe
+	}
+	for _, doc := range f.Docs {
+		if doc != nil {
+			if p, ok := findToken(doc.Body, ye.GetToken(), ""); ok && p != "" {
+				fe.Path = p
+				break
+			}
+		}
+	}
+	return fe
+}
+
+// rejoinColonScalar works around a goccy/go-yaml v1.19 parser bug: in a flow sequence nested in
+// a flow mapping (`cluster: {routes: [nats-route://10.0.0.2:6222]}`) it reads the plain
+// scalar "nats-route://10.0.0.2:6222" as the pair {"nats-route://10.0.0.2": 6222}. YAML says a
+// ":" not followed by a space is part of the scalar; where key, ":" and value touch, the
+// element is rebuilt as the one string it was written as.
+func rejoinColonScalar(n ast.Node) ast.Node {
+	m, ok := n.(*ast.MappingNode)
+	if !ok || m.IsFlowStyle || len(m.Values) != 1 {
+		return n
+	}
+	mv := m.Values[0]
+	k, isStr := mv.Key.(*ast.StringNode)
+	if !isStr || mv.Value == nil || k.Token == nil || k.Token.Position == nil || mv.Start == nil || mv.Start.Position == nil {
+		return n
+	}
+	vt := mv.Value.GetToken()
+	if vt == nil || vt.Position == nil {
+		return n
+	}
+	kp, cp, vp := k.Token.Position, mv.Start.Position, vt.Position
+	if k.Token.Type != token.StringType || !isPlainScalar(vt) ||
+		kp.Line != cp.Line || cp.Line != vp.Line ||
+		kp.Column+len(k.Token.Value) != cp.Column || cp.Column+1 != vp.Column {
+		return n
+	}
+	tk := *k.Token
+	tk.Value = k.Token.Value + ":" + vt.Value
+	tk.Origin = tk.Value
+	return ast.String(&tk)
+}
+
+func isPlainScalar(tk *token.Token) bool {
+	switch tk.Type {
+	case token.StringType, token.IntegerType, token.FloatType, token.BoolType, token.NullType:
+		return true
+	}
+	return false
+}
+
+func (r *resolver) mergeValues(v ast.Node) []*ast.MappingValueNode {
+	switch v := v.(type) {
+	case *ast.MappingNode:
+		return v.Values
+	case *ast.SequenceNode:
+		var out []*ast.MappingValueNode
+		for _, e := range v.Values {
+			out = append(out, r.mergeValues(e)...)
+		}
+		return out
+	}
+	if r.err == nil {
+		r.err = &FieldError{Line: line(v), Msg: "merge key << wants a mapping or a list of mappings"}
+	}
+	return nil
+}
+
+func keyOf(mv *ast.MappingValueNode) string {
+	if mv.Key == nil {
+		return ""
+	}
+	if s, ok := mv.Key.(*ast.StringNode); ok {
+		return s.Value
+	}
+	if tk := mv.Key.GetToken(); tk != nil {
+		return tk.Value
+	}
+	return ""
+}
+
+// decoder decodes the YAML tree into Config by reflection, collecting every error rather than
+// stopping at the first, with the key path and line of each.
+type decoder struct {
+	file   string
+	errs   Errors
+	failed []string // paths that failed to decode: validation stays quiet about them
+}
+
+func (d *decoder) errorf(n ast.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &FieldError{File: d.file, Line: line(n), Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.failed = append(d.failed, path)
+}
+
+// covers reports whether path is, or lies under, a path that failed to decode: a key that
+// could not be decoded would otherwise also be reported as missing or invalid.
+func (d *decoder) covers(path string) bool {
+	for _, f := range d.failed {
+		if path == f || strings.HasPrefix(path, f+".") || strings.HasPrefix(path, f+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	optionsType    = reflect.TypeFor[Options]()
+	componentType  = reflect.TypeFor[Component]()
+	unmarshalerTyp = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
+	if n == nil {
+		return
+	}
+	if v.Type() == optionsType {
+		v.Set(reflect.ValueOf(Options{node: n}))
+		return
+	}
+	if n.Type() == ast.NullType {
+		// `embedded:` with nothing under it means "embedded, with defaults".
+		if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct && v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		return
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerTyp) {
+		s, ok := scalarText(n)
+		if !ok {
+			d.errorf(n, path, "want a string, got %s", kindOf(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			d.errorf(n, path, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == componentType {
+			d.component(n, v.Addr().Interface().(*Component), path)
+			return
+		}
+		d.structure(n, v, path)
+	case reflect.Slice:
+		seq, ok := n.(*ast.SequenceNode)
+		if !ok {
+			d.errorf(n, path, "want a list, got %s", kindOf(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(seq.Values), len(seq.Values))
+		for i, e := range seq.Values {
+			d.decode(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.String:
+		s, ok := scalarText(n)
+		if !ok {
+			d.errorf(n, path, "want a string, got %s", kindOf(n))
+			return
+		}
+		v.SetString(s)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		in, ok := n.(*ast.IntegerNode)
+		if !ok {
+			d.errorf(n, path, "want an integer, got %s", kindOf(n))
+			return
+		}
+		i, err := strconv.ParseInt(fmt.Sprint(in.Value), 10, 64)
+		if err != nil || i < math.MinInt32 || i > math.MaxInt32 {
+			d.errorf(n, path, "integer %s out of range", in.Token.Value)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Bool:
+		b, ok := n.(*ast.BoolNode)
+		if !ok {
+			d.errorf(n, path, "want true or false, got %s", kindOf(n))
+			return
+		}
+		v.SetBool(b.Value)
+	default:
+		d.errorf(n, path, "cannot decode into %s", v.Type())
+	}
+}
+
+// fields maps a struct's YAML keys to field indexes, in declaration order.
+func fields(t reflect.Type) (keys []string, idx map[string]int) {
+	idx = map[string]int{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if !f.IsExported() || tag == "-" || tag == "" {
+			continue
+		}
+		keys = append(keys, tag)
+		idx[tag] = i
+	}
+	return keys, idx
+}
+
+func (d *decoder) structure(n ast.Node, v reflect.Value, path string) {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		d.errorf(n, path, "want a mapping, got %s", kindOf(n))
+		return
+	}
+	keys, idx := fields(v.Type())
+	for _, mv := range m.Values {
+		k := keyOf(mv)
+		i, ok := idx[k]
+		if !ok {
+			d.errorf(mv.Key, join(path, k), "unknown key%s", suggest(k, keys))
+			continue
+		}
+		d.decode(mv.Value, v.Field(i), join(path, k))
+	}
+}
+
+// Keys of a source or sink that config decodes; the rest belong to the component's type.
+var (
+	sourceKeys = []string{"name", "type"}
+	sinkKeys   = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait"}
+)
+
+func (d *decoder) component(n ast.Node, c *Component, path string) {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		d.errorf(n, path, "want a mapping, got %s", kindOf(n))
+		return
+	}
+	c.Options = Options{node: m}
+	known := sinkKeys
+	if strings.HasPrefix(path, "sources") {
+		known = sourceKeys
+	}
+	_, idx := fields(componentType)
+	v := reflect.ValueOf(c).Elem()
+	for _, mv := range m.Values {
+		k := keyOf(mv)
+		for _, kk := range known {
+			if kk == k {
+				d.decode(mv.Value, v.Field(idx[k]), join(path, k))
+			}
+		}
+	}
+}
+
+// scalarText is the text of a scalar as written: `node: 42` is the string "42".
+func scalarText(n ast.Node) (string, bool) {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return n.Value, true
+	case *ast.LiteralNode:
+		return n.Value.Value, true
+	case *ast.NullNode:
+		return "", true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		return n.GetToken().Value, true
+	}
+	return "", false
+}
+
+func kindOf(n ast.Node) string {
+	switch n.Type() {
+	case ast.MappingType, ast.MappingValueType:
+		return "a mapping"
+	case ast.SequenceType:
+		return "a list"
+	case ast.StringType, ast.LiteralType:
+		return fmt.Sprintf("string %q", n.GetToken().Value)
+	case ast.IntegerType, ast.FloatType, ast.InfinityType, ast.NanType:
+		return "number " + n.GetToken().Value
+	case ast.BoolType:
+		return n.GetToken().Value
+	case ast.NullType:
+		return "null"
+	}
+	return strings.ToLower(n.Type().String())
+}
+
+// suggest names the closest known key when the unknown one looks like a typo.
+func suggest(k string, keys []string) string {
+	best, bestD := "", 3
+	for _, kk := range keys {
+		if dd := editDistance(k, kk); dd < bestD {
+			best, bestD = kk, dd
+		}
+	}
+	if best == "" || len(k) < 3 {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
