@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -68,7 +70,54 @@ func (o Options) Decode(out any, ignore ...string) error {
 		// (a step such as `- drop: 'expr'` decodes its value into a string).
 		return fmt.Errorf("want a mapping, got %s", node.Type())
 	}
+	if err := firstUnknownKey(node, out); err != nil {
+		return err
+	}
 	return yaml.NodeToValue(node, out, yaml.Strict())
+}
+
+// firstUnknownKey reports the first key, in the order written, that out's struct does not
+// have. goccy's strict mode finds unknown keys by walking a map, so which one it names varies
+// from run to run; users should see the first offending line, every time.
+func firstUnknownKey(node ast.Node, out any) error {
+	m, ok := node.(*ast.MappingNode)
+	t := reflect.TypeOf(out)
+	if !ok || t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	known := map[string]bool{}
+	var collect func(reflect.Type)
+	collect = func(t reflect.Type) {
+		for f := range t.Fields() {
+			tag := f.Tag.Get("yaml")
+			name, opts, _ := strings.Cut(tag, ",")
+			if f.Anonymous || strings.Contains(opts, "inline") {
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					collect(ft)
+					continue
+				}
+			}
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			known[name] = true
+		}
+	}
+	collect(t.Elem())
+	for _, mv := range m.Values {
+		tok := mv.Key.GetToken()
+		if !known[tok.Value] {
+			return &yaml.UnknownFieldError{Message: fmt.Sprintf("unknown field %q", tok.Value), Token: tok}
+		}
+	}
+	return nil
 }
 
 // PipelineKeys are the keys of a sink's mapping that the pipeline decodes itself; a sink
