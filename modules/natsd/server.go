@@ -42,6 +42,9 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 			return nil, fmt.Errorf("nats.embedded.listen: %w", err)
 		}
 		o.Host, o.Port = host, port
+		if port == 0 {
+			o.Port = server.RANDOM_PORT // ":0" means any free port, as everywhere in Go (nats-server reads 0 as 4222)
+		}
 	}
 	switch e.SyncInterval {
 	case "always":
@@ -59,6 +62,9 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 			return nil, fmt.Errorf("nats.embedded.cluster.listen: %w", err)
 		}
 		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.Name, host, port
+		if port == 0 {
+			o.Cluster.Port = server.RANDOM_PORT
+		}
 		o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
 	}
 	return o, nil
