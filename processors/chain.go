@@ -38,8 +38,8 @@ type StepStats struct {
 }
 
 type chainStep struct {
-	typ  string
-	step Step
+	typ                               string
+	step                              Step
 	in, out, dropped, errs, unmatched atomic.Uint64
 }
 

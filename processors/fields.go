@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
 )
 
@@ -149,4 +150,16 @@ func (t target) store(e *event.Entry, m map[string]any) {
 		return
 	}
 	t.path.set(e, m)
+}
+
+// decodeOptions decodes a step's options strictly; `json:` with nothing after it is the same
+// as `json: {}`.
+func decodeOptions(opts config.Options, out any) error {
+	if opts.Empty() {
+		return nil
+	}
+	if v, err := opts.MarshalYAML(); err == nil && v == nil {
+		return nil
+	}
+	return opts.Decode(out)
 }

@@ -26,7 +26,7 @@ func newJSONStep(opts config.Options) (Step, error) {
 		Field  string `yaml:"field"`
 		Target string `yaml:"target"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	src, err := parseSource(o.Field)
@@ -139,4 +139,3 @@ func numberValue(n json.Number) any {
 	}
 	return n
 }
-

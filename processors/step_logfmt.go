@@ -22,7 +22,7 @@ func newLogfmtStep(opts config.Options) (Step, error) {
 		Field  string `yaml:"field"`
 		Target string `yaml:"target"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	src, err := parseSource(o.Field)

@@ -30,7 +30,7 @@ func newRedactStep(opts config.Options) (Step, error) {
 		Patterns    []string `yaml:"patterns"`
 		Replacement *string  `yaml:"replacement"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if len(o.Fields) == 0 && len(o.Patterns) == 0 {
@@ -264,8 +264,8 @@ func luhn(s string) bool {
 }
 
 // maskAuth replaces credentials: the value of an `Authorization: ...` header (or
-// "authorization": "..." in JSON, authorization=... in logfmt) up to the end of the line or
-// the closing quote, and the token after any `Bearer `.
+// "authorization": "..." in JSON, authorization=... in logfmt) up to the end of the line,
+// the closing quote, or (after '=') the next space or '&'; and the token after any `Bearer `.
 func maskAuth(s, repl string) string {
 	return maskBearer(maskAuthHeader(s, repl), repl)
 }
@@ -293,6 +293,9 @@ func maskAuthHeader(s, repl string) string {
 		if i >= len(s) || (s[i] != ':' && s[i] != '=') {
 			continue
 		}
+		// `Authorization: Basic xxx` runs to the end of the line; `authorization=xxx`
+		// (logfmt, query strings) to the next space or '&'.
+		eq := s[i] == '='
 		i = skipSpaces(s, i+1)
 		var quote byte
 		if i < len(s) && (s[i] == '"' || s[i] == '\'') {
@@ -302,6 +305,9 @@ func maskAuthHeader(s, repl string) string {
 		vs := i
 		for i < len(s) && s[i] != '\n' && s[i] != '\r' {
 			if quote != 0 && s[i] == quote {
+				break
+			}
+			if quote == 0 && eq && (s[i] == ' ' || s[i] == '\t' || s[i] == '&') {
 				break
 			}
 			if quote != 0 && s[i] == '\\' && i+1 < len(s) {
@@ -349,8 +355,8 @@ func maskBearer(s, repl string) string {
 		for j < len(s) && isTokenChar(s[j]) {
 			j++
 		}
-		if j == vs || s[vs:j] == repl {
-			continue
+		if j == vs || s[vs:j] == repl || (j-vs == len(key) && asciiEqualFold(s[vs:j], key)) {
+			continue // "Bearer Bearer xyz": the token is after the last keyword
 		}
 		b.Grow(len(s))
 		b.WriteString(s[last:vs])

@@ -25,7 +25,7 @@ func newRegexStep(opts config.Options) (Step, error) {
 		Pattern string `yaml:"pattern"`
 		Field   string `yaml:"field"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if o.Pattern == "" {

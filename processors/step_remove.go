@@ -18,7 +18,7 @@ func newRemoveStep(opts config.Options) (Step, error) {
 	var o struct {
 		Fields []string `yaml:"fields"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if len(o.Fields) == 0 {

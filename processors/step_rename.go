@@ -22,7 +22,7 @@ func newRenameStep(opts config.Options) (Step, error) {
 	var o struct {
 		Fields yaml.MapSlice `yaml:"fields"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if len(o.Fields) == 0 {

@@ -24,7 +24,7 @@ func newRoute(opts config.Options) (Step, error) {
 		If string `yaml:"if"`
 		To string `yaml:"to"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if o.To == "" {

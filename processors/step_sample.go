@@ -26,7 +26,7 @@ func newSampleStep(opts config.Options) (Step, error) {
 		Rate int64  `yaml:"rate"`
 		Key  string `yaml:"key"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if o.Rate < 1 {

@@ -24,7 +24,7 @@ func newSetStep(opts config.Options) (Step, error) {
 	var o struct {
 		Fields yaml.MapSlice `yaml:"fields"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if len(o.Fields) == 0 {

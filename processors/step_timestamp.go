@@ -37,7 +37,7 @@ func newTimestampStep(opts config.Options) (Step, error) {
 		Layout   string `yaml:"layout"`
 		Timezone string `yaml:"timezone"`
 	}
-	if err := opts.Decode(&o); err != nil {
+	if err := decodeOptions(opts, &o); err != nil {
 		return nil, err
 	}
 	if o.Field == "" {
