@@ -3,7 +3,6 @@ package processors
 import (
 	"encoding/json"
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -132,4 +131,3 @@ func runStepCases(t *testing.T, s Step, cases []stepCase) {
 
 func ptr[T any](v T) *T { return &v }
 
-var _ = reflect.DeepEqual
