@@ -130,4 +130,3 @@ func runStepCases(t *testing.T, s Step, cases []stepCase) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
