@@ -28,6 +28,8 @@ func TestDropKeep(t *testing.T) {
 		{"message regex", `message matches "(?i)healthz"`, event.Entry{Message: "GET /HEALTHZ"}, true, false},
 		{"time", `time.Year() == 2026`, event.Entry{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, true, false},
 		{"invalid UTF-8 message", `message contains "x"`, event.Entry{Message: "\xffx"}, true, false},
+		{"parse error marker", `fields._error != nil`, event.Entry{Fields: map[string]any{"_error": "json: x"}}, true, false},
+		{"age", `now() - time > duration("1h")`, event.Entry{Time: time.Now().Add(-2 * time.Hour)}, true, false},
 		{"huge message", `len(message) > 1000000`, event.Entry{Message: strings.Repeat("a", 1<<20)}, true, false},
 	}
 	for _, tc := range cases {
