@@ -1,0 +1,146 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/event"
+)
+
+// ErrNoMatch is what a step returns when it did not apply to an entry (a regex that did not
+// match): the entry goes on unchanged and the chain counts it in StepStats.Unmatched.
+var ErrNoMatch = errors.New("no match")
+
+// Tolerated is an error a step recovered from: the entry goes on (or is dropped, as keep
+// says) and the chain counts it in StepStats.Errors instead of failing the entry. A parse
+// failure that is recorded in fields._error is one.
+type Tolerated struct{ Err error }
+
+func (t *Tolerated) Error() string { return t.Err.Error() }
+func (t *Tolerated) Unwrap() error { return t.Err }
+
+// tolerate wraps err so the chain counts it and goes on.
+func tolerate(err error) error { return &Tolerated{Err: err} }
+
+// StepStats are the counters of one step of a chain, for the metrics module.
+type StepStats struct {
+	Index int
+	Type  string
+	// In counts entries the step was given; Out those it passed on; Dropped those it
+	// dropped; Errors those that failed it (the chain stopped) or that it tolerated (a
+	// parse failure recorded in fields._error, an expression that failed at run time).
+	In, Out, Dropped, Errors uint64
+	// Unmatched counts entries the step passed on unchanged because it did not apply.
+	Unmatched uint64
+}
+
+type chainStep struct {
+	typ                               string
+	step                              Step
+	in, out, dropped, errs, unmatched atomic.Uint64
+}
+
+// Chain runs an entry through a processor's steps in order. It is safe for concurrent use
+// as long as its steps are, which every step of this package is.
+type Chain struct {
+	steps []*chainStep
+}
+
+// BuildChain builds and validates every step of a processor's `steps:` list. Each element is
+// a one-key mapping `TYPE: OPTIONS` (or a bare `TYPE` for a step without options). Errors
+// name the step: `steps[2] (drop): ...`.
+func BuildChain(steps []config.Options) (*Chain, error) {
+	c := &Chain{steps: make([]*chainStep, 0, len(steps))}
+	for i, s := range steps {
+		typ, opts, err := stepTypeOf(s)
+		if err != nil {
+			return nil, fmt.Errorf("steps[%d]: %w", i, err)
+		}
+		st, err := NewStep(typ, opts)
+		if err != nil {
+			return nil, fmt.Errorf("steps[%d] (%s): %w", i, typ, err)
+		}
+		c.steps = append(c.steps, &chainStep{typ: typ, step: st})
+	}
+	return c, nil
+}
+
+func stepTypeOf(s config.Options) (string, config.Options, error) {
+	keys, values, err := s.Pairs()
+	if err != nil {
+		// A bare scalar names a step that takes no options: `- json`.
+		if v, merr := s.MarshalYAML(); merr == nil {
+			if name, ok := v.(string); ok && name != "" {
+				return name, config.Options{}, nil
+			}
+		}
+		return "", config.Options{}, fmt.Errorf("want a one-key mapping like `json: {}`: %w", err)
+	}
+	switch len(keys) {
+	case 1:
+		return keys[0], values[0], nil
+	case 0:
+		return "", config.Options{}, errors.New("empty step: want a one-key mapping like `json: {}`")
+	default:
+		return "", config.Options{}, fmt.Errorf("one step per list item, got %d keys (%s): start each with its own `- `",
+			len(keys), strings.Join(keys, ", "))
+	}
+}
+
+// Process runs e through the steps in order, in place. keep=false means a step dropped it;
+// the steps after that one do not run. An error (a step failed or panicked) names the step
+// and means the entry should be dead-lettered; the process never crashes on an entry.
+func (c *Chain) Process(e *event.Entry) (keep bool, err error) {
+	for i, s := range c.steps {
+		s.in.Add(1)
+		keep, err := s.apply(e)
+		if err != nil {
+			var tol *Tolerated
+			switch {
+			case errors.Is(err, ErrNoMatch):
+				s.unmatched.Add(1)
+			case errors.As(err, &tol):
+				s.errs.Add(1)
+			default:
+				s.errs.Add(1)
+				return false, fmt.Errorf("steps[%d] (%s): %w", i, s.typ, err)
+			}
+		}
+		if !keep {
+			s.dropped.Add(1)
+			return false, nil
+		}
+		s.out.Add(1)
+	}
+	return true, nil
+}
+
+// apply turns a panic into an error so that one poison entry is dead-lettered instead of
+// taking the processor down with every other entry in flight.
+func (s *chainStep) apply(e *event.Entry) (keep bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			keep, err = false, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return s.step.Apply(e)
+}
+
+// Len is the number of steps.
+func (c *Chain) Len() int { return len(c.steps) }
+
+// Stats returns a snapshot of every step's counters, in step order.
+func (c *Chain) Stats() []StepStats {
+	out := make([]StepStats, len(c.steps))
+	for i, s := range c.steps {
+		out[i] = StepStats{
+			Index: i, Type: s.typ,
+			In: s.in.Load(), Out: s.out.Load(), Dropped: s.dropped.Load(),
+			Errors: s.errs.Load(), Unmatched: s.unmatched.Load(),
+		}
+	}
+	return out
+}

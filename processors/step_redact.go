@@ -1,0 +1,412 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/event"
+)
+
+func init() { Register("redact", newRedactStep) }
+
+// redactStep is `redact: {fields: [password], patterns: [email, credit_card, bearer_token,
+// 'custom regex'], replacement: "[REDACTED]"}`. A field whose key equals one of fields
+// (case-insensitively, at any depth, inside lists too) has its whole value replaced; the
+// patterns are masked in the message and in every string field. The built-in patterns are
+// byte scans, not regexes: a line with no '@', no long digit run and no "bearer" or
+// "authorization" costs a few passes over its bytes and no allocation.
+type redactStep struct {
+	fields  []string
+	maskers []func(s, repl string) string
+	repl    string
+}
+
+func newRedactStep(opts config.Options) (Step, error) {
+	var o struct {
+		Fields      []string `yaml:"fields"`
+		Patterns    []string `yaml:"patterns"`
+		Replacement *string  `yaml:"replacement"`
+	}
+	if err := decodeOptions(opts, &o); err != nil {
+		return nil, err
+	}
+	if len(o.Fields) == 0 && len(o.Patterns) == 0 {
+		return nil, errors.New("nothing to redact: give fields, patterns or both")
+	}
+	s := &redactStep{repl: "[REDACTED]"}
+	if o.Replacement != nil {
+		s.repl = *o.Replacement
+	}
+	for _, f := range o.Fields {
+		if f == "" {
+			return nil, errors.New("fields: empty name")
+		}
+		s.fields = append(s.fields, f)
+	}
+	for i, p := range o.Patterns {
+		switch p {
+		case "email":
+			s.maskers = append(s.maskers, maskEmails)
+		case "credit_card":
+			s.maskers = append(s.maskers, maskCards)
+		case "bearer_token":
+			s.maskers = append(s.maskers, maskAuth)
+		case "":
+			return nil, fmt.Errorf("patterns[%d]: empty", i)
+		default:
+			re, err := regexp.Compile(p)
+			if err != nil {
+				return nil, fmt.Errorf("patterns[%d]: %w", i, err)
+			}
+			s.maskers = append(s.maskers, func(s, repl string) string {
+				if !re.MatchString(s) {
+					return s
+				}
+				return re.ReplaceAllLiteralString(s, repl)
+			})
+		}
+	}
+	return s, nil
+}
+
+func (s *redactStep) Apply(e *event.Entry) (bool, error) {
+	e.Message = s.mask(e.Message)
+	s.walkMap(e.Fields)
+	return true, nil
+}
+
+func (s *redactStep) mask(str string) string {
+	for _, m := range s.maskers {
+		str = m(str, s.repl)
+	}
+	return str
+}
+
+func (s *redactStep) named(k string) bool {
+	for _, f := range s.fields {
+		if strings.EqualFold(k, f) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *redactStep) walkMap(m map[string]any) {
+	for k, v := range m {
+		if s.named(k) {
+			m[k] = s.repl
+			continue
+		}
+		if nv, changed := s.walk(v); changed {
+			m[k] = nv
+		}
+	}
+}
+
+func (s *redactStep) walk(v any) (any, bool) {
+	switch t := v.(type) {
+	case string:
+		if len(s.maskers) == 0 {
+			return nil, false
+		}
+		if m := s.mask(t); m != t {
+			return m, true
+		}
+	case map[string]any:
+		s.walkMap(t)
+	case []any:
+		for i, x := range t {
+			if nv, changed := s.walk(x); changed {
+				t[i] = nv
+			}
+		}
+	}
+	return nil, false
+}
+
+// maskEmails replaces local@domain.tld addresses.
+func maskEmails(s, repl string) string {
+	at := strings.IndexByte(s, '@')
+	if at < 0 {
+		return s
+	}
+	var b strings.Builder
+	last := 0 // s[:last] has been written (or nothing has, while b is empty)
+	for at >= 0 {
+		start := at
+		for start > last && isEmailLocal(s[start-1]) {
+			start--
+		}
+		end := at + 1
+		for end < len(s) && isDomainChar(s[end]) {
+			end++
+		}
+		for end > at+1 && (s[end-1] == '.' || s[end-1] == '-') {
+			end--
+		}
+		next := at + 1
+		if start < at && validDomain(s[at+1:end]) {
+			b.Grow(len(s))
+			b.WriteString(s[last:start])
+			b.WriteString(repl)
+			last, next = end, end
+		}
+		if next >= len(s) {
+			break
+		}
+		i := strings.IndexByte(s[next:], '@')
+		if i < 0 {
+			break
+		}
+		at = next + i
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isEmailLocal(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+}
+
+func isDomainChar(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// validDomain wants at least two non-empty labels and a top-level label of two or more letters.
+func validDomain(d string) bool {
+	dot := strings.LastIndexByte(d, '.')
+	if dot <= 0 || len(d)-dot-1 < 2 || strings.Contains(d, "..") || d[0] == '.' {
+		return false
+	}
+	for i := dot + 1; i < len(d); i++ {
+		if !isAlpha(d[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// maskCards replaces card numbers: 13 to 19 digits, optionally grouped by single spaces or
+// dashes, starting with 2–6 (the issuer ranges of Visa, Mastercard, Amex, Discover, JCB,
+// Diners and UnionPay) and passing the Luhn check. The first-digit rule keeps millisecond
+// Unix timestamps (13 digits starting with 1) intact.
+func maskCards(s, repl string) string {
+	var b strings.Builder
+	last := 0
+	written := false
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		start := i
+		end := i // one past the last digit of the run
+		nd := 0
+		for i < len(s) {
+			if isDigit(s[i]) {
+				nd++
+				i++
+				end = i
+				continue
+			}
+			if (s[i] == ' ' || s[i] == '-') && i+1 < len(s) && isDigit(s[i+1]) {
+				i++
+				continue
+			}
+			break
+		}
+		if nd >= 13 && nd <= 19 && s[start] >= '2' && s[start] <= '6' && luhn(s[start:end]) {
+			b.Grow(len(s))
+			b.WriteString(s[last:start])
+			b.WriteString(repl)
+			last = end
+			written = true
+		}
+	}
+	if !written {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// luhn checks the digits of s, skipping separators.
+func luhn(s string) bool {
+	sum, double := 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if !isDigit(c) {
+			continue
+		}
+		d := int(c - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// maskAuth replaces credentials: the value of an `Authorization: ...` header (or
+// "authorization": "..." in JSON, authorization=... in logfmt) up to the end of the line,
+// the closing quote, or (after '=') the next space or '&'; and the token after any `Bearer `.
+func maskAuth(s, repl string) string {
+	return maskBearer(maskAuthHeader(s, repl), repl)
+}
+
+func maskAuthHeader(s, repl string) string {
+	const key = "authorization"
+	var b strings.Builder
+	last, from := 0, 0
+	written := false
+	for {
+		k := indexFold(s[from:], key)
+		if k < 0 {
+			break
+		}
+		k += from
+		i := k + len(key)
+		from = i
+		if k > 0 && (isAlnum(s[k-1]) || s[k-1] == '_') {
+			continue // proxy_authorization_mode, x-authorization-id: not the header
+		}
+		if i < len(s) && (s[i] == '"' || s[i] == '\'') {
+			i++
+		}
+		i = skipSpaces(s, i)
+		if i >= len(s) || (s[i] != ':' && s[i] != '=') {
+			continue
+		}
+		// `Authorization: Basic xxx` runs to the end of the line; `authorization=xxx`
+		// (logfmt, query strings) to the next space or '&'.
+		eq := s[i] == '='
+		i = skipSpaces(s, i+1)
+		var quote byte
+		if i < len(s) && (s[i] == '"' || s[i] == '\'') {
+			quote = s[i]
+			i++
+		}
+		vs := i
+		for i < len(s) && s[i] != '\n' && s[i] != '\r' {
+			if quote != 0 && s[i] == quote {
+				break
+			}
+			if quote == 0 && eq && (s[i] == ' ' || s[i] == '\t' || s[i] == '&') {
+				break
+			}
+			if quote != 0 && s[i] == '\\' && i+1 < len(s) {
+				i++ // an escaped quote does not end the value
+			}
+			i++
+		}
+		if i == vs {
+			continue
+		}
+		b.Grow(len(s))
+		b.WriteString(s[last:vs])
+		b.WriteString(repl)
+		last, from = i, i
+		written = true
+	}
+	if !written {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func maskBearer(s, repl string) string {
+	const key = "bearer"
+	var b strings.Builder
+	last, from := 0, 0
+	written := false
+	for {
+		k := indexFold(s[from:], key)
+		if k < 0 {
+			break
+		}
+		k += from
+		i := k + len(key)
+		from = i
+		if k > 0 && isAlnum(s[k-1]) {
+			continue
+		}
+		j := skipSpaces(s, i)
+		if j == i {
+			continue
+		}
+		vs := j
+		for j < len(s) && isTokenChar(s[j]) {
+			j++
+		}
+		if j == vs || s[vs:j] == repl || (j-vs == len(key) && asciiEqualFold(s[vs:j], key)) {
+			continue // "Bearer Bearer xyz": the token is after the last keyword
+		}
+		b.Grow(len(s))
+		b.WriteString(s[last:vs])
+		b.WriteString(repl)
+		last, from = j, j
+		written = true
+	}
+	if !written {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// isTokenChar is RFC 6750's b64token alphabet.
+func isTokenChar(c byte) bool {
+	return isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
+}
+
+func skipSpaces(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// indexFold is strings.Index for an ASCII lower-case needle, ignoring the case of s.
+func indexFold(s, lower string) int {
+	n := len(lower)
+	c0, C0 := lower[0], lower[0]-'a'+'A'
+	for i := 0; i+n <= len(s); i++ {
+		if s[i] != c0 && s[i] != C0 {
+			continue
+		}
+		if asciiEqualFold(s[i:i+n], lower) {
+			return i
+		}
+	}
+	return -1
+}
+
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
