@@ -32,10 +32,10 @@ type ElasticsearchSink struct {
 var _ Sink = (*ElasticsearchSink)(nil)
 
 type esOptions struct {
-	URL              string `yaml:"url"`
-	Index            string `yaml:"index"`
-	Mode             string `yaml:"mode"`
-	transportOptions `yaml:",inline"`
+	URL       string           `yaml:"url"`
+	Index     string           `yaml:"index"`
+	Mode      string           `yaml:"mode"`
+	Transport transportOptions `yaml:",inline"`
 }
 
 // esIndexData is what the index template sees: the entry's fields plus .Date.
@@ -95,7 +95,7 @@ func newESSink(_ string, opts config.Options) (Sink, error) {
 		}
 		s.static = o.Index
 	}
-	if s.t, err = newTransport(o.transportOptions, true); err != nil {
+	if s.t, err = newTransport(o.Transport, true); err != nil {
 		return nil, err
 	}
 	return s, nil

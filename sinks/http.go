@@ -27,10 +27,10 @@ type HTTPSink struct {
 var _ Sink = (*HTTPSink)(nil)
 
 type httpOptions struct {
-	URL              string `yaml:"url"`
-	Method           string `yaml:"method"`
-	Encoding         string `yaml:"encoding"`
-	transportOptions `yaml:",inline"`
+	URL       string           `yaml:"url"`
+	Method    string           `yaml:"method"`
+	Encoding  string           `yaml:"encoding"`
+	Transport transportOptions `yaml:",inline"`
 }
 
 // httpDoc is what the endpoint receives per record: the entry plus its idempotency key, so
@@ -66,7 +66,7 @@ func newHTTPSink(_ string, opts config.Options) (Sink, error) {
 	default:
 		return nil, fmt.Errorf("encoding: want ndjson or json_array, got %q", o.Encoding)
 	}
-	if s.t, err = newTransport(o.transportOptions, false); err != nil {
+	if s.t, err = newTransport(o.Transport, false); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -43,12 +43,12 @@ type lokiLabel struct {
 }
 
 type lokiOptions struct {
-	URL              string            `yaml:"url"`
-	Labels           map[string]string `yaml:"labels"`
-	MaxLabelValues   int               `yaml:"max_label_values"`
-	Tenant           string            `yaml:"tenant"`
-	LineFormat       string            `yaml:"line_format"`
-	transportOptions `yaml:",inline"`
+	URL            string            `yaml:"url"`
+	Labels         map[string]string `yaml:"labels"`
+	MaxLabelValues int               `yaml:"max_label_values"`
+	Tenant         string            `yaml:"tenant"`
+	LineFormat     string            `yaml:"line_format"`
+	Transport      transportOptions  `yaml:",inline"`
 }
 
 // lokiDefaultLabels are few and bounded: the entry's origin, never its content.
@@ -119,7 +119,7 @@ func newLokiSink(_ string, opts config.Options) (Sink, error) {
 		s.labels = append(s.labels, lokiLabel{name: name, tmpl: tm})
 	}
 	sort.Slice(s.labels, func(i, j int) bool { return s.labels[i].name < s.labels[j].name })
-	if s.t, err = newTransport(o.transportOptions, false); err != nil {
+	if s.t, err = newTransport(o.Transport, false); err != nil {
 		return nil, err
 	}
 	return s, nil
