@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"go.uber.org/goleak"
 
 	"github.com/logcap/logcap/config"
@@ -23,11 +24,19 @@ import (
 
 // --- helpers shared by the http, loki and elasticsearch tests ---
 
+// httpSinkOpts builds Options the way a config file does: through YAML text.
+// config.OptionsFrom is not used because it hands back strings that YAML must quote (such as
+// "{{.Source}}") with their quotes still on: yaml.ValueToNode then NodeToValue does not
+// round-trip them (goccy/go-yaml v1.19.2).
 func httpSinkOpts(t testing.TB, m map[string]any) config.Options {
 	t.Helper()
-	o, err := config.OptionsFrom(m)
+	text, err := yaml.Marshal(m)
 	if err != nil {
 		t.Fatalf("options: %v", err)
+	}
+	var o config.Options
+	if err := yaml.Unmarshal(text, &o); err != nil {
+		t.Fatalf("options %s: %v", text, err)
 	}
 	return o
 }
