@@ -1,0 +1,302 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/event"
+)
+
+func init() { Register("elasticsearch", newESSink) }
+
+// ElasticsearchSink writes batches with the _bulk API (Elasticsearch 7+, OpenSearch). Each
+// document's _id is the record's ID, so a redelivered batch overwrites (mode index) or is
+// refused as already there (mode data_stream): either way each entry is stored once.
+type ElasticsearchSink struct {
+	bulkURL string
+	rootURL string
+	display string
+	create  bool // data_stream mode: "create" actions
+	index   *template.Template
+	static  string // the index name when the template has no actions
+	t       *transport
+}
+
+var _ Sink = (*ElasticsearchSink)(nil)
+
+type esOptions struct {
+	URL       string           `yaml:"url"`
+	Index     string           `yaml:"index"`
+	Mode      string           `yaml:"mode"`
+	Transport transportOptions `yaml:",inline"`
+}
+
+// esIndexData is what the index template sees: the entry's fields plus .Date.
+type esIndexData struct {
+	*event.Entry
+	Date string // entry time, UTC, 2006.01.02
+}
+
+// esDoc is the stored document: the entry, its time under @timestamp as Elastic's data
+// streams and Kibana expect.
+type esDoc struct {
+	Timestamp time.Time      `json:"@timestamp"`
+	Host      string         `json:"host"`
+	Kind      string         `json:"kind"`
+	Source    string         `json:"source"`
+	Stream    string         `json:"stream,omitempty"`
+	Message   string         `json:"message"`
+	Fields    map[string]any `json:"fields,omitempty"`
+}
+
+type esAction struct {
+	Index string `json:"_index"`
+	ID    string `json:"_id"`
+}
+
+func newESSink(_ string, opts config.Options) (Sink, error) {
+	var o esOptions
+	if err := opts.Decode(&o, config.PipelineKeys...); err != nil {
+		return nil, err
+	}
+	u, err := parseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	base := strings.TrimRight(u.String(), "/")
+	s := &ElasticsearchSink{bulkURL: base + "/_bulk", rootURL: base + "/", display: u.Redacted()}
+	switch o.Mode {
+	case "", "index":
+		if o.Index == "" {
+			o.Index = "logcap-{{.Date}}"
+		}
+	case "data_stream":
+		s.create = true
+		if o.Index == "" {
+			// Matches the built-in logs-*-* index template of Elasticsearch 8.
+			o.Index = "logs-logcap-default"
+		}
+	default:
+		return nil, fmt.Errorf("mode: want index or data_stream, got %q", o.Mode)
+	}
+	if s.index, err = template.New("index").Option("missingkey=zero").Parse(o.Index); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if !strings.Contains(o.Index, "{{") {
+		if err := esValidIndex(o.Index); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		s.static = o.Index
+	}
+	if s.t, err = newTransport(o.Transport, true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// esValidIndex applies Elasticsearch's index naming rules, so that a bad rendered name fails
+// its entries here with a clear message instead of as an opaque per-item error.
+func esValidIndex(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("invalid index name %q", name)
+	case len(name) > 255:
+		return fmt.Errorf("index name longer than 255 bytes: %.40q…", name)
+	case strings.ToLower(name) != name:
+		return fmt.Errorf("index name %q must be lowercase", name)
+	case strings.ContainsAny(name, "\\/*?\"<>| ,#:") || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' }):
+		return fmt.Errorf("index name %q contains a character Elasticsearch forbids (\\ / * ? \" < > | space , # :)", name)
+	case strings.IndexAny(name, "-_+") == 0:
+		return fmt.Errorf("index name %q must not start with -, _ or +", name)
+	}
+	return nil
+}
+
+func (s *ElasticsearchSink) indexFor(r *Record, buf *bytes.Buffer) (string, error) {
+	if s.static != "" {
+		return s.static, nil
+	}
+	buf.Reset()
+	d := esIndexData{Entry: &r.Entry, Date: r.Time.UTC().Format("2006.01.02")}
+	if err := s.index.Execute(buf, d); err != nil {
+		return "", fmt.Errorf("index: %w", err)
+	}
+	name := strings.ReplaceAll(buf.String(), "<no value>", "")
+	if err := esValidIndex(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// buildBulk writes the action/document pairs. sent[k] is the batch index of the k-th item,
+// which is how the response's items map back to records.
+func (s *ElasticsearchSink) buildBulk(batch []Record) (body []byte, sent []int, bad map[int]error) {
+	var out, buf bytes.Buffer
+	out.Grow(len(batch) * 320)
+	fail := func(i int, err error) {
+		if bad == nil {
+			bad = map[int]error{}
+		}
+		bad[i] = Permanent(fmt.Errorf("elasticsearch %s: %s: %w", s.display, batch[i].ID(), err))
+	}
+	op := "index"
+	if s.create {
+		op = "create"
+	}
+	for i := range batch {
+		r := &batch[i]
+		idx, err := s.indexFor(r, &buf)
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		doc, err := json.Marshal(esDoc{Timestamp: r.Time, Host: r.Host, Kind: r.Kind,
+			Source: r.Source, Stream: r.Stream, Message: r.Message, Fields: r.Fields})
+		if err != nil {
+			fail(i, fmt.Errorf("encode: %w", err))
+			continue
+		}
+		action, _ := json.Marshal(map[string]esAction{op: {Index: idx, ID: r.ID()}})
+		out.Write(action)
+		out.WriteByte('\n')
+		out.Write(doc)
+		out.WriteByte('\n')
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return nil, nil, bad
+	}
+	return out.Bytes(), sent, bad
+}
+
+type esBulkResponse struct {
+	Took   int                     `json:"took"`
+	Errors bool                    `json:"errors"`
+	Items  []map[string]esBulkItem `json:"items"`
+}
+
+type esBulkItem struct {
+	Index  string          `json:"_index"`
+	ID     string          `json:"_id"`
+	Status int             `json:"status"`
+	Error  json.RawMessage `json:"error"`
+}
+
+type esError struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+func (e esBulkItem) errText() (typ, text string) {
+	var ee esError
+	if len(e.Error) == 0 {
+		return "", ""
+	}
+	if json.Unmarshal(e.Error, &ee) == nil && ee.Type != "" {
+		return ee.Type, ee.Type + ": " + ee.Reason
+	}
+	var str string
+	if json.Unmarshal(e.Error, &str) == nil {
+		return "", str
+	}
+	return "", snippet(e.Error)
+}
+
+// esClassify reads a 200 _bulk answer. It returns the failed items by batch index (nil when
+// all were stored), or an error for the whole batch when the answer cannot be matched to
+// what was sent.
+func esClassify(body []byte, sent []int, create bool) (map[int]error, error) {
+	var resp esBulkResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("bulk response: %w", err)
+	}
+	if !resp.Errors {
+		return nil, nil
+	}
+	if len(resp.Items) != len(sent) {
+		// Cannot tell which item is which: the whole batch again (idempotent by _id).
+		return nil, fmt.Errorf("bulk response has %d items for %d actions", len(resp.Items), len(sent))
+	}
+	var failed map[int]error
+	for k, item := range resp.Items {
+		var op string
+		var it esBulkItem
+		for op, it = range item {
+			break
+		}
+		if len(item) != 1 {
+			return nil, fmt.Errorf("bulk response item %d: want one action, got %d", k, len(item))
+		}
+		if it.Status >= 200 && it.Status < 300 {
+			continue
+		}
+		typ, text := it.errText()
+		if it.Status == http.StatusConflict && create && op == "create" && typ == "version_conflict_engine_exception" {
+			// Already stored by an earlier delivery whose answer was lost.
+			continue
+		}
+		err := fmt.Errorf("%s %s/%s: status %d: %s", op, it.Index, it.ID, it.Status, text)
+		if it.Status != http.StatusTooManyRequests && it.Status < 500 {
+			err = Permanent(err)
+		}
+		if failed == nil {
+			failed = map[int]error{}
+		}
+		failed[sent[k]] = err
+	}
+	return failed, nil
+}
+
+// Write sends the batch as one _bulk request.
+func (s *ElasticsearchSink) Write(ctx context.Context, batch []Record) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	body, sent, bad := s.buildBulk(batch)
+	if body == nil {
+		return mergeFailures(len(batch), bad, nil)
+	}
+	wrap := func(err error) error { return fmt.Errorf("elasticsearch %s: bulk: %w", s.display, err) }
+	r, err := s.t.do(ctx, http.MethodPost, s.bulkURL, "application/x-ndjson", body, nil)
+	if err != nil {
+		return mergeFailures(len(batch), bad, wrap(err))
+	}
+	if err := statusError(r, time.Now()); err != nil {
+		return mergeFailures(len(batch), bad, wrap(err))
+	}
+	failed, err := esClassify(r.body, sent, s.create)
+	if err != nil {
+		return mergeFailures(len(batch), bad, wrap(err))
+	}
+	for i, e := range failed {
+		if bad == nil {
+			bad = map[int]error{}
+		}
+		bad[i] = wrap(e)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return &PartialError{Failed: bad}
+}
+
+// Check asks the cluster's root endpoint, which every Elasticsearch and OpenSearch serves.
+func (s *ElasticsearchSink) Check(ctx context.Context) error {
+	if err := s.t.probe(ctx, http.MethodGet, s.rootURL); err != nil {
+		return fmt.Errorf("elasticsearch %s: check: %w", s.display, err)
+	}
+	return nil
+}
+
+// Close releases the sink's idle connections.
+func (s *ElasticsearchSink) Close() error {
+	s.t.close()
+	return nil
+}

@@ -1,0 +1,144 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/event"
+)
+
+func init() { Register("http", newHTTPSink) }
+
+// HTTPSink posts each batch as one request to a generic HTTP endpoint.
+type HTTPSink struct {
+	url         string // for requests
+	display     string // for messages: credentials redacted
+	method      string
+	contentType string
+	array       bool
+	t           *transport
+}
+
+var _ Sink = (*HTTPSink)(nil)
+
+type httpOptions struct {
+	URL       string           `yaml:"url"`
+	Method    string           `yaml:"method"`
+	Encoding  string           `yaml:"encoding"`
+	Transport transportOptions `yaml:",inline"`
+}
+
+// httpDoc is what the endpoint receives per record: the entry plus its idempotency key, so
+// a receiver that wants to can drop redeliveries.
+type httpDoc struct {
+	event.Entry
+	ID string `json:"_id"`
+}
+
+func newHTTPSink(_ string, opts config.Options) (Sink, error) {
+	var o httpOptions
+	if err := opts.Decode(&o, config.PipelineKeys...); err != nil {
+		return nil, err
+	}
+	u, err := parseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	s := &HTTPSink{url: u.String(), display: u.Redacted()}
+	switch o.Method {
+	case "", "POST":
+		s.method = http.MethodPost
+	case "PUT":
+		s.method = http.MethodPut
+	default:
+		return nil, fmt.Errorf("method: want POST or PUT, got %q", o.Method)
+	}
+	switch o.Encoding {
+	case "", "ndjson":
+		s.contentType = "application/x-ndjson"
+	case "json_array":
+		s.contentType, s.array = "application/json", true
+	default:
+		return nil, fmt.Errorf("encoding: want ndjson or json_array, got %q", o.Encoding)
+	}
+	if s.t, err = newTransport(o.Transport, false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// encode builds the body; records that cannot be encoded are returned as permanent failures
+// and left out.
+func (s *HTTPSink) encode(batch []Record) ([]byte, map[int]error) {
+	var buf bytes.Buffer
+	buf.Grow(len(batch) * 256)
+	var bad map[int]error
+	if s.array {
+		buf.WriteByte('[')
+	}
+	first := true
+	for i := range batch {
+		b, err := json.Marshal(httpDoc{Entry: batch[i].Entry, ID: batch[i].ID()})
+		if err != nil {
+			if bad == nil {
+				bad = map[int]error{}
+			}
+			bad[i] = Permanent(fmt.Errorf("http %s: encode %s: %w", s.display, batch[i].ID(), err))
+			continue
+		}
+		if s.array && !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		buf.Write(b)
+		if !s.array {
+			buf.WriteByte('\n')
+		}
+	}
+	if s.array {
+		buf.WriteByte(']')
+	}
+	if first {
+		return nil, bad
+	}
+	return buf.Bytes(), bad
+}
+
+// Write sends the batch in one request.
+func (s *HTTPSink) Write(ctx context.Context, batch []Record) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	body, bad := s.encode(batch)
+	if body == nil {
+		return mergeFailures(len(batch), bad, nil)
+	}
+	var sendErr error
+	r, err := s.t.do(ctx, s.method, s.url, s.contentType, body, nil)
+	if err != nil {
+		sendErr = fmt.Errorf("http %s: %s: %w", s.display, s.method, err)
+	} else if err := statusError(r, time.Now()); err != nil {
+		sendErr = fmt.Errorf("http %s: %s: %w", s.display, s.method, err)
+	}
+	return mergeFailures(len(batch), bad, sendErr)
+}
+
+// Check asks the endpoint with HEAD: any answer but 429/5xx shows it is up (a generic
+// endpoint may well answer HEAD with 404 or 405).
+func (s *HTTPSink) Check(ctx context.Context) error {
+	if err := s.t.probe(ctx, http.MethodHead, s.url); err != nil {
+		return fmt.Errorf("http %s: check: %w", s.display, err)
+	}
+	return nil
+}
+
+// Close releases the sink's idle connections.
+func (s *HTTPSink) Close() error {
+	s.t.close()
+	return nil
+}

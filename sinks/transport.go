@@ -1,0 +1,413 @@
+package sinks
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logcap/logcap/config"
+)
+
+// RetryAfterError is a transient error for which the destination said how long to wait
+// (HTTP 429/503 with Retry-After). The pipeline waits After before redelivering, instead of
+// its own backoff.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// Backoff is the delay before retry number attempt (0 for the first retry): exponential from
+// base, capped at max, with full jitter (uniform in [0, min(max, base·2^attempt)]), so that
+// many sinks failing together do not retry in lockstep.
+func Backoff(attempt int, base, max time.Duration) time.Duration {
+	if base <= 0 || max <= 0 {
+		return 0
+	}
+	if attempt < 0 {
+		attempt = 0
+	}
+	ceil := max
+	// Shifting by 62 or more overflows int64; by then the cap has long been reached.
+	if attempt < 62 {
+		if d := base << attempt; d > 0 && d>>attempt == base && d < max {
+			ceil = d
+		}
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+// maxRetryAfter bounds what a server may ask for: a bogus header must not park a sink for
+// years (nor overflow time.Duration).
+const maxRetryAfter = time.Hour
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date (RFC 9110 10.2.3).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	d := t.Sub(now)
+	switch {
+	case d < 0:
+		d = 0
+	case d > maxRetryAfter:
+		d = maxRetryAfter
+	}
+	return d, true
+}
+
+// transportOptions are the connection keys every HTTP-based sink accepts. Sinks embed them
+// inline in their own options struct.
+type transportOptions struct {
+	TLS         *config.TLS       `yaml:"tls"`
+	Timeout     config.Duration   `yaml:"timeout"`
+	Headers     map[string]string `yaml:"headers"`
+	Auth        *authOptions      `yaml:"auth"`
+	Compression string            `yaml:"compression"`
+}
+
+type authOptions struct {
+	Basic  *basicAuth `yaml:"basic"`
+	Bearer string     `yaml:"bearer"`
+	APIKey string     `yaml:"api_key"` // Elasticsearch only: Authorization: ApiKey …
+}
+
+type basicAuth struct {
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+}
+
+const (
+	defaultTimeout = 30 * time.Second
+	// maxResponseBytes bounds what a sink reads of an answer. A _bulk response for a big batch
+	// is the largest legitimate one (~150 B per item).
+	maxResponseBytes = 32 << 20
+	// errorBodyBytes is how much of an error answer goes into the error message.
+	errorBodyBytes = 512
+)
+
+// transport is one sink's HTTP client: its own connection pool, so that closing a sink
+// releases exactly its connections, and so one slow destination cannot starve another.
+type transport struct {
+	tr      *http.Transport
+	client  *http.Client
+	timeout time.Duration
+	header  http.Header // static headers, auth included
+	gzip    bool
+	closed  atomic.Bool
+}
+
+// newTransport validates o and builds the client. It reads the TLS files (so `logcap check`
+// reports a missing certificate) but opens no connection.
+func newTransport(o transportOptions, allowAPIKey bool) (*transport, error) {
+	t := &transport{timeout: o.Timeout.D(), header: http.Header{}}
+	if t.timeout == 0 {
+		t.timeout = defaultTimeout
+	}
+	switch o.Compression {
+	case "", "gzip":
+		t.gzip = true
+	case "none":
+	default:
+		return nil, fmt.Errorf("compression: want gzip or none, got %q", o.Compression)
+	}
+	for k, v := range o.Headers {
+		if !validHeaderName(k) {
+			return nil, fmt.Errorf("headers.%s: invalid header name", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("headers.%s: value contains a line break or NUL", k)
+		}
+		t.header.Set(k, v)
+	}
+	if a := o.Auth; a != nil {
+		n := 0
+		if a.Basic != nil {
+			n++
+			if a.Basic.User == "" {
+				return nil, errors.New("auth.basic.user: required")
+			}
+			t.header.Set("Authorization", "Basic "+
+				base64.StdEncoding.EncodeToString([]byte(a.Basic.User+":"+a.Basic.Password)))
+		}
+		if a.Bearer != "" {
+			n++
+			t.header.Set("Authorization", "Bearer "+a.Bearer)
+		}
+		if a.APIKey != "" {
+			if !allowAPIKey {
+				return nil, errors.New("auth.api_key: only the elasticsearch sink takes an API key (use auth.bearer or headers)")
+			}
+			n++
+			t.header.Set("Authorization", "ApiKey "+a.APIKey)
+		}
+		if n > 1 {
+			return nil, errors.New("auth: give one of basic, bearer, api_key")
+		}
+		if _, set := o.Headers["Authorization"]; set && n == 1 {
+			return nil, errors.New("headers.Authorization: conflicts with auth")
+		}
+	}
+	tlsCfg, err := buildTLS(o.TLS)
+	if err != nil {
+		return nil, err
+	}
+	t.tr = &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	t.client = &http.Client{
+		Transport: t.tr,
+		// A 301/302 would turn the POST into a bodyless GET that "succeeds": refuse
+		// redirects and report them, the user configures the final URL.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return t, nil
+}
+
+func buildTLS(o *config.TLS) (*tls.Config, error) {
+	if o == nil {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify}
+	if o.CA != "" {
+		pem, err := os.ReadFile(o.CA)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca: %s: no PEM certificate found", o.CA)
+		}
+		c.RootCAs = pool
+	}
+	if (o.Cert == "") != (o.Key == "") {
+		return nil, errors.New("tls.cert, tls.key: give both or neither")
+	}
+	if o.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(o.Cert, o.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, r := range k {
+		// RFC 9110 token characters.
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseURL validates a sink's url key.
+func parseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("url: required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("url: want an http:// or https:// URL, got %q", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("url: %q has no host", u.Redacted())
+	}
+	return u, nil
+}
+
+// response is an answer read in full (up to maxResponseBytes), its connection returned to
+// the pool.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
+
+// do makes one request bounded by the sink's timeout and reads the whole answer within it.
+// Errors are transport errors (connection refused, reset, timeout): all transient.
+func (t *transport) do(ctx context.Context, method, u, contentType string, body []byte, extra http.Header) (*response, error) {
+	if t.closed.Load() {
+		return nil, errors.New("sink closed")
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	var rd io.Reader
+	gz := false
+	if body != nil {
+		if t.gzip {
+			var buf bytes.Buffer
+			buf.Grow(len(body) / 4)
+			zw := gzipWriters.Get().(*gzip.Writer)
+			zw.Reset(&buf)
+			_, err := zw.Write(body)
+			if err == nil {
+				err = zw.Close()
+			}
+			gzipWriters.Put(zw)
+			if err != nil {
+				return nil, fmt.Errorf("gzip: %w", err)
+			}
+			body, gz = buf.Bytes(), true
+		}
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range t.header {
+		req.Header[k] = v
+	}
+	for k, v := range extra {
+		req.Header[k] = v
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if gz {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	req.Header.Set("User-Agent", "logcap")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("status %d: read body: %w", resp.StatusCode, err)
+	}
+	// Drain a little more so an over-long answer can still give its connection back.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// close releases the pool's idle connections; later requests are refused.
+func (t *transport) close() {
+	t.closed.Store(true)
+	t.tr.CloseIdleConnections()
+}
+
+// statusError classifies an HTTP answer the way every sink here does: 2xx is success;
+// 408, 429 and 5xx are transient (carrying Retry-After when given); any other status is
+// permanent, because sending the same request again gets the same answer.
+func statusError(r *response, now time.Time) error {
+	if r.status >= 200 && r.status < 300 {
+		return nil
+	}
+	err := fmt.Errorf("status %d: %s", r.status, snippet(r.body))
+	if r.status == http.StatusRequestTimeout || r.status == http.StatusTooManyRequests || r.status >= 500 {
+		if d, ok := parseRetryAfter(r.header.Get("Retry-After"), now); ok {
+			return &RetryAfterError{After: d, Err: err}
+		}
+		return err
+	}
+	if r.status >= 300 && r.status < 400 {
+		err = fmt.Errorf("status %d: redirect to %q: configure the final URL", r.status, r.header.Get("Location"))
+	}
+	return Permanent(err)
+}
+
+// snippet is the start of an answer's body, as much as an error message should carry.
+func snippet(b []byte) string {
+	if len(b) > errorBodyBytes {
+		b = b[:errorBodyBytes]
+	}
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+}
+
+// probe is the Check every HTTP sink makes: any answer below 500 (other than 429) proves
+// the destination is reachable and serving, which is all the pipeline needs to fetch again.
+func (t *transport) probe(ctx context.Context, method, u string) error {
+	r, err := t.do(ctx, method, u, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	if r.status == http.StatusTooManyRequests || r.status >= 500 {
+		return fmt.Errorf("status %d: %s", r.status, snippet(r.body))
+	}
+	return nil
+}
+
+// mergeFailures combines per-record failures found before sending (encoding, templates)
+// with the outcome of the request that carried the other records of the batch.
+func mergeFailures(n int, bad map[int]error, sendErr error) error {
+	if len(bad) == 0 {
+		return sendErr
+	}
+	var partial *PartialError
+	if errors.As(sendErr, &partial) {
+		for i, err := range partial.Failed {
+			bad[i] = err
+		}
+		return &PartialError{Failed: bad}
+	}
+	if sendErr != nil {
+		for i := 0; i < n; i++ {
+			if _, ok := bad[i]; !ok {
+				bad[i] = sendErr
+			}
+		}
+	}
+	return &PartialError{Failed: bad}
+}
