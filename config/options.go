@@ -7,6 +7,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
 )
 
 // Options keeps a component's YAML mapping undecoded, so that the component's own type
@@ -34,12 +35,21 @@ func (o Options) MarshalYAML() (any, error) {
 }
 
 // OptionsFrom builds Options from a Go value (tests and programmatic configs).
+// It goes through YAML text because goccy's ValueToNode keeps the quotes of strings that
+// need quoting (e.g. "{{.Source}}") inside the decoded value.
 func OptionsFrom(v any) (Options, error) {
-	node, err := yaml.ValueToNode(v)
+	b, err := yaml.Marshal(v)
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{node: node}, nil
+	f, err := parser.ParseBytes(b, 0)
+	if err != nil {
+		return Options{}, err
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return Options{}, nil
+	}
+	return Options{node: f.Docs[0].Body}, nil
 }
 
 // Empty reports whether no options were given.
