@@ -1,0 +1,55 @@
+# logcap — the two commands a new user needs: `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+NATSCLI_VERSION := v0.5.0
+# Packages with goroutines and real servers: -race everywhere, a hard upper bound per run.
+TEST_TIMEOUT ?= 25m
+FUZZTIME ?= 5s
+
+.PHONY: all build run test vet fmt-check unit bench soak fuzz tools clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/logcap ./cmd/logcap
+
+# Runs logcap on the example config (a demo log it writes to, printed on stdout) or, with
+# CONFIG= (empty), the built-in default: embedded NATS on 127.0.0.1:4222, data in ./data.
+CONFIG ?= examples/logcap.yaml
+run: build
+	$(BIN)/logcap run $(if $(CONFIG),-c $(CONFIG))
+
+test: vet fmt-check unit
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit: tools
+	PATH=$(BIN):$$PATH $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+# Short fuzzing of every fuzz target (CI runs it); FUZZTIME=1m for longer.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+bench: tools
+	PATH=$(BIN):$$PATH $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench.out
+
+soak: build
+	$(GO) run ./internal/cmd/soak -duration $${SOAK_DURATION:-10m}
+
+# The nats CLI, for interop tests and for users reading the streams.
+tools: $(BIN)/nats
+$(BIN)/nats:
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
+
+clean:
+	rm -rf $(BIN) data bench.out

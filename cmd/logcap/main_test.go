@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/logcap/logcap/internal/proctest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Every broken config makes `logcap check` exit 2 with one line per error, each naming the
+// file and line.
+func TestCheckBrokenConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../config/testdata/broken/*.yaml")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("want at least 15 broken configs, found %d (%v)", len(files), err)
+	}
+	t.Setenv("LOGCAP_TEST_UNSET", "")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"check", "-c", f}, &stdout, &stderr)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(stderr.String(), "logcap: ")), "\n")
+			for _, l := range lines {
+				if !strings.HasPrefix(l, f+":") {
+					t.Errorf("error line %q does not start with %q", l, f+":")
+				}
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("printed a config for a broken file: %q", stdout.String())
+			}
+		})
+	}
+}
+
+func TestCheckPrintsMaskedConfig(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "logcap.yaml")
+	if err := os.WriteFile(f, []byte("nats:\n  urls: [nats://127.0.0.1:4222]\n  user: u\n  password: ${SECRET_PW}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SECRET_PW", "hunter2")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-c", f}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "hunter2") || !strings.Contains(stdout.String(), "password: '****'") && !strings.Contains(stdout.String(), `password: "****"`) {
+		t.Fatalf("secret not masked:\n%s", stdout.String())
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"bogus"}, {"run", "--nope"}, {"check"}, {"run", "-c", "/does/not/exist.yaml"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
+		}
+	}
+	var stdout bytes.Buffer
+	if code := run([]string{"version"}, &stdout, io.Discard); code != exitOK || !strings.HasPrefix(stdout.String(), "logcap ") {
+		t.Fatalf("version: %d %q", code, stdout.String())
+	}
+}
+
+// A real `logcap run` process: ready, readable with the nats CLI, stopped by SIGTERM with
+// exit 0 inside shutdown_timeout.
+func TestRunProcess(t *testing.T) {
+	dir := t.TempDir()
+	natsPort, adminPort := proctest.FreePort(t), proctest.FreePort(t)
+	cfg := filepath.Join(dir, "logcap.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `node: ci
+data_dir: %s
+shutdown_timeout: 5s
+nats: {embedded: {listen: "127.0.0.1:%d"}}
+admin: {listen: "127.0.0.1:%d"}
+`, filepath.Join(dir, "data"), natsPort, adminPort), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := proctest.Start(t, cfg)
+	p.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort), 60*time.Second)
+
+	if nats, err := exec.LookPath("nats"); err == nil {
+		out, err := exec.Command(nats, "-s", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "stream", "ls", "-n").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "LOGS") || !strings.Contains(string(out), "DEADLETTER") {
+			t.Fatalf("nats stream ls: %v\n%s", err, out)
+		}
+	} else if os.Getenv("CI") != "" {
+		t.Fatal("the nats CLI is not in PATH (make tools installs it into ./bin)")
+	}
+
+	err, took := p.Signal(syscall.SIGTERM, 6*time.Second)
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Logs())
+	}
+	t.Logf("SIGTERM → exit 0 in %v", took.Round(time.Millisecond))
+	first, _, _ := strings.Cut(p.Logs(), "\n")
+	if !strings.Contains(first, "configuration loaded") {
+		t.Errorf("first log line %q", first)
+	}
+}
