@@ -66,7 +66,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, spec Spec) (jetstrea
 	}
 	have := s.CachedInfo().Config
 	if msg := incompatible(have, want); msg != "" {
-		return nil, fmt.Errorf("stream %s: %s: cannot be changed in place (delete the stream, or set provision: false to use it as it is)", spec.Name, msg)
+		return nil, &IncompatibleError{Stream: spec.Name, Msg: msg}
 	}
 	if !changed(have, want) {
 		return s, nil
@@ -76,6 +76,16 @@ func Provision(ctx context.Context, js jetstream.JetStream, spec Spec) (jetstrea
 		return nil, fmt.Errorf("update stream %s: %w", spec.Name, err)
 	}
 	return s, nil
+}
+
+// IncompatibleError says an existing stream differs from the config in a way JetStream
+// cannot change in place. Retrying cannot fix it; the user must.
+type IncompatibleError struct {
+	Stream, Msg string
+}
+
+func (e *IncompatibleError) Error() string {
+	return fmt.Sprintf("stream %s: %s: cannot be changed in place (delete the stream, or set provision: false to use it as it is)", e.Stream, e.Msg)
 }
 
 // Check verifies that a stream someone else manages exists and takes the subjects logcap

@@ -106,17 +106,28 @@ func (n *natsd) start(ctx context.Context) error {
 	n.client.Conn, n.client.JS = nc, js
 
 	if nc.IsConnected() {
-		// Connected now: a stream that cannot be provisioned (an incompatible existing LOGS)
-		// is a start failure the user must see at once.
-		if err := n.provision(ctx); err != nil {
+		// Bounded: a cluster without a JetStream leader yet does not answer at all.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := n.provision(pctx)
+		cancel()
+		var incompatible *streams.IncompatibleError
+		if errors.As(err, &incompatible) {
+			// An existing stream logcap must not touch: the user must see it at once.
 			n.stop(ctx)
 			return err
 		}
-		n.client.MarkReady()
-		return nil
+		if err == nil {
+			n.client.MarkReady()
+			return nil
+		}
+		// E.g. a cluster still electing its JetStream leader, or not enough peers yet for
+		// replicas: 3 while the other nodes start. Keep trying; /readyz says why.
+		n.client.setNotReady(err.Error())
+		n.log.Warn("provisioning streams failed; retrying in the background", zap.Error(err))
+	} else {
+		n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
+		n.log.Warn("nats not reachable at start; retrying in the background", zap.Strings("urls", urls))
 	}
-	n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
-	n.log.Warn("nats not reachable at start; retrying in the background", zap.Strings("urls", urls))
 	return n.group.Go("natsd: provision streams", n.provisionLoop)
 }
 
