@@ -3,6 +3,7 @@ package natsd
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,6 +55,25 @@ func (c *Client) setNotReady(why string) {
 	c.notReady = why
 	c.mu.Unlock()
 }
+
+func (c *Client) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// atomicString is an atomic.Value for strings with a Swap that returns "" at first.
+type atomicString struct{ v atomic.Value }
+
+func (a *atomicString) Swap(s string) string {
+	old, _ := a.v.Swap(s).(string)
+	return old
+}
+
+func (a *atomicString) Store(s string) { a.v.Store(s) }
 
 // NotReady returns why the client is not ready, or "" when it is (connected and provisioned).
 func (c *Client) NotReady() string {

@@ -41,6 +41,8 @@ type natsd struct {
 	srv    *server.Server
 	client *Client
 	closed chan struct{}
+	// lastConnErr is the last connect failure logged, so a long outage logs once.
+	lastConnErr atomicString
 }
 
 func (n *natsd) start(ctx context.Context) error {
@@ -77,7 +79,17 @@ func (n *natsd) start(ctx context.Context) error {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("nats disconnected", zap.Error(err))
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Log each distinct reason once: a NATS down for an hour is one line, not thousands.
+			if why := "nats: " + err.Error(); why != n.lastConnErr.Swap(why) {
+				n.log.Warn("nats connect attempt failed; retrying", zap.Error(err))
+			}
+			if !n.client.isReady() {
+				n.client.setNotReady("nats: " + err.Error())
+			}
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.lastConnErr.Store("")
 			n.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
