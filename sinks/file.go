@@ -71,6 +71,7 @@ type FileSink struct {
 
 	files map[string]*outFile
 	clock uint64 // write counter for least-recently-used eviction
+	buf   []byte
 	now   func() time.Time
 }
 
@@ -208,10 +209,11 @@ func (s *FileSink) writeFile(path string, batch []Record, idx []int) error {
 	}
 	s.clock++
 	of.lastUse = s.clock
-	p, err := of.prepare(batch, idx, s.format)
+	p, err := of.prepare(s.buf, batch, idx, s.format)
 	if err != nil {
 		return err
 	}
+	s.buf = p.data[:0]
 	if len(p.data) == 0 {
 		return nil
 	}

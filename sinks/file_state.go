@@ -222,8 +222,9 @@ type pending struct {
 // prepare encodes the records of batch at idx that are not yet in the file. Whether a record
 // was written is decided against the committed position, not one advanced within the batch,
 // so a batch whose records are out of order loses none.
-func (of *outFile) prepare(batch []Record, idx []int, format string) (pending, error) {
-	p := pending{state: of.state.clone()}
+// buf is reused for the bytes.
+func (of *outFile) prepare(buf []byte, batch []Record, idx []int, format string) (pending, error) {
+	p := pending{data: buf[:0], state: of.state.clone()}
 	for _, i := range idx {
 		r := &batch[i]
 		if of.state.written(r) {

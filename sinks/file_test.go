@@ -246,7 +246,7 @@ func TestFileCrashBetweenDataAndPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	of := s.files[p]
-	pend, err := of.prepare(all, []int{20, 21, 22, 23, 24, 25, 26, 27, 28, 29}, "raw")
+	pend, err := of.prepare(nil, all, []int{20, 21, 22, 23, 24, 25, 26, 27, 28, 29}, "raw")
 	if err != nil {
 		t.Fatal(err)
 	}
