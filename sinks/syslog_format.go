@@ -20,11 +20,11 @@ var syslogFacilities = map[string]int{
 var syslogSeverities = map[string]int{
 	"emerg": 0, "emergency": 0, "panic": 0,
 	"alert": 1,
-	"crit": 2, "critical": 2, "fatal": 2,
+	"crit":  2, "critical": 2, "fatal": 2,
 	"err": 3, "error": 3, "eror": 3,
 	"warn": 4, "warning": 4,
 	"notice": 5,
-	"info": 6, "informational": 6, "information": 6,
+	"info":   6, "informational": 6, "information": 6,
 	"debug": 7, "trace": 7, "dbug": 7,
 }
 
