@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -487,4 +488,30 @@ func BenchmarkFileSinkWrite(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestFilePartialFailure: one output file of a batch fails; the retried batch must write the
+// records of the file that succeeded no second time.
+func TestFilePartialFailure(t *testing.T) {
+	dir := t.TempDir()
+	s := newFileSink(t, FileOptions{Path: dir + "/{{.Host}}/out.log", Format: "raw"})
+	recs := fileRecs(1, 6, 1)
+	for i := range recs {
+		recs[i].Host = []string{"a", "b"}[i%2]
+	}
+	blocker := filepath.Join(dir, "b")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), recs); err == nil || errors.Is(err, ErrPermanent) {
+		t.Fatalf("write with b blocked: %v, want a transient error", err)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	wantOnce(t, readLines(t, filepath.Join(dir, "a", "out.log")), []Record{recs[0], recs[2], recs[4]})
+	wantOnce(t, readLines(t, filepath.Join(dir, "b", "out.log")), []Record{recs[1], recs[3], recs[5]})
 }

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -93,12 +94,16 @@ func lineFormat(v, def string) (string, error) {
 // (multiline) keeps its inner newlines: the line is the entry, not a physical line.
 func appendLine(buf []byte, r *Record, format string) ([]byte, error) {
 	if format == "json" {
-		b, err := json.Marshal(&r.Entry)
-		if err != nil {
+		// Unescaped <, > and &: these lines are read by people and log tools, not browsers.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(&r.Entry); err != nil {
 			return buf, err
 		}
-		buf = append(buf, b...)
-	} else if r.Raw != nil {
+		return append(buf, b.Bytes()...), nil // Encode ends the line
+	}
+	if r.Raw != nil {
 		buf = append(buf, r.Raw...)
 	} else {
 		buf = append(buf, r.Message...)
