@@ -515,3 +515,42 @@ func TestFilePartialFailure(t *testing.T) {
 	wantOnce(t, readLines(t, filepath.Join(dir, "a", "out.log")), []Record{recs[0], recs[2], recs[4]})
 	wantOnce(t, readLines(t, filepath.Join(dir, "b", "out.log")), []Record{recs[1], recs[3], recs[5]})
 }
+
+// FuzzFilePositionFile: reading any position file never panics, and a commit on top of it
+// is read back as committed.
+func FuzzFilePositionFile(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte(posMagic + "\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x00{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "pos")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pf, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pf.Close()
+		st, gen, found, err := readPos(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			st = fileState{Streams: map[string]streamPos{}}
+		}
+		of := &outFile{path: "fuzz", pos: pf, state: st, gen: gen}
+		next := st.clone()
+		next.Size += 42
+		next.Streams["LOGS"] = streamPos{Seq: 7, Index: 3}
+		if err := of.commit(next, false); err != nil {
+			if errors.Is(err, ErrPermanent) {
+				return // too many streams for a slot: refused, not corrupted
+			}
+			t.Fatal(err)
+		}
+		got, _, found, err := readPos(pf)
+		if err != nil || !found || got.Size != next.Size || got.Streams["LOGS"] != next.Streams["LOGS"] {
+			t.Fatalf("read back %+v, %v, %v; committed %+v", got, found, err, next)
+		}
+	})
+}
