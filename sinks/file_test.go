@@ -415,9 +415,13 @@ func TestFileKill9(t *testing.T) {
 	}
 	p := filepath.Join(t.TempDir(), "out.log")
 	all := fileRecs(1, killTotal, killPerChunk)
-	// Each round restarts from an earlier position than the one reached (a redelivery),
-	// and is killed once the file grew past a threshold.
-	for round, kill := range []struct{ start, atBytes int }{{0, 20000}, {0, 60000}, {2500, 100000}} {
+	// Each round restarts from an earlier position than the one reached (a redelivery).
+	// Each round is killed once the file grew by kill.grow bytes past its size at the start.
+	for round, kill := range []struct{ start, grow int }{{0, 20000}, {0, 40000}, {2500, 40000}} {
+		var base int64
+		if fi, err := os.Stat(p); err == nil {
+			base = fi.Size()
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestFileSinkChildProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), fileChildEnv+"="+p+"|"+strconv.Itoa(kill.start))
 		var stderr bytes.Buffer
@@ -427,13 +431,13 @@ func TestFileKill9(t *testing.T) {
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			if fi, err := os.Stat(p); err == nil && fi.Size() >= int64(kill.atBytes) {
+			if fi, err := os.Stat(p); err == nil && fi.Size() >= base+int64(kill.grow) {
 				break
 			}
 			if time.Now().After(deadline) {
 				_ = cmd.Process.Kill()
 				_ = cmd.Wait()
-				t.Fatalf("round %d: the child never wrote %d bytes: %s", round, kill.atBytes, stderr.String())
+				t.Fatalf("round %d: the child never grew the file by %d bytes: %s", round, kill.grow, stderr.String())
 			}
 			time.Sleep(time.Millisecond) // polling the file size, not synchronizing
 		}
@@ -445,7 +449,14 @@ func TestFileKill9(t *testing.T) {
 			t.Fatalf("round %d: child was not killed (%v): it finished before the kill, raise killTotal: %s", round, err, stderr.String())
 		}
 		fi, _ := os.Stat(p)
-		t.Logf("round %d: killed at %d bytes", round, fi.Size())
+		var committed int64
+		if pf, err := os.Open(posPath(p)); err == nil {
+			st, _, _, _ := readPos(pf)
+			committed = st.Size
+			_ = pf.Close()
+		}
+		// An uncommitted tail shows the kill landed between a data write and its commit.
+		t.Logf("round %d: killed at %d bytes, %d committed", round, fi.Size(), committed)
 	}
 	// Final replay from the start: everything once, in order.
 	s := newFileSink(t, FileOptions{Path: p, Format: "raw"})
