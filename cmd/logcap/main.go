@@ -55,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(runCmd(), checkCmd(), versionCmd())
+	root.AddCommand(replayCmd())
 	err := root.Execute()
 	if err == nil {
 		return exitOK
