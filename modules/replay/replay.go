@@ -159,8 +159,20 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, out Output, pro
 		prog.Update(st, total)
 	}
 
+	interrupted := func() (Stats, error) {
+		st.Interrupted = true
+		if spec.Follow {
+			return st, nil
+		}
+		return st, fmt.Errorf("interrupted after %d entries: %w", st.Entries, ctx.Err())
+	}
 	buffered := false
 	for {
+		// Checked before every message, not only when Next waits: a fast stream keeps Next
+		// answering from its buffer and would outrun a cancel.
+		if ctx.Err() != nil {
+			return interrupted()
+		}
 		nctx, cancel := ctx, context.CancelFunc(func() {})
 		if buffered {
 			nctx, cancel = context.WithTimeout(ctx, spec.FlushIdle)
@@ -169,11 +181,7 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, out Output, pro
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				st.Interrupted = true
-				if spec.Follow {
-					return st, nil
-				}
-				return st, fmt.Errorf("interrupted after %d entries: %w", st.Entries, ctx.Err())
+				return interrupted()
 			}
 			if buffered && errors.Is(err, context.DeadlineExceeded) {
 				if err := out.Flush(ctx); err != nil {
