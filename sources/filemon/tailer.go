@@ -257,3 +257,12 @@ func (t *Tailer) Commit() {
 		t.reset()
 	}
 }
+
+// FP is the fingerprint at the committed offset.
+func (t *Tailer) FP() string { return Fingerprint(t.head[:min(int64(len(t.head)), t.offset)]) }
+
+// Behind is how many bytes of the file (at the last look) are not committed yet.
+func (t *Tailer) Behind() int64 { return max(t.size-t.offset, 0) }
+
+// Buffered reports whether bytes are read but not committed (a held partial line).
+func (t *Tailer) Buffered() bool { return len(t.buf) > 0 || t.pending != nil }
