@@ -156,7 +156,7 @@ func (h *harness) stored() map[string][]string {
 	}
 	ends := map[key]int64{}
 	for got := uint64(0); got < info.State.Msgs; {
-		batch, err := cons.FetchBytes(8<<20, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(int(min(info.State.Msgs-got, 200)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -234,3 +234,5 @@ func first(s []string) string {
 	}
 	return s[0]
 }
+
+func stringField(k, v string) zapcore.Field { return zap.String(k, v) }

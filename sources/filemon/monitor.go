@@ -852,11 +852,12 @@ func (m *Monitor) Close() error {
 // Stats is a snapshot for tests and the admin endpoint.
 type Stats struct {
 	Subjects, Files, Open int
+	Scans                 int
 }
 
 // Stats returns counts of what the monitor tracks.
 func (m *Monitor) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open}
+	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open, Scans: m.gen}
 }
