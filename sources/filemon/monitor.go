@@ -56,6 +56,7 @@ type Monitor struct {
 	queue      []*subject
 	open       int
 	gen        int
+	doneGen    int // the last complete scan: a file not seen by it has left the globs
 	firstStart bool
 	watched    map[string]bool
 	wake       chan struct{}
@@ -401,6 +402,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		m.clearErr(p)
 	}
 	m.mu.Lock()
+	m.doneGen = gen
 	for id, f := range m.files {
 		if f.subj == nil && f.seenGen != gen {
 			delete(m.files, id) // a finished file that left the globs: forget it
@@ -553,7 +555,11 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	s.files = append(s.files, f)
 	m.files[id], m.byPath[path] = f, f
 	m.subjects[src] = s
-	m.open++
+	if m.open >= m.opts.MaxOpenFiles {
+		f.tl.Close() // reopened when read: max_open_files holds from the first scan on
+	} else {
+		m.open++
+	}
 	m.met.open.Set(float64(m.open))
 	m.enqueueLocked(s)
 	return nil
@@ -615,7 +621,7 @@ func (m *Monitor) poll() {
 		}
 		f := s.files[0]
 		t := f.tl
-		if len(s.files) > 1 || f.seenGen != m.gen || f.sizeSeen != t.Size() || t.Buffered() || t.Removed() || f.kvDirty || !t.IsOpen() && f.sizeSeen != t.Offset() {
+		if len(s.files) > 1 || f.seenGen < m.doneGen || f.sizeSeen != t.Size() || t.Buffered() || t.Removed() || f.kvDirty || !t.IsOpen() && f.sizeSeen != t.Offset() {
 			m.enqueueLocked(s)
 		}
 	}
@@ -721,9 +727,9 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 	if len(s.files) > 1 {
 		succPath = s.files[1].path
 	}
-	path, away := f.path, f.seenGen != m.gen
-	overOpen := m.open > m.opts.MaxOpenFiles
+	path, away := f.path, f.seenGen < m.doneGen
 	m.mu.Unlock()
+	defer m.bound(f, away)
 	t := f.tl
 	now := time.Now()
 	if !t.IsOpen() {
@@ -785,12 +791,14 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		if now.Sub(f.kvAt) >= time.Second {
 			m.putPos(ctx, f, s)
 		}
-		return true
+		if !t.Drained() || final {
+			return true
+		}
 	}
 	if !t.Drained() {
 		return false // a partial line or multiline entry is held
 	}
-	if f.kvDirty {
+	if f.kvDirty && (final || now.Sub(f.kvAt) >= time.Second) {
 		m.putPos(ctx, f, s)
 	}
 	if final {
@@ -802,12 +810,25 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		m.finish(s, f, true)
 		return true
 	}
-	if overOpen && !away && !t.Removed() {
+	t.Release()
+	return false
+}
+
+// bound closes the file of a tailer that is not being read when more than max_open_files
+// are open: a file waiting in the queue must not hold a descriptor either. Rotated-away and
+// removed files keep theirs: their path no longer leads to them.
+func (m *Monitor) bound(f *file, away bool) {
+	t := f.tl
+	if t == nil || !t.IsOpen() || away || t.Removed() {
+		return
+	}
+	m.mu.Lock()
+	over := m.open > m.opts.MaxOpenFiles
+	m.mu.Unlock()
+	if over {
 		t.Close()
 		m.setOpen(-1)
 	}
-	t.Release()
-	return false
 }
 
 // finish drops a drained file from its subject.
@@ -825,7 +846,7 @@ func (m *Monitor) finish(s *subject, f *file, rotated bool) {
 	}
 	s.files = slices.DeleteFunc(s.files, func(x *file) bool { return x == f })
 	f.subj, f.tl = nil, nil
-	if f.seenGen != m.gen {
+	if f.seenGen < m.doneGen {
 		delete(m.files, f.id)
 	}
 	if len(s.files) == 0 && m.subjects[s.source] == s {
