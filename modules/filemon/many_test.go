@@ -50,7 +50,7 @@ func TestManyFiles(t *testing.T) {
 			return err
 		}
 		n := info.CachedInfo().State.Msgs
-		if st.Files < dirs*per || n < dirs*per {
+		if st.Files < dirs*per || n < uint64(dirs*per) {
 			return fmt.Errorf("files %d, chunks %d", st.Files, n)
 		}
 		return nil
@@ -67,7 +67,7 @@ func TestManyFiles(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if n := info.CachedInfo().State.Msgs; n < 2*dirs*per {
+		if n := info.CachedInfo().State.Msgs; n < uint64(2*dirs*per) {
 			return fmt.Errorf("chunks %d", n)
 		}
 		return nil
