@@ -28,7 +28,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *server.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -37,7 +37,7 @@ type harness struct {
 	log  *zap.Logger
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	s := natstest.RunServer(t, nil)
 	nc, js := natstest.Connect(t, s)
@@ -88,7 +88,7 @@ func (h *harness) start(o core.Options) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	if r.g == nil {
 		return
 	}
