@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/logcap/logcap/config"
 	core "github.com/logcap/logcap/sources/filemon"
 	"github.com/logcap/logcap/streams"
 )
@@ -101,4 +102,34 @@ func BenchmarkFileToLogs(b *testing.B) {
 		}
 		report(b, sent, int(sent/200), time.Since(t0), cpuSeconds()-cpu0)
 	})
+}
+
+// BenchmarkIdleFiles: 10,000 idle files (100 directories) with the default poll_interval:
+// the CPU the monitor (and the embedded server) uses while nothing is written. It measures
+// 10 s (60 s with LOGCAP_LONG=1) once, whatever b.N.
+func BenchmarkIdleFiles(b *testing.B) {
+	h := newHarness(b)
+	for d := range 100 {
+		for f := range 100 {
+			appendFile(b, h.path(fmt.Sprintf("d%03d/f%03d.log", d, f)), "x\n")
+		}
+	}
+	r := h.start(core.Options{Paths: []string{h.dir + "/**/*.log"}, StartAt: "beginning", PollInterval: config.Duration(core.DefaultPollInterval)})
+	s, _ := h.js.Stream(context.Background(), "LOGS")
+	for {
+		info, _ := s.Info(context.Background())
+		if info != nil && info.State.Msgs >= 10000 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the initial read to end
+	}
+	d := 10 * time.Second
+	if longRun() {
+		d = time.Minute
+	}
+	b.ResetTimer()
+	cpu0 := cpuSeconds()
+	time.Sleep(d) // the measurement window
+	b.ReportMetric(100*(cpuSeconds()-cpu0)/d.Seconds(), "cpu%")
+	b.ReportMetric(float64(r.m.Stats().Open), "fds")
 }
