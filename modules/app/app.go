@@ -14,6 +14,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/admin"
+	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/natsd"
 )
 
@@ -31,6 +32,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		fx.StopTimeout(cfg.ShutdownTimeout.D()),
 		natsd.Module,
 		admin.Module,
+		filemon.Module,
 		fx.Options(extra...),
 	)
 }

@@ -6,7 +6,6 @@ package filemon
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -47,8 +46,8 @@ func Decode(src config.Component) (core.Options, error) {
 }
 
 func start(p params) error {
-	var mons []*core.Monitor
-	var names []string
+	var srcs []config.Component
+	var opts []core.Options
 	for _, src := range p.Config.Sources {
 		if src.Type != Type {
 			continue
@@ -57,28 +56,31 @@ func start(p params) error {
 		if err != nil {
 			return err
 		}
-		met, err := core.NewMetrics(p.Reg)
-		if err != nil {
-			return fmt.Errorf("source %s: metrics: %w", src.Name, err)
-		}
-		host := p.Config.Node
-		if host == "" {
-			host, _ = os.Hostname()
-		}
-		m, err := core.New(src.Name, o, core.Deps{JS: p.Client.JS, Stream: p.Client.LogsStream, Host: host, Log: p.Log, Metrics: met})
-		if err != nil {
-			return err
-		}
-		mons, names = append(mons, m), append(names, src.Name)
+		srcs, opts = append(srcs, src), append(opts, o)
 	}
-	if len(mons) == 0 {
+	if len(srcs) == 0 {
 		return nil
 	}
+	met, err := core.NewMetrics(p.Reg)
+	if err != nil {
+		return fmt.Errorf("filemon: metrics: %w", err)
+	}
+	var mons []*core.Monitor
 	g := lifecycle.New("filemon", p.Log)
 	p.LC.Append(fx.Hook{
+		// The monitors are built here, not at invoke time: the NATS connection they publish
+		// on exists once natsd has started (its hook runs first).
 		OnStart: func(context.Context) error {
-			for i, m := range mons {
-				if err := g.Go("filemon: discover "+names[i], func(ctx context.Context) error {
+			for i, src := range srcs {
+				m, err := core.New(src.Name, opts[i], core.Deps{
+					JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
+					Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas,
+				})
+				if err != nil {
+					return err
+				}
+				mons = append(mons, m)
+				if err := g.Go("filemon: discover "+src.Name, func(ctx context.Context) error {
 					if err := p.Client.WaitReady(ctx); err != nil {
 						return nil
 					}
@@ -87,7 +89,7 @@ func start(p params) error {
 					return err
 				}
 				for r := range m.Readers() {
-					if err := g.Go(fmt.Sprintf("filemon: read %s #%d", names[i], r), m.Read); err != nil {
+					if err := g.Go(fmt.Sprintf("filemon: read %s #%d", src.Name, r), m.Read); err != nil {
 						return err
 					}
 				}

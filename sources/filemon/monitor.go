@@ -174,8 +174,11 @@ func (m *Monitor) kvPut(ctx context.Context, id FileID, r posRecord) error {
 }
 
 func (m *Monitor) setup(ctx context.Context) error {
-	if mp := m.d.JS.Conn().MaxPayload(); mp > 0 && int64(m.opts.MaxChunkBytes)+8192 > mp {
-		return fmt.Errorf("file source %s: max_chunk_bytes %s does not fit the server's max_payload %d (headers need up to 8 KiB more)", m.name, m.opts.MaxChunkBytes, mp)
+	if mp := m.d.JS.Conn().MaxPayload(); mp > 0 && int64(m.cfg.MaxChunkBytes)+8192 > mp {
+		// An external NATS left at its 1 MB default: smaller chunks work just as well.
+		m.cfg.MaxChunkBytes = int(mp - 8192)
+		m.log.Warn("max_chunk_bytes lowered to fit the server's max_payload (headers need up to 8 KiB more)",
+			zap.Int64("max_payload", mp), zap.Int("max_chunk_bytes", m.cfg.MaxChunkBytes))
 	}
 	kv, err := m.d.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: PositionsBucket, History: 1, Storage: jetstream.FileStorage, Replicas: m.d.KVReplicas})
 	if err != nil {
