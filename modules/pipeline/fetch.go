@@ -2,9 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"errors"
+	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/logcap/logcap/streams"
@@ -12,32 +11,14 @@ import (
 
 // fetch pulls one batch. A fetch bounded by bytes returns nothing while the next message is
 // bigger than the bound (nats.go swallows the server's "Message Size Exceeds MaxBytes"), so
-// an empty fetch is followed by a no-wait fetch of one message of any size: a big chunk is
+// an empty fetch is followed by a short fetch of one message of any size: a big chunk is
 // delivered alone instead of stalling the consumer forever.
 func fetch(ctx context.Context, c jetstream.Consumer, opts streams.FetchOpts) ([]jetstream.Msg, error) {
 	msgs, err := streams.Fetch(ctx, c, opts)
-	if err != nil || len(msgs) > 0 || ctx.Err() != nil {
+	if err != nil || len(msgs) > 0 || ctx.Err() != nil || opts.MaxBytes == 0 {
 		return msgs, err
 	}
-	b, err := c.FetchNoWait(1)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		select {
-		case m, ok := <-b.Messages():
-			if !ok {
-				err := b.Error()
-				if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
-					err = nil
-				}
-				return msgs, err
-			}
-			msgs = append(msgs, m)
-		case <-ctx.Done():
-			return msgs, ctx.Err()
-		}
-	}
+	return streams.Fetch(ctx, c, streams.FetchOpts{MaxMsgs: 1, MaxWait: 100 * time.Millisecond})
 }
 
 // pending is the consumer's lag after the batch: the last message's metadata carries the
