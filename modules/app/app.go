@@ -16,6 +16,7 @@ import (
 	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/modules/pipeline"
 )
 
 // Options returns the fx options of a whole logcap for cfg. Extra options (tests) come last.
@@ -33,6 +34,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		natsd.Module,
 		admin.Module,
 		filemon.Module,
+		pipeline.Module,
 		fx.Options(extra...),
 	)
 }

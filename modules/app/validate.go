@@ -6,6 +6,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/filemon"
+	"github.com/logcap/logcap/modules/pipeline"
 )
 
 // Validate builds every configured component without running it, so `logcap check` reports
@@ -22,6 +23,7 @@ func Validate(cfg *config.Config) error {
 			errs = append(errs, cfg.WrapOptionsError(fmt.Sprintf("sources[%d]", i), err))
 		}
 	}
+	errs = append(errs, pipeline.Validate(cfg)...)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/modules/app"
-	"github.com/logcap/logcap/modules/pipeline"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -54,7 +53,7 @@ nats: { urls: [%q] }
 admin: { listen: none }
 `+chainYAML, t.TempDir(), s.ClientURL()))
 		cfg.Node = fmt.Sprintf("node%d", i)
-		apps[i] = app.New(cfg, zap.NewNop(), pipeline.Module, fx.Supply(&fastTuning), fx.Populate(&regs[i]))
+		apps[i] = app.New(cfg, zap.NewNop(), fx.Supply(&fastTuning), fx.Populate(&regs[i]))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		if err := apps[i].Start(ctx); err != nil {
 			cancel()
