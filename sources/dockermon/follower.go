@@ -1,0 +1,384 @@
+package dockermon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/logcap/logcap/streams"
+	"github.com/moby/moby/client"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Extra headers a docker chunk carries: static metadata of the container, so that a
+// consumer needs no Docker access to label what it reads.
+const (
+	HdrName           = "Logcap-Container-Name"
+	HdrImage          = "Logcap-Image"
+	HdrComposeProject = "Logcap-Compose-Project"
+	HdrComposeService = "Logcap-Compose-Service"
+	HdrLabelPrefix    = "Logcap-Label-"
+)
+
+// Position is where a container's stream stands in LOGS: the timestamp of the last
+// record published and how many records carrying exactly that timestamp were published.
+// Counts are of Docker records (each 16 KiB part of a split line is one), so that a
+// stream cut in the middle of a split line resumes at the right part.
+type Position struct {
+	TS    time.Time
+	Count int
+}
+
+// advance accounts for n records with timestamp ts published after p.
+func (p *Position) advance(ts time.Time, n int) {
+	if ts.Equal(p.TS) {
+		p.Count += n
+		return
+	}
+	p.TS, p.Count = ts, n
+}
+
+// entry is one entry of a chunk in the making.
+type entry struct {
+	ts      time.Time
+	records int
+	n       int // bytes
+	cont    bool
+}
+
+// chunker builds one container's chunks: one stream per chunk, entries in arrival order.
+type chunker struct {
+	stream    string
+	data      []byte
+	entries   []entry
+	hasCont   bool
+	firstTS   time.Time
+	pos       Position // the position after this chunk's last entry
+	committed Position // the position of what is stored in LOGS
+}
+
+func (c *chunker) empty() bool { return len(c.entries) == 0 }
+
+// add appends "<raw ts> <content>" as an entry; a content that does not end in '\n' is
+// closed with one unless it is a part that continues in the next entry.
+func (c *chunker) add(stream string, ts time.Time, rawTS, content []byte, records int, cont bool) {
+	if c.empty() {
+		c.stream, c.firstTS = stream, ts
+		c.pos = c.committed
+	}
+	start := len(c.data)
+	c.data = append(c.data, rawTS...)
+	c.data = append(c.data, ' ')
+	c.data = append(c.data, content...)
+	if !cont && (len(content) == 0 || content[len(content)-1] != '\n') {
+		c.data = append(c.data, '\n')
+	}
+	c.entries = append(c.entries, entry{ts: ts, records: records, n: len(c.data) - start, cont: cont})
+	c.hasCont = c.hasCont || cont
+	c.pos.advance(ts, records)
+}
+
+func (c *chunker) chunk(host, source, id string) *streams.Chunk {
+	ch := &streams.Chunk{
+		Kind: streams.KindDocker, Host: host, Source: source, Data: c.data, Lines: len(c.entries),
+		ReadTime: time.Now(),
+		Docker: &streams.DockerPos{ContainerID: id, Stream: c.stream, FirstTS: c.firstTS,
+			LastTS: c.pos.TS, LastTSCount: c.pos.Count},
+	}
+	if c.hasCont {
+		ch.Entries = make([]int, len(c.entries))
+		for i, e := range c.entries {
+			ch.Entries[i] = e.n
+			if e.cont {
+				ch.Continued = append(ch.Continued, i)
+			}
+		}
+	}
+	return ch
+}
+
+func (c *chunker) reset() {
+	c.data, c.entries, c.hasCont = c.data[:0], c.entries[:0], false
+}
+
+// follower reads one container's log stream and publishes it.
+type follower struct {
+	m   *Monitor
+	t   Target
+	log *zap.Logger
+
+	subject string
+	pub     *streams.Publisher
+	ch      chunker
+	extra   nats.Header
+
+	// join holds the parts of a split line read so far.
+	join        []byte
+	joinTS      time.Time
+	joinRaw     []byte
+	joinStream  string
+	joinRecords int
+
+	skipTS    time.Time // drop the first skipCount records with this timestamp (since is inclusive)
+	skipCount int
+	attached  time.Time
+}
+
+// Follow reads container t's logs from where its subject in LOGS ends (or, for a container
+// the subject has not seen, from its first line) and publishes them until the stream ends
+// because the container stopped, or ctx is done. hint, when not nil, is the position to
+// resume from if the subject holds nothing of this container (a rename).
+func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Position, error) {
+	f := &follower{m: m, t: t, log: m.log.With(zap.String("container", t.Name), zap.String("id", short(t.ID)))}
+	f.subject = streams.SourceSubject(streams.KindDocker, m.cfg.Host, t.Name)
+	last, err := streams.LastMsg(ctx, m.js, m.cfg.Stream, f.subject)
+	if err != nil {
+		return Position{}, fmt.Errorf("container %s: %w", t.Name, err)
+	}
+	var lastSeq uint64
+	if last != nil {
+		lastSeq = last.Sequence
+		c, err := streams.DecodeChunk(last.Subject, last.Header, last.Data)
+		if err != nil {
+			return Position{}, fmt.Errorf("container %s: resume position: %w", t.Name, err)
+		}
+		if c.Docker != nil && c.Docker.ContainerID == t.ID {
+			f.ch.committed = Position{TS: c.Docker.LastTS, Count: c.Docker.LastTSCount}
+		}
+	}
+	if f.ch.committed.TS.IsZero() && hint != nil {
+		f.ch.committed = *hint
+	}
+	f.pub = streams.NewPublisher(m.js, m.cfg.Stream, f.subject, lastSeq)
+	f.pub.OnRetry = func(attempt int, err error) {
+		f.log.Warn("publish retry", zap.Int("attempt", attempt), zap.Error(err))
+	}
+	f.extra = m.metaHeaders(t)
+
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			m.metrics.Reconnects.WithLabelValues(m.cfg.Source, "logs").Inc()
+		}
+		insp, err := m.cli.ContainerInspect(ctx, t.ID, client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			return f.ch.committed, nil // removed: its logs are gone with it
+		}
+		if err != nil {
+			return f.ch.committed, fmt.Errorf("container %s: inspect: %w", t.Name, err)
+		}
+		running := insp.Container.State != nil && insp.Container.State.Running
+		if attempt > 0 && !running {
+			// The stream ended because the container stopped, and everything up to its
+			// end was read: a follow stream of a stopped container ends at its last line.
+			return f.ch.committed, f.flushJoinFinal(ctx)
+		}
+		tty := insp.Container.Config != nil && insp.Container.Config.Tty
+		err = f.stream(ctx, tty)
+		if ctx.Err() != nil {
+			return f.ch.committed, ctx.Err()
+		}
+		if err != nil {
+			f.log.Warn("log stream failed; attaching again", zap.Error(err))
+			if errors.Is(err, streams.ErrFenced) {
+				return f.ch.committed, err
+			}
+		} else if time.Since(f.attached) > time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		// An EOF comes both when the container stops and when the daemon shuts down:
+		// inspect at the top of the loop tells which. Parts of a line not yet complete are
+		// read again from the position.
+		f.join, f.joinRecords = f.join[:0], 0
+		// Back off after an error, and after a stream that ended at once for a container
+		// that runs (a daemon answering EOF in a loop must not make us spin).
+		if err != nil || time.Since(f.attached) < time.Second {
+			select {
+			case <-ctx.Done():
+				return f.ch.committed, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+}
+
+// stream runs one ContainerLogs call from the committed position to its end.
+func (f *follower) stream(ctx context.Context, tty bool) error {
+	m := f.m
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: true}
+	f.skipTS, f.skipCount = f.ch.committed.TS, f.ch.committed.Count
+	if !f.skipTS.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", f.skipTS.Unix(), f.skipTS.Nanosecond())
+	}
+	f.attached = time.Now()
+	body, err := m.cli.ContainerLogs(ctx, f.t.ID, opts)
+	if err != nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	// The client closes the body when ctx is done, which unblocks a Read on a daemon that
+	// hangs; Close here covers every other way out.
+	defer body.Close()
+	d := NewDecoder(body, tty, 256<<10)
+	for {
+		if d.Buffered() == 0 && !f.ch.empty() {
+			// Nothing more is at hand: publish now rather than wait (a lone line goes out at
+			// once; under load the next read brings many lines, and the chunk grows).
+			if err := f.publish(ctx); err != nil {
+				return err
+			}
+		}
+		r, err := d.Next()
+		if err == io.EOF {
+			return f.publishIfAny(ctx)
+		}
+		if err != nil {
+			if perr := f.publishIfAny(ctx); perr != nil {
+				return perr
+			}
+			if errors.Is(err, ErrTruncated) || ctx.Err() != nil {
+				return err
+			}
+			// A corrupt record: log it and go on with the next one.
+			f.log.Warn("bad log record skipped", zap.Error(err))
+			continue
+		}
+		if !f.skipTS.IsZero() {
+			if r.TS.Before(f.skipTS) {
+				continue // since filters these; a daemon that does not is no reason to duplicate
+			}
+			if r.TS.Equal(f.skipTS) && f.skipCount > 0 {
+				f.skipCount--
+				m.metrics.Skipped.WithLabelValues(m.cfg.Source).Inc()
+				continue
+			}
+			f.skipTS = time.Time{} // past the resume position
+		}
+		if err := f.record(ctx, r); err != nil {
+			return err
+		}
+	}
+}
+
+// record takes one Docker record: joins split parts, and adds complete lines (or parts
+// that cannot be joined) to the chunk.
+func (f *follower) record(ctx context.Context, r Record) error {
+	if len(f.join) > 0 && r.Stream != f.joinStream {
+		// The other stream interleaves a split line: publish what we have of it as a part,
+		// so that entries stay in arrival order (the resume position depends on it).
+		if err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, true); err != nil {
+			return err
+		}
+		f.join, f.joinRecords = f.join[:0], 0
+	}
+	if len(f.join) == 0 && !r.Partial {
+		if r.TS.Before(f.attached) {
+			f.m.metrics.CatchUp.WithLabelValues(f.m.cfg.Source).Inc()
+		}
+		return f.emit(ctx, r.Stream, r.TS, r.RawTS, r.Line, 1, false)
+	}
+	max := int(f.m.cfg.MaxLineBytes)
+	if len(f.join) > 0 && len(f.join)+len(r.Line) > max {
+		if err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, true); err != nil {
+			return err
+		}
+		f.join, f.joinRecords = f.join[:0], 0
+	}
+	if len(f.join) == 0 {
+		f.joinStream, f.joinTS, f.joinRaw = r.Stream, r.TS, append(f.joinRaw[:0], r.RawTS...)
+	}
+	f.join = append(f.join, r.Line...)
+	f.joinRecords++
+	if !r.Partial {
+		if f.joinRecords > 1 {
+			f.m.metrics.Joined.WithLabelValues(f.m.cfg.Source).Inc()
+		}
+		err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, false)
+		f.join, f.joinRecords = f.join[:0], 0
+		return err
+	}
+	return nil
+}
+
+// flushJoinFinal publishes the last bytes a stopped container wrote without a '\n'.
+func (f *follower) flushJoinFinal(ctx context.Context) error {
+	if len(f.join) == 0 {
+		return nil
+	}
+	err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, false)
+	f.join, f.joinRecords = f.join[:0], 0
+	if err != nil {
+		return err
+	}
+	return f.publishIfAny(ctx)
+}
+
+func (f *follower) emit(ctx context.Context, stream string, ts time.Time, raw, content []byte, records int, cont bool) error {
+	if !f.ch.empty() && (f.ch.stream != stream || len(f.ch.data)+len(raw)+len(content)+2 > int(f.m.cfg.MaxChunkBytes)) {
+		if err := f.publish(ctx); err != nil {
+			return err
+		}
+	}
+	f.ch.add(stream, ts, raw, content, records, cont)
+	return nil
+}
+
+func (f *follower) publishIfAny(ctx context.Context) error {
+	if f.ch.empty() {
+		return nil
+	}
+	return f.publish(ctx)
+}
+
+func (f *follower) publish(ctx context.Context) error {
+	c := f.ch.chunk(f.m.cfg.Host, f.t.Name, f.t.ID)
+	msg := c.Msg()
+	for k, v := range f.extra {
+		msg.Header[k] = v
+	}
+	if _, err := f.pub.Publish(ctx, msg); err != nil {
+		return fmt.Errorf("container %s: %w", f.t.Name, err)
+	}
+	m := f.m
+	m.metrics.Chunks.WithLabelValues(m.cfg.Source).Inc()
+	m.metrics.Lines.WithLabelValues(m.cfg.Source, f.t.Name).Add(float64(c.Lines))
+	m.metrics.Bytes.WithLabelValues(m.cfg.Source, f.t.Name).Add(float64(len(c.Data)))
+	f.ch.committed = f.ch.pos
+	f.ch.reset()
+	return nil
+}
+
+func (m *Monitor) metaHeaders(t Target) nats.Header {
+	h := nats.Header{}
+	h.Set(HdrName, t.Name)
+	if t.Image != "" {
+		h.Set(HdrImage, t.Image)
+	}
+	if v := t.Labels["com.docker.compose.project"]; v != "" {
+		h.Set(HdrComposeProject, v)
+	}
+	if v := t.Labels["com.docker.compose.service"]; v != "" {
+		h.Set(HdrComposeService, v)
+	}
+	for _, k := range m.cfg.Labels {
+		if v, ok := t.Labels[k]; ok {
+			h[HdrLabelPrefix+k] = []string{v}
+		}
+	}
+	return h
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// name normalises a container name from the API ("/web" → "web").
+func name(n string) string { return strings.TrimPrefix(n, "/") }
