@@ -62,6 +62,11 @@ func New(cfg Config, cli *client.Client, js jetstream.JetStream, spawn Spawner, 
 	if metrics == nil {
 		metrics, _ = NewMetrics(nil)
 	}
+	if spawn == nil {
+		spawn = func(name string, _ func(context.Context) error) error {
+			return fmt.Errorf("start %q: monitor has no spawner", name)
+		}
+	}
 	return &Monitor{
 		cfg: cfg, cli: cli, js: js, spawn: spawn, log: log.With(zap.String("source", cfg.Source)), metrics: metrics,
 		byID: map[string]*follow{}, byName: map[string]*follow{}, pending: map[string]Target{}, hints: map[string]*Position{},
