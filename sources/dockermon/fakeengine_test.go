@@ -336,7 +336,10 @@ func TestCancelHungDaemon(t *testing.T) {
 		name string
 		run  func(ctx context.Context) error
 	}{
-		{"follow", func(ctx context.Context) error { _, err := mon.Follow(ctx, Target{ID: "x", Name: "web"}, nil); return err }},
+		{"follow", func(ctx context.Context) error {
+			_, err := mon.Follow(ctx, Target{ID: "x", Name: "web"}, nil)
+			return err
+		}},
 		{"run", mon.Run},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
