@@ -124,6 +124,7 @@ type follower struct {
 	joinStream  string
 	joinRecords int
 
+	records   int       // records taken (not skipped), for logs
 	skipTS    time.Time // drop the first skipCount records with this timestamp (since is inclusive)
 	skipCount int
 	attached  time.Time
@@ -173,13 +174,21 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 			return f.ch.committed, fmt.Errorf("container %s: inspect: %w", t.Name, err)
 		}
 		running := insp.Container.State != nil && insp.Container.State.Running
+		tty := insp.Container.Config != nil && insp.Container.Config.Tty
 		if attempt > 0 && !running {
-			// The stream ended because the container stopped, and everything up to its
-			// end was read: a follow stream of a stopped container ends at its last line.
+			// The stream ended because the container stopped. A follow stream can end
+			// before the last lines when the container exits (seen with dockerd 20.10 under
+			// load): read once more, without follow, from the position to the end.
+			before := f.records
+			if err := f.stream(ctx, tty, false); err != nil {
+				return f.ch.committed, err
+			}
+			if n := f.records - before; n > 0 {
+				f.log.Info("lines read after the follow stream ended", zap.Int("records", n))
+			}
 			return f.ch.committed, f.flushJoinFinal(ctx)
 		}
-		tty := insp.Container.Config != nil && insp.Container.Config.Tty
-		err = f.stream(ctx, tty)
+		err = f.stream(ctx, tty, true)
 		if ctx.Err() != nil {
 			return f.ch.committed, ctx.Err()
 		}
@@ -209,9 +218,11 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 }
 
 // stream runs one ContainerLogs call from the committed position to its end.
-func (f *follower) stream(ctx context.Context, tty bool) error {
+// A join in progress is dropped first: its parts are read again from the position.
+func (f *follower) stream(ctx context.Context, tty, follow bool) error {
 	m := f.m
-	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: true}
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: follow}
+	f.join, f.joinRecords = f.join[:0], 0
 	f.skipTS, f.skipCount = f.ch.committed.TS, f.ch.committed.Count
 	if !f.skipTS.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", f.skipTS.Unix(), f.skipTS.Nanosecond())
@@ -259,6 +270,7 @@ func (f *follower) stream(ctx context.Context, tty bool) error {
 			}
 			f.skipTS = time.Time{} // past the resume position
 		}
+		f.records++
 		if err := f.record(ctx, r); err != nil {
 			return err
 		}

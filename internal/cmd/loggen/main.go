@@ -62,6 +62,13 @@ func run() error {
 			}
 		}
 		b.WriteByte('\n')
+		// Flush at line boundaries only: with a TTY, stdout and stderr share one terminal,
+		// and a flush in the middle of a line would let the other stream cut into it.
+		if w.Available() < b.Len() {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
 		if _, err := w.WriteString(b.String()); err != nil {
 			return err
 		}
