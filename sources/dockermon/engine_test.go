@@ -116,12 +116,9 @@ func checkSeqs(entries []dockertest.Entry, want map[string]int, tty bool) error 
 func TestManyContainers(t *testing.T) {
 	cli := dockertest.Engine(t)
 	js := logsStream(t)
-	containers, lines := 50, 1000
-	if long() {
-		lines = 10000
-	}
+	containers, lines := 50, 10000
 	prefix := uniq("many")
-	r := startMonitor(t, js, Options{IncludeNames: []string{prefix + "*"}}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	r := startMonitor(t, js, Options{IncludeNames: []string{prefix + "*"}}, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 	start := time.Now()
 	ids := make([]string, containers)
 	for i := range containers {

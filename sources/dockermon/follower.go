@@ -124,7 +124,8 @@ type follower struct {
 	joinStream  string
 	joinRecords int
 
-	records   int       // records taken (not skipped), for logs
+	records   int // records taken (not skipped), for logs
+	hint      *Position
 	skipTS    time.Time // drop the first skipCount records with this timestamp (since is inclusive)
 	skipCount int
 	attached  time.Time
@@ -137,27 +138,9 @@ type follower struct {
 func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Position, error) {
 	f := &follower{m: m, t: t, log: m.log.With(zap.String("container", t.Name), zap.String("id", short(t.ID)))}
 	f.subject = streams.SourceSubject(streams.KindDocker, m.cfg.Host, t.Name)
-	last, err := streams.LastMsg(ctx, m.js, m.cfg.Stream, f.subject)
-	if err != nil {
-		return Position{}, fmt.Errorf("container %s: %w", t.Name, err)
-	}
-	var lastSeq uint64
-	if last != nil {
-		lastSeq = last.Sequence
-		c, err := streams.DecodeChunk(last.Subject, last.Header, last.Data)
-		if err != nil {
-			return Position{}, fmt.Errorf("container %s: resume position: %w", t.Name, err)
-		}
-		if c.Docker != nil && c.Docker.ContainerID == t.ID {
-			f.ch.committed = Position{TS: c.Docker.LastTS, Count: c.Docker.LastTSCount}
-		}
-	}
-	if f.ch.committed.TS.IsZero() && hint != nil {
-		f.ch.committed = *hint
-	}
-	f.pub = streams.NewPublisher(m.js, m.cfg.Stream, f.subject, lastSeq)
-	f.pub.OnRetry = func(attempt int, err error) {
-		f.log.Warn("publish retry", zap.Int("attempt", attempt), zap.Error(err))
+	f.hint = hint
+	if err := f.resume(ctx); err != nil {
+		return Position{}, err
 	}
 	f.extra = m.metaHeaders(t)
 
@@ -180,15 +163,16 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 			// before the last lines when the container exits (seen with dockerd 20.10 under
 			// load): read once more, without follow, from the position to the end.
 			before := f.records
-			if err := f.stream(ctx, tty, false); err != nil {
-				return f.ch.committed, err
+			err = f.stream(ctx, tty, false)
+			if err == nil {
+				if n := f.records - before; n > 0 {
+					f.log.Info("lines read after the follow stream ended", zap.Int("records", n))
+				}
+				return f.ch.committed, f.flushJoinFinal(ctx)
 			}
-			if n := f.records - before; n > 0 {
-				f.log.Info("lines read after the follow stream ended", zap.Int("records", n))
-			}
-			return f.ch.committed, f.flushJoinFinal(ctx)
+		} else {
+			err = f.stream(ctx, tty, true)
 		}
-		err = f.stream(ctx, tty, true)
 		if ctx.Err() != nil {
 			return f.ch.committed, ctx.Err()
 		}
@@ -196,6 +180,11 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 			f.log.Warn("log stream failed; attaching again", zap.Error(err))
 			if errors.Is(err, streams.ErrFenced) {
 				return f.ch.committed, err
+			}
+			// A publish whose outcome is unknown may have stored a chunk: the position is
+			// what LOGS holds, never what we believe.
+			if rerr := f.resume(ctx); rerr != nil {
+				return f.ch.committed, rerr
 			}
 		} else if time.Since(f.attached) > time.Second {
 			backoff = 100 * time.Millisecond
@@ -215,6 +204,40 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
+}
+
+// resume sets the position and the publisher from the last message on the subject: the
+// stream is the position. A last message of another container (an earlier one with this
+// name) means this one is read from its start — or from hint, its position under the name
+// it had before a rename.
+func (f *follower) resume(ctx context.Context) error {
+	m := f.m
+	last, err := streams.LastMsg(ctx, m.js, m.cfg.Stream, f.subject)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", f.t.Name, err)
+	}
+	var lastSeq uint64
+	f.ch.committed = Position{}
+	if last != nil {
+		lastSeq = last.Sequence
+		c, err := streams.DecodeChunk(last.Subject, last.Header, last.Data)
+		if err != nil {
+			return fmt.Errorf("container %s: resume position: %w", f.t.Name, err)
+		}
+		if c.Docker != nil && c.Docker.ContainerID == f.t.ID {
+			f.ch.committed = Position{TS: c.Docker.LastTS, Count: c.Docker.LastTSCount}
+			f.hint = nil
+		}
+	}
+	if f.ch.committed.TS.IsZero() && f.hint != nil {
+		f.ch.committed = *f.hint
+	}
+	f.ch.reset()
+	f.pub = streams.NewPublisher(m.js, m.cfg.Stream, f.subject, lastSeq)
+	f.pub.OnRetry = func(attempt int, err error) {
+		f.log.Warn("publish retry", zap.Int("attempt", attempt), zap.Error(err))
+	}
+	return nil
 }
 
 // stream runs one ContainerLogs call from the committed position to its end.
