@@ -367,3 +367,40 @@ func TestCancelHungDaemon(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeAcrossStreams: Docker's log is in timestamp order per stream, not across
+// streams; a stream cut after a stderr record older than the stdout record before it
+// resumes with nothing lost or repeated.
+func TestResumeAcrossStreams(t *testing.T) {
+	fe, cli := newFakeEngine(t)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) }
+	c := &fakeContainer{id: "c1", name: "web", running: true, records: []fakeRecord{
+		{1, at(1), "a\n"}, {1, at(5), "b\n"}, {2, at(3), "c\n"}, {1, at(6), "d\n"}, {2, at(4), "e\n"},
+	}}
+	fe.add(c)
+	frameLen := 8 + len("2026-11-27T10:00:00.000000000Z") + 1 + 2
+	fe.logs = func(w http.ResponseWriter, r *http.Request, c *fakeContainer, attempt int) bool {
+		if attempt == 0 {
+			fe.serveLogs(w, r, c, 3*frameLen) // a b c, then the daemon goes away
+			return true
+		}
+		fe.serveLogs(w, r, c, -1)
+		fe.mu.Lock()
+		c.running = false
+		fe.mu.Unlock()
+		return true
+	}
+	mon, read := fakeMonitor(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := mon.Follow(ctx, Target{ID: "c1", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range read(ctx) {
+		got = append(got, e.Stream+":"+e.Content())
+	}
+	if want := "stdout:a stdout:b stderr:c stdout:d stderr:e"; strings.Join(got, " ") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,22 +26,88 @@ const (
 	HdrLabelPrefix    = "Logcap-Label-"
 )
 
-// Position is where a container's stream stands in LOGS: the timestamp of the last
+// StreamPos is where one stream of a container stands in LOGS: the timestamp of the last
 // record published and how many records carrying exactly that timestamp were published.
 // Counts are of Docker records (each 16 KiB part of a split line is one), so that a
 // stream cut in the middle of a split line resumes at the right part.
-type Position struct {
+type StreamPos struct {
 	TS    time.Time
 	Count int
 }
 
 // advance accounts for n records with timestamp ts published after p.
-func (p *Position) advance(ts time.Time, n int) {
+func (p *StreamPos) advance(ts time.Time, n int) {
 	if ts.Equal(p.TS) {
 		p.Count += n
 		return
 	}
 	p.TS, p.Count = ts, n
+}
+
+func (p StreamPos) String() string {
+	if p.TS.IsZero() {
+		return "0:0"
+	}
+	return strconv.FormatInt(p.TS.UnixNano(), 10) + ":" + strconv.Itoa(p.Count)
+}
+
+func parseStreamPos(s string) (StreamPos, error) {
+	a, b, ok := strings.Cut(s, ":")
+	ns, err1 := strconv.ParseInt(a, 10, 64)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 0 {
+		return StreamPos{}, fmt.Errorf("bad stream position %q", s)
+	}
+	if ns == 0 {
+		return StreamPos{}, nil
+	}
+	return StreamPos{TS: time.Unix(0, ns).UTC(), Count: n}, nil
+}
+
+// Position is a container's position, per stream. Docker stamps stdout and stderr in two
+// goroutines and logs them in the order they take a lock, so its log is in timestamp order
+// within a stream but not across streams (measured: dozens of lines apart under load). A
+// single timestamp could not say exactly what was published; one per stream can.
+type Position struct {
+	Stdout, Stderr StreamPos
+}
+
+// Hdrs carrying the position of both streams after a chunk (unix nanoseconds:count).
+const (
+	HdrPosStdout = "Logcap-Pos-Stdout"
+	HdrPosStderr = "Logcap-Pos-Stderr"
+)
+
+// unsetMargin: a stream that never published resumes this long before the other stream's
+// position, to cover records stamped earlier but logged later than the other's.
+const unsetMargin = time.Minute
+
+func (p *Position) of(stream string) *StreamPos {
+	if stream == Stderr {
+		return &p.Stderr
+	}
+	return &p.Stdout
+}
+
+// IsZero: nothing published.
+func (p Position) IsZero() bool { return p.Stdout.TS.IsZero() && p.Stderr.TS.IsZero() }
+
+// since is the earliest timestamp a resume must ask Docker for.
+func (p Position) since(tty bool) time.Time {
+	a, b := p.Stdout.TS, p.Stderr.TS
+	switch {
+	case a.IsZero() && b.IsZero():
+		return time.Time{}
+	case tty:
+		return a // one stream only
+	case a.IsZero():
+		return b.Add(-unsetMargin)
+	case b.IsZero():
+		return a.Add(-unsetMargin)
+	case a.Before(b):
+		return a
+	}
+	return b
 }
 
 // entry is one entry of a chunk in the making.
@@ -80,7 +147,7 @@ func (c *chunker) add(stream string, ts time.Time, rawTS, content []byte, record
 	}
 	c.entries = append(c.entries, entry{ts: ts, records: records, n: len(c.data) - start, cont: cont})
 	c.hasCont = c.hasCont || cont
-	c.pos.advance(ts, records)
+	c.pos.of(stream).advance(ts, records)
 }
 
 func (c *chunker) chunk(host, source, id string) *streams.Chunk {
@@ -88,7 +155,7 @@ func (c *chunker) chunk(host, source, id string) *streams.Chunk {
 		Kind: streams.KindDocker, Host: host, Source: source, Data: c.data, Lines: len(c.entries),
 		ReadTime: time.Now(),
 		Docker: &streams.DockerPos{ContainerID: id, Stream: c.stream, FirstTS: c.firstTS,
-			LastTS: c.pos.TS, LastTSCount: c.pos.Count},
+			LastTS: c.pos.of(c.stream).TS, LastTSCount: c.pos.of(c.stream).Count},
 	}
 	if c.hasCont {
 		ch.Entries = make([]int, len(c.entries))
@@ -124,11 +191,10 @@ type follower struct {
 	joinStream  string
 	joinRecords int
 
-	records   int // records taken (not skipped), for logs
-	hint      *Position
-	skipTS    time.Time // drop the first skipCount records with this timestamp (since is inclusive)
-	skipCount int
-	attached  time.Time
+	records  int // records taken (not skipped), for logs
+	hint     *Position
+	skip     Position // what a resumed stream skips: published already
+	attached time.Time
 }
 
 // Follow reads container t's logs from where its subject in LOGS ends (or, for a container
@@ -225,11 +291,19 @@ func (f *follower) resume(ctx context.Context) error {
 			return fmt.Errorf("container %s: resume position: %w", f.t.Name, err)
 		}
 		if c.Docker != nil && c.Docker.ContainerID == f.t.ID {
-			f.ch.committed = Position{TS: c.Docker.LastTS, Count: c.Docker.LastTSCount}
+			f.ch.committed = Position{}
+			*f.ch.committed.of(c.Docker.Stream) = StreamPos{TS: c.Docker.LastTS, Count: c.Docker.LastTSCount}
+			for k, dst := range map[string]*StreamPos{HdrPosStdout: &f.ch.committed.Stdout, HdrPosStderr: &f.ch.committed.Stderr} {
+				if v := last.Header.Get(k); v != "" {
+					if *dst, err = parseStreamPos(v); err != nil {
+						return fmt.Errorf("container %s: resume position: header %s: %w", f.t.Name, k, err)
+					}
+				}
+			}
 			f.hint = nil
 		}
 	}
-	if f.ch.committed.TS.IsZero() && f.hint != nil {
+	if f.ch.committed.IsZero() && f.hint != nil {
 		f.ch.committed = *f.hint
 	}
 	f.ch.reset()
@@ -246,9 +320,9 @@ func (f *follower) stream(ctx context.Context, tty, follow bool) error {
 	m := f.m
 	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: follow}
 	f.join, f.joinRecords = f.join[:0], 0
-	f.skipTS, f.skipCount = f.ch.committed.TS, f.ch.committed.Count
-	if !f.skipTS.IsZero() {
-		opts.Since = fmt.Sprintf("%d.%09d", f.skipTS.Unix(), f.skipTS.Nanosecond())
+	f.skip = f.ch.committed
+	if since := f.ch.committed.since(tty); !since.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
 	}
 	f.attached = time.Now()
 	body, err := m.cli.ContainerLogs(ctx, f.t.ID, opts)
@@ -282,16 +356,18 @@ func (f *follower) stream(ctx context.Context, tty, follow bool) error {
 			f.log.Warn("bad log record skipped", zap.Error(err))
 			continue
 		}
-		if !f.skipTS.IsZero() {
-			if r.TS.Before(f.skipTS) {
-				continue // since filters these; a daemon that does not is no reason to duplicate
-			}
-			if r.TS.Equal(f.skipTS) && f.skipCount > 0 {
-				f.skipCount--
+		// Per stream, Docker's timestamps do not go back: a record at or before that
+		// stream's position was published (since is inclusive; the parts of a split line
+		// share their timestamp, hence the count).
+		if sp := f.skip.of(r.Stream); !sp.TS.IsZero() {
+			if r.TS.Before(sp.TS) || r.TS.Equal(sp.TS) && sp.Count > 0 {
+				if r.TS.Equal(sp.TS) {
+					sp.Count--
+				}
 				m.metrics.Skipped.WithLabelValues(m.cfg.Source).Inc()
 				continue
 			}
-			f.skipTS = time.Time{} // past the resume position
+			sp.TS = time.Time{} // past the position
 		}
 		f.records++
 		if err := f.record(ctx, r); err != nil {
@@ -376,6 +452,8 @@ func (f *follower) publish(ctx context.Context) error {
 	for k, v := range f.extra {
 		msg.Header[k] = v
 	}
+	msg.Header.Set(HdrPosStdout, f.ch.pos.Stdout.String())
+	msg.Header.Set(HdrPosStderr, f.ch.pos.Stderr.String())
 	if _, err := f.pub.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("container %s: %w", f.t.Name, err)
 	}

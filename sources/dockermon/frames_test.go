@@ -180,3 +180,36 @@ func FuzzFrameDecoder(f *testing.F) {
 		}
 	})
 }
+
+func TestPosition(t *testing.T) {
+	a := time.Date(2026, 11, 27, 10, 0, 0, 5, time.UTC)
+	b := a.Add(time.Second)
+	tests := []struct {
+		p    Position
+		tty  bool
+		want time.Time
+	}{
+		{Position{}, false, time.Time{}},
+		{Position{Stdout: StreamPos{a, 1}, Stderr: StreamPos{b, 2}}, false, a},
+		{Position{Stdout: StreamPos{b, 1}, Stderr: StreamPos{a, 2}}, false, a},
+		{Position{Stdout: StreamPos{b, 1}}, false, b.Add(-unsetMargin)},
+		{Position{Stdout: StreamPos{b, 1}}, true, b},
+		{Position{Stderr: StreamPos{a, 1}}, false, a.Add(-unsetMargin)},
+	}
+	for i, tt := range tests {
+		if got := tt.p.since(tt.tty); !got.Equal(tt.want) {
+			t.Errorf("%d: since %v, want %v", i, got, tt.want)
+		}
+		for _, sp := range []StreamPos{tt.p.Stdout, tt.p.Stderr} {
+			back, err := parseStreamPos(sp.String())
+			if err != nil || !back.TS.Equal(sp.TS) || back.Count != sp.Count {
+				t.Errorf("%d: %v round trip: %v %v", i, sp, back, err)
+			}
+		}
+	}
+	for _, bad := range []string{"", "x:1", "1:", "1:-2", "12"} {
+		if _, err := parseStreamPos(bad); err == nil {
+			t.Errorf("parseStreamPos(%q): no error", bad)
+		}
+	}
+}

@@ -271,7 +271,7 @@ func (m *Monitor) ended(f *follow, pos Position) {
 	defer m.mu.Unlock()
 	delete(m.byID, f.t.ID)
 	delete(m.byName, f.t.Name)
-	if f.stopped && !pos.TS.IsZero() {
+	if f.stopped && !pos.IsZero() {
 		m.hints[f.t.ID] = &pos
 	}
 	if t, ok := m.pending[f.t.ID]; ok && m.byName[t.Name] == nil {
