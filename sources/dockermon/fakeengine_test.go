@@ -404,3 +404,26 @@ func TestResumeAcrossStreams(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// TestJoinAcrossInterleavedStream: a stderr line between the parts of a split stdout line
+// does not cut it.
+func TestJoinAcrossInterleavedStream(t *testing.T) {
+	fe, cli := newFakeEngine(t)
+	part := strings.Repeat("p", DockerPartialSize)
+	fe.add(&fakeContainer{id: "c1", name: "web", records: []fakeRecord{
+		{1, t0.Add(1), part}, {2, t0.Add(2), "err\n"}, {1, t0.Add(1), "end\n"},
+	}})
+	mon, read := fakeMonitor(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := mon.Follow(ctx, Target{ID: "c1", Name: "web"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range read(ctx) {
+		got = append(got, fmt.Sprintf("%s:%d:%v", e.Stream, len(e.Content()), e.Continued))
+	}
+	if want := fmt.Sprintf("stderr:3:false stdout:%d:false", DockerPartialSize+3); strings.Join(got, " ") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

@@ -184,12 +184,9 @@ type follower struct {
 	ch      chunker
 	extra   nats.Header
 
-	// join holds the parts of a split line read so far.
-	join        []byte
-	joinTS      time.Time
-	joinRaw     []byte
-	joinStream  string
-	joinRecords int
+	// The parts of a split line read so far, per stream: the other stream's records may
+	// come between them (Docker copies the two streams in two goroutines).
+	joinOut, joinErr join
 
 	records  int // records taken (not skipped), for logs
 	hint     *Position
@@ -257,8 +254,7 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 		}
 		// An EOF comes both when the container stops and when the daemon shuts down:
 		// inspect at the top of the loop tells which. Parts of a line not yet complete are
-		// read again from the position.
-		f.join, f.joinRecords = f.join[:0], 0
+		// read again from the position (stream resets the joins).
 		// Back off after an error, and after a stream that ended at once for a container
 		// that runs (a daemon answering EOF in a loop must not make us spin).
 		if err != nil || time.Since(f.attached) < time.Second {
@@ -319,7 +315,8 @@ func (f *follower) resume(ctx context.Context) error {
 func (f *follower) stream(ctx context.Context, tty, follow bool) error {
 	m := f.m
 	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: follow}
-	f.join, f.joinRecords = f.join[:0], 0
+	f.joinOut.reset()
+	f.joinErr.reset()
 	f.skip = f.ch.committed
 	if since := f.ch.committed.since(tty); !since.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
@@ -376,55 +373,67 @@ func (f *follower) stream(ctx context.Context, tty, follow bool) error {
 	}
 }
 
+// join is a line being joined from Docker's parts.
+type join struct {
+	stream  string
+	buf     []byte
+	ts      time.Time
+	raw     []byte
+	records int
+}
+
+func (j *join) reset() { j.buf, j.records = j.buf[:0], 0 }
+
+func (f *follower) joinOf(stream string) *join {
+	if stream == Stderr {
+		return &f.joinErr
+	}
+	return &f.joinOut
+}
+
 // record takes one Docker record: joins split parts, and adds complete lines (or parts
 // that cannot be joined) to the chunk.
 func (f *follower) record(ctx context.Context, r Record) error {
-	if len(f.join) > 0 && r.Stream != f.joinStream {
-		// The other stream interleaves a split line: publish what we have of it as a part,
-		// so that entries stay in arrival order (the resume position depends on it).
-		if err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, true); err != nil {
-			return err
-		}
-		f.join, f.joinRecords = f.join[:0], 0
+	if r.TS.Before(f.attached) && !r.Partial {
+		f.m.metrics.CatchUp.WithLabelValues(f.m.cfg.Source).Inc()
 	}
-	if len(f.join) == 0 && !r.Partial {
-		if r.TS.Before(f.attached) {
-			f.m.metrics.CatchUp.WithLabelValues(f.m.cfg.Source).Inc()
-		}
+	j := f.joinOf(r.Stream)
+	if j.records == 0 && !r.Partial {
 		return f.emit(ctx, r.Stream, r.TS, r.RawTS, r.Line, 1, false)
 	}
-	max := int(f.m.cfg.MaxLineBytes)
-	if len(f.join) > 0 && len(f.join)+len(r.Line) > max {
-		if err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, true); err != nil {
+	if j.records > 0 && len(j.buf)+len(r.Line) > int(f.m.cfg.MaxLineBytes) {
+		if err := f.emit(ctx, j.stream, j.ts, j.raw, j.buf, j.records, true); err != nil {
 			return err
 		}
-		f.join, f.joinRecords = f.join[:0], 0
+		j.reset()
 	}
-	if len(f.join) == 0 {
-		f.joinStream, f.joinTS, f.joinRaw = r.Stream, r.TS, append(f.joinRaw[:0], r.RawTS...)
+	if j.records == 0 {
+		j.stream, j.ts, j.raw = r.Stream, r.TS, append(j.raw[:0], r.RawTS...)
 	}
-	f.join = append(f.join, r.Line...)
-	f.joinRecords++
-	if !r.Partial {
-		if f.joinRecords > 1 {
-			f.m.metrics.Joined.WithLabelValues(f.m.cfg.Source).Inc()
-		}
-		err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, false)
-		f.join, f.joinRecords = f.join[:0], 0
-		return err
+	j.buf = append(j.buf, r.Line...)
+	j.records++
+	if r.Partial {
+		return nil
 	}
-	return nil
+	if j.records > 1 {
+		f.m.metrics.Joined.WithLabelValues(f.m.cfg.Source).Inc()
+	}
+	err := f.emit(ctx, j.stream, j.ts, j.raw, j.buf, j.records, false)
+	j.reset()
+	return err
 }
 
 // flushJoinFinal publishes the last bytes a stopped container wrote without a '\n'.
 func (f *follower) flushJoinFinal(ctx context.Context) error {
-	if len(f.join) == 0 {
-		return nil
-	}
-	err := f.emit(ctx, f.joinStream, f.joinTS, f.joinRaw, f.join, f.joinRecords, false)
-	f.join, f.joinRecords = f.join[:0], 0
-	if err != nil {
-		return err
+	for _, j := range []*join{&f.joinOut, &f.joinErr} {
+		if j.records == 0 {
+			continue
+		}
+		err := f.emit(ctx, j.stream, j.ts, j.raw, j.buf, j.records, false)
+		j.reset()
+		if err != nil {
+			return err
+		}
 	}
 	return f.publishIfAny(ctx)
 }
