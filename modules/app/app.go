@@ -14,6 +14,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/admin"
+	"github.com/logcap/logcap/modules/dockermon"
 	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/modules/pipeline"
@@ -34,6 +35,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		natsd.Module,
 		admin.Module,
 		filemon.Module,
+		dockermon.Module,
 		pipeline.Module,
 		fx.Options(extra...),
 	)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/dockermon"
 	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/pipeline"
 )
@@ -18,6 +19,8 @@ func Validate(cfg *config.Config) error {
 		switch src.Type {
 		case filemon.Type:
 			_, err = filemon.Decode(src)
+		case dockermon.Type:
+			_, err = dockermon.Decode(src)
 		}
 		if err != nil {
 			errs = append(errs, cfg.WrapOptionsError(fmt.Sprintf("sources[%d]", i), err))

@@ -32,12 +32,27 @@ type Params struct {
 	Registry  prometheus.Registerer
 }
 
+// Decode reads a docker source's options strictly.
+func Decode(src config.Component) (core.Options, error) {
+	var opts core.Options
+	if err := src.Options.Decode(&opts, "name", "type"); err != nil {
+		return opts, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	return opts, nil
+}
+
 func start(p Params) error {
 	var srcs []config.Component
+	var opts []core.Options
 	for _, s := range p.Config.Sources {
-		if s.Type == Type {
-			srcs = append(srcs, s)
+		if s.Type != Type {
+			continue
 		}
+		o, err := Decode(s)
+		if err != nil {
+			return err
+		}
+		srcs, opts = append(srcs, s), append(opts, o)
 	}
 	if len(srcs) == 0 {
 		return nil
@@ -48,39 +63,29 @@ func start(p Params) error {
 	}
 	g := lifecycle.New("dockermon", p.Log)
 	var clients []*client.Client
-	var runs []func(context.Context) error
-	var names []string
-	for _, s := range srcs {
-		var opts core.Options
-		if err := s.Options.Decode(&opts, "name", "type"); err != nil {
-			closeAll(clients)
-			return fmt.Errorf("source %s: %w", s.Name, err)
-		}
-		cli, err := core.NewClient(opts)
-		if err != nil {
-			closeAll(clients)
-			return fmt.Errorf("source %s: %w", s.Name, err)
-		}
-		clients = append(clients, cli)
-		mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Options: opts},
-			cli, p.NATS.JS, g.Go, p.Log.Named("dockermon"), metrics)
-		if err != nil {
-			closeAll(clients)
-			return err
-		}
-		runs = append(runs, func(ctx context.Context) error {
-			// Publishing needs the streams: wait for them (an external NATS may come late).
-			if err := p.NATS.WaitReady(ctx); err != nil {
-				return nil
-			}
-			return mon.Run(ctx)
-		})
-		names = append(names, "dockermon: events "+s.Name)
-	}
 	p.Lifecycle.Append(fx.Hook{
+		// Built at start, not at invoke time: the NATS connection exists once natsd started.
 		OnStart: func(context.Context) error {
-			for i, run := range runs {
-				if err := g.Go(names[i], run); err != nil {
+			for i, s := range srcs {
+				cli, err := core.NewClient(opts[i])
+				if err != nil {
+					closeAll(clients)
+					return fmt.Errorf("source %s: %w", s.Name, err)
+				}
+				clients = append(clients, cli)
+				mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Options: opts[i]},
+					cli, p.NATS.JS, g.Go, p.Log.Named("dockermon"), metrics)
+				if err != nil {
+					closeAll(clients)
+					return err
+				}
+				if err := g.Go("dockermon: events "+s.Name, func(ctx context.Context) error {
+					// Publishing needs the streams: wait for them (an external NATS may come late).
+					if err := p.NATS.WaitReady(ctx); err != nil {
+						return nil
+					}
+					return mon.Run(ctx)
+				}); err != nil {
 					return err
 				}
 			}
