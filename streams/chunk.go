@@ -78,7 +78,10 @@ func (c *Chunk) MsgID() string {
 	case c.File != nil:
 		return fmt.Sprintf("f:%s:%d:%d:%s:%d", c.Host, c.File.Dev, c.File.Ino, c.File.Fingerprint, c.File.Start)
 	case c.Docker != nil:
-		return fmt.Sprintf("d:%s:%s:%d:%d", c.Host, c.Docker.ContainerID, c.Docker.FirstTS.UnixNano(), c.Docker.LastTSCount)
+		// The end position of the chunk's stream (last timestamp and how many entries carry
+		// it) is unique per stream; the first timestamp alone is not (split lines share it).
+		d := c.Docker
+		return fmt.Sprintf("d:%s:%s:%s:%d:%d:%d", c.Host, d.ContainerID, d.Stream, d.FirstTS.UnixNano(), d.LastTS.UnixNano(), d.LastTSCount)
 	}
 	return ""
 }

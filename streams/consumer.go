@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,28 +60,32 @@ type FetchOpts struct {
 
 // Fetch pulls up to opts' bounds, waiting at most MaxWait, and returns what arrived (possibly
 // nothing). Cancelling ctx returns at once with what arrived so far; messages delivered but
-// not acked are redelivered after AckWait, so nothing is lost.
+// not acked are redelivered after AckWait, so nothing is lost. The pull is bound to ctx
+// (FetchContext), so the client's fetch goroutine ends with it instead of lingering until
+// the pull's expiry.
 func Fetch(ctx context.Context, c jetstream.Consumer, opts FetchOpts) ([]jetstream.Msg, error) {
-	batch, err := c.Fetch(opts.MaxMsgs, jetstream.FetchMaxBytes(opts.MaxBytes), jetstream.FetchMaxWait(opts.MaxWait))
+	fctx, cancel := context.WithTimeout(ctx, opts.MaxWait)
+	defer cancel()
+	fo := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
+	if opts.MaxBytes > 0 {
+		fo = append(fo, jetstream.FetchMaxBytes(opts.MaxBytes))
+	}
+	batch, err := c.Fetch(opts.MaxMsgs, fo...)
 	if err != nil {
 		return nil, err
 	}
 	var msgs []jetstream.Msg
-	for {
-		select {
-		case m, ok := <-batch.Messages():
-			if !ok {
-				err := batch.Error()
-				if errors.Is(err, nats.ErrTimeout) {
-					err = nil // the wait ended with fewer messages than asked for
-				}
-				return msgs, err
-			}
-			msgs = append(msgs, m)
-		case <-ctx.Done():
-			return msgs, ctx.Err()
-		}
+	for m := range batch.Messages() { // closed at the latest when fctx is done
+		msgs = append(msgs, m)
 	}
+	err = batch.Error()
+	switch {
+	case ctx.Err() != nil:
+		return msgs, ctx.Err()
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages):
+		return msgs, nil // the wait ended with fewer messages than asked for
+	}
+	return msgs, err
 }
 
 // Dead-letter headers, set on the copy of a message that a stage gave up on.
@@ -103,6 +109,12 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, ms
 	}
 	dl := nats.NewMsg(DeadLetterPrefix + "." + EncodeToken(consumer))
 	for k, v := range msg.Headers() {
+		// The stored copy keeps the publish's own directives (Nats-Expected-Last-Subject-
+		// Sequence from the Publisher, Nats-Msg-Id…): re-sent, they would refuse or dedup the
+		// dead letter. The Logcap-* headers describe the chunk and stay.
+		if strings.HasPrefix(http.CanonicalHeaderKey(k), "Nats-") {
+			continue
+		}
 		dl.Header[k] = v
 	}
 	dl.Data = msg.Data()

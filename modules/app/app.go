@@ -14,7 +14,10 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/admin"
+	"github.com/logcap/logcap/modules/dockermon"
+	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/modules/pipeline"
 )
 
 // Options returns the fx options of a whole logcap for cfg. Extra options (tests) come last.
@@ -31,6 +34,9 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		fx.StopTimeout(cfg.ShutdownTimeout.D()),
 		natsd.Module,
 		admin.Module,
+		filemon.Module,
+		dockermon.Module,
+		pipeline.Module,
 		fx.Options(extra...),
 	)
 }

@@ -160,7 +160,7 @@ func TestExternalNATSDownAtStart(t *testing.T) {
 		t.Fatalf("start with NATS down must not fail: %v", err)
 	}
 	code, body := get(t, "http://"+cfg.Admin.Listen+"/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not connected") {
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not ready: nats: ") {
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
 	if code, _ := get(t, "http://"+cfg.Admin.Listen+"/healthz"); code != http.StatusOK {

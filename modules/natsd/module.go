@@ -81,11 +81,15 @@ func (n *natsd) start(ctx context.Context) error {
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			// Log each distinct reason once: a NATS down for an hour is one line, not thousands.
-			if why := "nats: " + err.Error(); why != n.lastConnErr.Swap(why) {
+			why := err.Error()
+			if !strings.HasPrefix(why, "nats: ") {
+				why = "nats: " + why
+			}
+			if why != n.lastConnErr.Swap(why) {
 				n.log.Warn("nats connect attempt failed; retrying", zap.Error(err))
 			}
 			if !n.client.isReady() {
-				n.client.setNotReady("nats: " + err.Error())
+				n.client.setNotReady(why)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

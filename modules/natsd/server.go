@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +22,8 @@ import (
 // serverOptions turns the embedded config into nats-server options.
 func serverOptions(cfg *config.Config) (*server.Options, error) {
 	e := cfg.NATS.Embedded
-	storeDir := filepath.Join(cfg.DataDir, "jetstream")
+	// nats-server keeps its files in StoreDir/jetstream: data_dir/jetstream.
+	storeDir := cfg.DataDir
 	if err := checkWritable(storeDir); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
 	}

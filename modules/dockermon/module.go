@@ -1,0 +1,108 @@
+// Package dockermon is the fx glue of the Docker container monitor: for every source of
+// type docker it builds the core (sources/dockermon) and runs it under one lifecycle group.
+package dockermon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/lifecycle"
+	"github.com/logcap/logcap/modules/natsd"
+	core "github.com/logcap/logcap/sources/dockermon"
+	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+)
+
+// Type is the source type this module handles.
+const Type = "docker"
+
+// Module follows the containers of every `type: docker` source.
+var Module = fx.Module("dockermon", fx.Invoke(start))
+
+// Params are the module's dependencies.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    *config.Config
+	NATS      *natsd.Client
+	Log       *zap.Logger
+	Registry  prometheus.Registerer
+}
+
+// Decode reads a docker source's options strictly.
+func Decode(src config.Component) (core.Options, error) {
+	var opts core.Options
+	if err := src.Options.Decode(&opts, "name", "type"); err != nil {
+		return opts, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	return opts, nil
+}
+
+func start(p Params) error {
+	var srcs []config.Component
+	var opts []core.Options
+	for _, s := range p.Config.Sources {
+		if s.Type != Type {
+			continue
+		}
+		o, err := Decode(s)
+		if err != nil {
+			return err
+		}
+		srcs, opts = append(srcs, s), append(opts, o)
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	metrics, err := core.NewMetrics(p.Registry)
+	if err != nil {
+		return fmt.Errorf("dockermon: metrics: %w", err)
+	}
+	g := lifecycle.New("dockermon", p.Log)
+	var clients []*client.Client
+	p.Lifecycle.Append(fx.Hook{
+		// Built at start, not at invoke time: the NATS connection exists once natsd started.
+		OnStart: func(context.Context) error {
+			for i, s := range srcs {
+				cli, err := core.NewClient(opts[i])
+				if err != nil {
+					closeAll(clients)
+					return fmt.Errorf("source %s: %w", s.Name, err)
+				}
+				clients = append(clients, cli)
+				mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Options: opts[i]},
+					cli, p.NATS.JS, g.Go, p.Log.Named("dockermon"), metrics)
+				if err != nil {
+					closeAll(clients)
+					return err
+				}
+				if err := g.Go("dockermon: events "+s.Name, func(ctx context.Context) error {
+					// Publishing needs the streams: wait for them (an external NATS may come late).
+					if err := p.NATS.WaitReady(ctx); err != nil {
+						return nil
+					}
+					return mon.Run(ctx)
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			err := g.Stop(ctx)
+			// The readers are gone (or named in err): now the clients' idle connections can go.
+			closeAll(clients)
+			return err
+		},
+	})
+	return nil
+}
+
+func closeAll(cs []*client.Client) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}

@@ -1,0 +1,232 @@
+package filemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/logcap/logcap/modules/lifecycle"
+	core "github.com/logcap/logcap/sources/filemon"
+)
+
+const logrotateBin = "/usr/sbin/logrotate"
+
+// longRun: LOGCAP_LONG=1 runs the full durations; the default keeps CI quick.
+func longRun() bool { return os.Getenv("LOGCAP_LONG") == "1" }
+
+type rotateResult struct {
+	written, rotations int
+	missing            []int // line numbers never stored
+	dups               int   // stores beyond the first
+	runs               [][2]int
+}
+
+// runLogrotate writes numbered lines at rate/s for d while logrotate (mode "create" or
+// "copytruncate", both with compress and delaycompress) runs every second, then reads LOGS.
+func runLogrotate(t *testing.T, mode string, d time.Duration, rate int) rotateResult {
+	if _, err := os.Stat(logrotateBin); err != nil {
+		t.Skipf("%s not installed (Debian package logrotate): %v", logrotateBin, err)
+	}
+	h := newHarness(t)
+	p := h.path("app.log")
+	appendFile(t, p, "")
+	conf := filepath.Join(t.TempDir(), "logrotate.conf")
+	state := filepath.Join(t.TempDir(), "state")
+	os.WriteFile(conf, []byte(fmt.Sprintf("%s {\n  rotate 1000\n  %s\n  compress\n  delaycompress\n  missingok\n}\n", p, mode)), 0o644)
+	h.start(core.Options{Paths: []string{p}, StartAt: "beginning"})
+
+	g := lifecycle.New("logrotate-test", h.log)
+	var written, rotations atomic.Int64
+	writerDone := make(chan error, 1)
+	g.Go("writer", func(ctx context.Context) error {
+		writerDone <- writeNumbered(ctx, p, d, rate, mode == "create", &written)
+		return nil
+	})
+	rotErr := make(chan error, 1)
+	g.Go("logrotate", func(ctx context.Context) error {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				rotErr <- nil
+				return nil
+			case <-tick.C:
+			}
+			out, err := exec.CommandContext(ctx, logrotateBin, "-s", state, "-f", conf).CombinedOutput()
+			if err != nil && ctx.Err() == nil {
+				rotErr <- fmt.Errorf("logrotate: %v: %s", err, out)
+				return nil
+			}
+			rotations.Add(1)
+		}
+	})
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-rotErr; err != nil {
+		t.Fatal(err)
+	}
+	// everything before the END line is in LOGS once END is (one subject is in order)
+	appendFile(t, p, "END\n")
+	var got []string
+	waitFor(t, 60*time.Second, func() error {
+		got = h.stored()[p]
+		if len(got) == 0 || got[len(got)-1] != "END\n" {
+			return fmt.Errorf("%d entries, END not yet stored", len(got))
+		}
+		return nil
+	})
+	r := rotateResult{written: int(written.Load()), rotations: int(rotations.Load())}
+	seen := make([]int, r.written)
+	for _, l := range got[:len(got)-1] {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.Fields(l)[0]))
+		if err != nil || n >= r.written {
+			t.Fatalf("stored entry %q is not a line written", l)
+		}
+		seen[n]++
+	}
+	for n, c := range seen {
+		if c == 0 {
+			r.missing = append(r.missing, n)
+			if k := len(r.runs); k > 0 && r.runs[k-1][1] == n-1 {
+				r.runs[k-1][1] = n
+			} else {
+				r.runs = append(r.runs, [2]int{n, n})
+			}
+		}
+		if c > 1 {
+			r.dups += c - 1
+		}
+	}
+	return r
+}
+
+func waitFor(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// writeNumbered appends "%09d <padding>\n" lines at rate per second for d. Like an
+// application told to reopen its log (logrotate's postrotate), with reopen it notices a new
+// file at path within 10 ms; without it (copytruncate) it keeps one O_APPEND descriptor.
+func writeNumbered(ctx context.Context, path string, d time.Duration, rate int, reopen bool, written *atomic.Int64) error {
+	open := func() (*os.File, os.FileInfo, error) {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		fi, err := f.Stat()
+		return f, fi, err
+	}
+	f, fi, err := open()
+	if err != nil {
+		return err
+	}
+	defer func() { f.Close() }()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	var buf []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		el := time.Since(start)
+		target := int(el.Seconds() * float64(rate))
+		if el >= d {
+			target = int(d.Seconds() * float64(rate))
+		}
+		buf = buf[:0]
+		for ; n < target; n++ {
+			buf = fmt.Appendf(buf, "%09d the quick brown fox jumps over the lazy dog\n", n)
+		}
+		if _, err := f.Write(buf); err != nil {
+			return err
+		}
+		written.Store(int64(n))
+		if el >= d {
+			return nil
+		}
+		if reopen {
+			if now, err := os.Stat(path); err == nil && !os.SameFile(now, fi) {
+				f.Close()
+				if f, fi, err = open(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func logrotateParams() (time.Duration, int) {
+	if longRun() {
+		return 30 * time.Second, 20000
+	}
+	return 5 * time.Second, 20000
+}
+
+// TestLogrotateCreate: rename + create, with compress and delaycompress: every line once.
+func TestLogrotateCreate(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, "create", d, rate)
+	t.Logf("create: %d lines in %v, %d logrotate runs: %d missing, %d duplicated", r.written, d, r.rotations, len(r.missing), r.dups)
+	if r.rotations < int(d.Seconds())-2 {
+		t.Errorf("only %d rotations", r.rotations)
+	}
+	if len(r.missing) > 0 || r.dups > 0 {
+		t.Fatalf("create mode: %d missing (runs %v), %d duplicated", len(r.missing), r.runs, r.dups)
+	}
+}
+
+// TestLogrotateCopytruncate measures what copytruncate's inherent race loses: lines written
+// between logrotate's copy and its truncate that logcap had not read yet exist in neither
+// file logcap reads. Nothing may be duplicated, and every loss must be a run of lines at one
+// truncation.
+func TestLogrotateCopytruncate(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, "copytruncate", d, rate)
+	longest := 0
+	for _, run := range r.runs {
+		longest = max(longest, run[1]-run[0]+1)
+	}
+	sort.Ints(r.missing)
+	t.Logf("copytruncate: %d lines in %v, %d logrotate runs: %d lost (%.4f%%) in %d runs (longest %d lines = %.1f ms of writing), %d duplicated",
+		r.written, d, r.rotations, len(r.missing), 100*float64(len(r.missing))/float64(r.written), len(r.runs), longest, 1000*float64(longest)/float64(rate), r.dups)
+	if r.dups > 0 {
+		t.Errorf("%d duplicated lines", r.dups)
+	}
+	if len(r.runs) > r.rotations {
+		t.Errorf("%d runs of lost lines for %d rotations: losses outside the race window", len(r.runs), r.rotations)
+	}
+	// the window is the copy plus the time since logcap's last read: bound it at 250 ms
+	if limit := rate / 4; longest > limit {
+		t.Errorf("a run of %d lost lines (limit %d)", longest, limit)
+	}
+}

@@ -1,0 +1,109 @@
+// Package filemon runs the file sources (`type: file`): for each it builds the core monitor
+// (sources/filemon) and runs its blocking functions in one lifecycle group: one discovery
+// goroutine and a fixed pool of readers per source, whatever the number of files.
+package filemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/lifecycle"
+	"github.com/logcap/logcap/modules/natsd"
+	core "github.com/logcap/logcap/sources/filemon"
+)
+
+// Type is the source type this module runs.
+const Type = "file"
+
+// Module runs every `type: file` source of the configuration.
+var Module = fx.Module("filemon", fx.Invoke(start))
+
+type params struct {
+	fx.In
+	LC     fx.Lifecycle
+	Config *config.Config
+	Client *natsd.Client
+	Log    *zap.Logger
+	Reg    prometheus.Registerer
+}
+
+// Decode reads a file source's options strictly and applies the defaults.
+func Decode(src config.Component) (core.Options, error) {
+	var o core.Options
+	if err := src.Options.Decode(&o, "name", "type"); err != nil {
+		return o, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	o, err := o.WithDefaults()
+	if err != nil {
+		return o, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	return o, nil
+}
+
+func start(p params) error {
+	var srcs []config.Component
+	var opts []core.Options
+	for _, src := range p.Config.Sources {
+		if src.Type != Type {
+			continue
+		}
+		o, err := Decode(src)
+		if err != nil {
+			return err
+		}
+		srcs, opts = append(srcs, src), append(opts, o)
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	met, err := core.NewMetrics(p.Reg)
+	if err != nil {
+		return fmt.Errorf("filemon: metrics: %w", err)
+	}
+	var mons []*core.Monitor
+	g := lifecycle.New("filemon", p.Log)
+	p.LC.Append(fx.Hook{
+		// The monitors are built here, not at invoke time: the NATS connection they publish
+		// on exists once natsd has started (its hook runs first).
+		OnStart: func(context.Context) error {
+			for i, src := range srcs {
+				m, err := core.New(src.Name, opts[i], core.Deps{
+					JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
+					Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas,
+				})
+				if err != nil {
+					return err
+				}
+				mons = append(mons, m)
+				if err := g.Go("filemon: discover "+src.Name, func(ctx context.Context) error {
+					if err := p.Client.WaitReady(ctx); err != nil {
+						return nil
+					}
+					return m.Discover(ctx)
+				}); err != nil {
+					return err
+				}
+				for r := range m.Readers() {
+					if err := g.Go(fmt.Sprintf("filemon: read %s #%d", src.Name, r), m.Read); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+		// fx stops in reverse order: this runs after the group has stopped.
+		OnStop: func(context.Context) error {
+			for _, m := range mons {
+				m.Close()
+			}
+			return nil
+		},
+	})
+	lifecycle.Hook(p.LC, g)
+	return nil
+}

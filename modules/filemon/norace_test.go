@@ -1,0 +1,5 @@
+//go:build !race
+
+package filemon
+
+const raceEnabled = false

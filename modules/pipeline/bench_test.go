@@ -1,0 +1,72 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/internal/natstest"
+	"github.com/logcap/logcap/modules/pipeline"
+)
+
+// BenchmarkProcessorChain measures entries/s end to end (LOGS → consume → steps → publish
+// to the derived stream → ack) through json → drop → redact on 170–190-byte JSON lines, next to
+// the ceiling of the same machinery with no step at all (consume → publish pass-through),
+// both in the same run. b.N is the number of entries.
+func BenchmarkProcessorChain(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		steps string
+	}{
+		{"passthrough", ""},
+		{"json-drop-redact", `
+      - json: {}
+      - drop: 'fields.level == "debug"'
+      - redact: { fields: [password] }`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			const perChunk = 500
+			n := max(b.N, perChunk)
+			e := newEnv(b)
+			lines := jsonLines(n)
+			size := 0
+			for _, l := range lines {
+				size += len(l) + 1
+			}
+			publish(b, e.js, "/bench.log", lines, perChunk)
+			var cfg *config.Config
+			if bc.steps == "" {
+				// A chain of no steps: config validation wants one, the runtime does not.
+				cfg = parseConfig(b, "processors:\n  - { name: parsed, input: logs.>, steps: [json: {}] }\n")
+				cfg.Processors[0].Steps = nil
+			} else {
+				cfg = parseConfig(b, "processors:\n  - name: parsed\n    input: logs.>\n    steps:"+bc.steps+"\n")
+			}
+			b.ResetTimer()
+			began := time.Now()
+			pl, err := pipeline.New(cfg, e.client, zap.NewNop(), prometheus.NewRegistry(), fastTuning)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pl.Start(); err != nil {
+				b.Fatal(err)
+			}
+			chunks := uint64((n + perChunk - 1) / perChunk)
+			natstest.CheckFor(b, 5*time.Minute, time.Millisecond, func() error {
+				if got, err := streamMsgs(e.js, "PARSED"); err != nil || got != chunks {
+					return fmt.Errorf("%d of %d chunks (%v)", got, chunks, err)
+				}
+				return nil
+			})
+			elapsed := time.Since(began)
+			b.StopTimer()
+			stop(b, pl, 5*time.Second)
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "entries/s")
+			b.ReportMetric(float64(size)/elapsed.Seconds()/1e6, "MB/s")
+		})
+	}
+}

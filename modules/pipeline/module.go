@@ -1,0 +1,253 @@
+// Package pipeline runs logcap's processors and sinks: each is a durable JetStream pull
+// consumer whose loop this module owns. A processor republishes what its steps keep into a
+// derived stream; a sink writes batches to a destination. Both ack an input message only
+// after their output is durable (a publish ack, the destination's success answer).
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/lifecycle"
+	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/processors"
+	"github.com/logcap/logcap/sinks"
+)
+
+// Module runs every configured processor and sink. It depends on natsd's *Client, so it
+// stops before the connection drains (fx stops in reverse).
+var Module = fx.Module("pipeline", fx.Invoke(start))
+
+// Tuning holds the pipeline's timing knobs. The zero value means the defaults; tests supply
+// a faster one with fx.Supply.
+type Tuning struct {
+	// BackoffBase and BackoffMax bound the delay between a sink's retries of the batch in
+	// hand, and between its health probes while the destination is down.
+	BackoffBase, BackoffMax time.Duration
+	// Grace is how long a stopping sink or processor may take to finish the batch in hand
+	// before its write is cancelled (default: shutdown_timeout / 3).
+	Grace time.Duration
+}
+
+func (t Tuning) withDefaults(cfg *config.Config) Tuning {
+	if t.BackoffBase <= 0 {
+		t.BackoffBase = 500 * time.Millisecond
+	}
+	if t.BackoffMax <= 0 {
+		t.BackoffMax = 30 * time.Second
+	}
+	if t.Grace <= 0 {
+		t.Grace = cfg.ShutdownTimeout.D() / 3
+		if t.Grace <= 0 {
+			t.Grace = 3 * time.Second
+		}
+	}
+	return t
+}
+
+type params struct {
+	fx.In
+	LC     fx.Lifecycle
+	Cfg    *config.Config
+	Client *natsd.Client
+	Log    *zap.Logger
+	Reg    prometheus.Registerer
+	Tuning *Tuning `optional:"true"`
+}
+
+func start(p params) error {
+	if len(p.Cfg.Processors) == 0 && len(p.Cfg.Sinks) == 0 {
+		return nil
+	}
+	var t Tuning
+	if p.Tuning != nil {
+		t = *p.Tuning
+	}
+	pl, err := New(p.Cfg, p.Client, p.Log, p.Reg, t)
+	if err != nil {
+		return err
+	}
+	p.LC.Append(fx.Hook{
+		OnStart: func(context.Context) error { return pl.Start() },
+		OnStop:  pl.Stop,
+	})
+	return nil
+}
+
+// Pipeline is the set of running processors and sinks of one logcap node.
+type Pipeline struct {
+	cfg    *config.Config
+	client *natsd.Client
+	log    *zap.Logger
+	group  *lifecycle.Group
+	procs  []*processor
+	sinks  []*sinkRunner
+	m      *metrics
+	tuning Tuning
+	start  bool
+}
+
+// New builds every processor chain and sink of cfg (nothing runs yet). Configuration errors
+// are returned here, so a bad config fails logcap at start, not later.
+func New(cfg *config.Config, client *natsd.Client, log *zap.Logger, reg prometheus.Registerer, t Tuning) (*Pipeline, error) {
+	log = log.Named("pipeline")
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	pl := &Pipeline{cfg: cfg, client: client, log: log, group: lifecycle.New("pipeline", log), m: m, tuning: t.withDefaults(cfg)}
+	var errs []error
+	for i := range cfg.Processors {
+		pc := cfg.Processors[i]
+		chain, err := processors.BuildChain(pc.Steps)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("processor %s: %w", pc.Name, err))
+			continue
+		}
+		routes, err := routeTargets(pc.Steps)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("processor %s: %w", pc.Name, err))
+			continue
+		}
+		p := newProcessor(pl, pc, chain, routes)
+		pl.procs = append(pl.procs, p)
+		m.stepCollector.add(pc.Name, chain)
+	}
+	for i := range cfg.Sinks {
+		sc := cfg.Sinks[i]
+		s, err := sinks.New(sc.Type, sc.Name, sc.Options)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", sc.Name, err))
+			continue
+		}
+		pl.sinks = append(pl.sinks, newSinkRunner(pl, sc, s))
+	}
+	if err := errors.Join(errs...); err != nil {
+		pl.closeSinks()
+		return nil, err
+	}
+	return pl, nil
+}
+
+// Start runs one goroutine per processor and per sink. Each waits for NATS to be ready,
+// provisions what it needs (retrying: a sink's input may be a stream another processor
+// provisions), then consumes until Stop.
+func (pl *Pipeline) Start() error {
+	pl.start = true
+	for _, p := range pl.procs {
+		if err := pl.group.Go("pipeline: processor "+p.cfg.Name, p.run); err != nil {
+			return err
+		}
+	}
+	for _, s := range pl.sinks {
+		s.started = true
+		if err := pl.group.Go("pipeline: sink "+s.cfg.Name, s.run); err != nil {
+			s.started = false
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop stops fetching, lets every batch in hand finish within the grace period, waits for
+// the loops (bounded by ctx) and closes the sinks whose loops never ran.
+func (pl *Pipeline) Stop(ctx context.Context) error {
+	err := pl.group.Stop(ctx)
+	pl.closeSinks()
+	return err
+}
+
+func (pl *Pipeline) closeSinks() {
+	for _, s := range pl.sinks {
+		if !s.started {
+			_ = s.sink.Close()
+		}
+	}
+}
+
+// Stats reports what each processor and sink did so far (tests, `logcap` status).
+type Stats struct {
+	// Processors by name: entries in, out, dropped; chunks dead-lettered.
+	Processors map[string]ProcessorStats
+	// Sinks by name: entries delivered, chunks dead-lettered.
+	Sinks map[string]SinkStats
+}
+
+// ProcessorStats are one processor's counters.
+type ProcessorStats struct{ In, Out, Dropped, Chunks, DeadLetters uint64 }
+
+// SinkStats are one sink's counters.
+type SinkStats struct{ Entries, Batches, Retries, DeadLetters uint64 }
+
+// Stats returns a snapshot of the counters.
+func (pl *Pipeline) Stats() Stats {
+	st := Stats{Processors: map[string]ProcessorStats{}, Sinks: map[string]SinkStats{}}
+	for _, p := range pl.procs {
+		st.Processors[p.cfg.Name] = ProcessorStats{In: p.in.Load(), Out: p.out.Load(), Dropped: p.dropped.Load(), Chunks: p.chunks.Load(), DeadLetters: p.dead.Load()}
+	}
+	for _, s := range pl.sinks {
+		st.Sinks[s.cfg.Name] = SinkStats{Entries: s.entries.Load(), Batches: s.batches.Load(), Retries: s.retries.Load(), DeadLetters: s.dead.Load()}
+	}
+	return st
+}
+
+// sleep waits d or until ctx is done; false means ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// withGrace returns a context that outlives parent by grace: a batch in hand when a stop
+// begins may finish (and be acked) within it; after that its I/O is cancelled and its
+// unacked messages are redelivered (at-least-once).
+func withGrace(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// setupLoop retries fn with backoff until it succeeds or ctx is done: NATS may not be ready
+// yet, and a sink's input stream may be provisioned by a processor starting at the same time.
+func setupLoop(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt > 0 {
+			log.Warn("setup failed; retrying", zap.String("component", what), zap.Error(err))
+		}
+		if !sleep(ctx, sinks.Backoff(attempt, 100*time.Millisecond, 5*time.Second)+50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/processors"
+	"github.com/logcap/logcap/sinks"
+)
+
+// Validate builds every processor step and every sink of cfg without running them, for
+// `logcap check`: each error names the component's key path and line, all of them at once.
+// Wire it with `validators = append(validators, pipeline.Validate)` in modules/app.
+func Validate(cfg *config.Config) config.Errors {
+	var errs config.Errors
+	for i, pc := range cfg.Processors {
+		for j, st := range pc.Steps {
+			path := fmt.Sprintf("processors[%d].steps[%d]", i, j)
+			typ, opts, ok := st.SingleKey()
+			if !ok {
+				continue // config.Validate reports the shape
+			}
+			if _, err := processors.NewStep(typ, opts); err != nil {
+				fe := cfg.WrapOptionsError(path, err)
+				fe.Msg = fmt.Sprintf("(%s) %s", typ, fe.Msg)
+				errs = append(errs, fe)
+			}
+		}
+	}
+	for i, sc := range cfg.Sinks {
+		if sc.Type == "" {
+			continue
+		}
+		s, err := sinks.New(sc.Type, sc.Name, sc.Options)
+		if err != nil {
+			errs = append(errs, cfg.WrapOptionsError(fmt.Sprintf("sinks[%d]", i), err))
+			continue
+		}
+		_ = s.Close()
+	}
+	return errs
+}

@@ -1,0 +1,215 @@
+package dockermon
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// frame encodes one multiplexed frame the way Docker's stdcopy writer does.
+func frame(stream byte, payload string) string {
+	var h [8]byte
+	h[0] = stream
+	binary.BigEndian.PutUint32(h[4:], uint32(len(payload)))
+	return string(h[:]) + payload
+}
+
+const (
+	ts1 = "2026-11-27T10:00:00.000000001Z"
+	ts2 = "2026-11-27T10:00:00.000000002Z"
+)
+
+type rec struct {
+	stream, ts, line string
+	partial          bool
+}
+
+func decodeAll(t testing.TB, in string, tty bool, oneByte bool) ([]rec, error) {
+	t.Helper()
+	var r io.Reader = strings.NewReader(in)
+	if oneByte {
+		r = iotest.OneByteReader(r)
+	}
+	d := NewDecoder(r, tty, 0)
+	var out []rec
+	for i := 0; i < 100000; i++ {
+		rc, err := d.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rec{rc.Stream, string(rc.RawTS), string(rc.Line), rc.Partial})
+	}
+	t.Fatal("decoder does not end")
+	return nil, nil
+}
+
+func TestDecoder(t *testing.T) {
+	big := strings.Repeat("x", DockerPartialSize)
+	tests := []struct {
+		name    string
+		in      string
+		tty     bool
+		want    []rec
+		wantErr error
+	}{
+		{name: "empty", in: "", wantErr: io.EOF},
+		{name: "stdout and stderr frames",
+			in:      frame(1, ts1+" hello\n") + frame(2, ts2+" oops\n"),
+			want:    []rec{{Stdout, ts1, "hello\n", false}, {Stderr, ts2, "oops\n", false}},
+			wantErr: io.EOF},
+		{name: "split line parts share a timestamp",
+			in:      frame(1, ts1+" "+big) + frame(1, ts1+" tail\n"),
+			want:    []rec{{Stdout, ts1, big, true}, {Stdout, ts1, "tail\n", false}},
+			wantErr: io.EOF},
+		{name: "two records in one frame",
+			in:      frame(1, ts1+" a\n"+ts2+" b\n"),
+			want:    []rec{{Stdout, ts1, "a\n", false}, {Stdout, ts2, "b\n", false}},
+			wantErr: io.EOF},
+		{name: "empty line", in: frame(1, ts1+" \n"), want: []rec{{Stdout, ts1, "\n", false}}, wantErr: io.EOF},
+		{name: "truncated payload",
+			in:   frame(1, ts1+" ok\n") + frame(1, ts2+" cut short\n")[:20],
+			want: []rec{{Stdout, ts1, "ok\n", false}}, wantErr: ErrTruncated},
+		{name: "truncated header",
+			in:   frame(2, ts1+" ok\n") + "\x02\x00\x00",
+			want: []rec{{Stderr, ts1, "ok\n", false}}, wantErr: ErrTruncated},
+		{name: "binary and invalid utf-8 survive",
+			in: frame(1, ts1+" \xff\x00\xfe\n"), want: []rec{{Stdout, ts1, "\xff\x00\xfe\n", false}}, wantErr: io.EOF},
+		{name: "tty lines end in CRLF",
+			in: ts1 + " hello\r\n" + ts2 + " world\r\n", tty: true,
+			want: []rec{{Stdout, ts1, "hello\r\n", false}, {Stdout, ts2, "world\r\n", false}}, wantErr: io.EOF},
+		{name: "tty split line",
+			in: ts1 + " " + big + ts1 + " tail\r\n", tty: true,
+			want: []rec{{Stdout, ts1, big, true}, {Stdout, ts1, "tail\r\n", false}}, wantErr: io.EOF},
+		{name: "tty last line without newline",
+			in: ts1 + " a\r\n" + ts2 + " no newline", tty: true,
+			want: []rec{{Stdout, ts1, "a\r\n", false}, {Stdout, ts2, "no newline", true}}, wantErr: io.EOF},
+		{name: "tty truncated timestamp", in: ts1 + " a\n" + ts2[:10], tty: true,
+			want: []rec{{Stdout, ts1, "a\n", false}}, wantErr: ErrTruncated},
+	}
+	for _, tt := range tests {
+		for _, oneByte := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/onebyte=%v", tt.name, oneByte), func(t *testing.T) {
+				got, err := decodeAll(t, tt.in, tt.tty, oneByte)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("error %v, want %v", err, tt.wantErr)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Fatalf("got  %.300s\nwant %.300s", fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", tt.want))
+				}
+			})
+		}
+	}
+}
+
+func TestDecoderRejectsCorruptStreams(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     string
+	}{
+		{"bad stream byte", "\x07\x00\x00\x00\x00\x00\x00\x01x", "bad stream byte"},
+		{"huge length", "\x01\x00\x00\x00\xff\xff\xff\xff", "over"},
+		{"no timestamp", frame(1, "hello world\n"), "timestamp"},
+		{"tty read as frames", ts1 + " hello\n", "bad stream byte"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewDecoder(strings.NewReader(tt.in), false, 0).Next()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseTS(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Time
+		rest    string
+		wantErr bool
+	}{
+		{in: ts1 + " x", want: time.Date(2026, 11, 27, 10, 0, 0, 1, time.UTC), rest: "x"},
+		{in: "2026-11-27T10:00:00.5+01:00 y", want: time.Date(2026, 11, 27, 9, 0, 0, 5e8, time.UTC), rest: "y"},
+		{in: "2026-11-27T10:00:00Z ", want: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), rest: ""},
+		{in: "nonsense line", wantErr: true},
+		{in: "", wantErr: true},
+		{in: strings.Repeat("a", 100), wantErr: true},
+	}
+	for _, tt := range tests {
+		ts, _, rest, err := parseTS([]byte(tt.in))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseTS(%q): error %v", tt.in, err)
+			continue
+		}
+		if err == nil && (!ts.Equal(tt.want) || string(rest) != tt.rest) {
+			t.Errorf("parseTS(%q) = %v %q, want %v %q", tt.in, ts, rest, tt.want, tt.rest)
+		}
+	}
+}
+
+// FuzzFrameDecoder: any input ends in a bounded number of records without panicking, and
+// every record it returns carries a timestamp that parses and a line whose partial flag
+// matches its last byte.
+func FuzzFrameDecoder(f *testing.F) {
+	f.Add([]byte(frame(1, ts1+" hello\n")+frame(2, ts2+" x")), false)
+	f.Add([]byte(ts1+" "+strings.Repeat("y", 32)+ts1+" z\r\n"), true)
+	f.Add([]byte("\x01\x00\x00\x00\x00\x00\x00\x05abc"), false)
+	f.Fuzz(func(t *testing.T, in []byte, tty bool) {
+		d := NewDecoder(bytes.NewReader(in), tty, 0)
+		d.partSize = 32 // Docker's 16 KiB, scaled down so that the fuzzer explores splits
+		for i := 0; i <= len(in); i++ {
+			r, err := d.Next()
+			if err != nil {
+				if err == io.EOF || errors.Is(err, ErrTruncated) {
+					return
+				}
+				continue // a corrupt record: the decoder goes on or ends; it must not hang
+			}
+			if _, perr := time.Parse(time.RFC3339Nano, string(r.RawTS)); perr != nil {
+				t.Fatalf("record with bad timestamp %q", r.RawTS)
+			}
+			if ends := len(r.Line) > 0 && r.Line[len(r.Line)-1] == '\n'; ends == r.Partial {
+				t.Fatalf("partial=%v for line %q", r.Partial, r.Line)
+			}
+		}
+	})
+}
+
+func TestPosition(t *testing.T) {
+	a := time.Date(2026, 11, 27, 10, 0, 0, 5, time.UTC)
+	b := a.Add(time.Second)
+	tests := []struct {
+		p    Position
+		tty  bool
+		want time.Time
+	}{
+		{Position{}, false, time.Time{}},
+		{Position{Stdout: StreamPos{a, 1}, Stderr: StreamPos{b, 2}}, false, a},
+		{Position{Stdout: StreamPos{b, 1}, Stderr: StreamPos{a, 2}}, false, a},
+		{Position{Stdout: StreamPos{b, 1}}, false, b.Add(-unsetMargin)},
+		{Position{Stdout: StreamPos{b, 1}}, true, b},
+		{Position{Stderr: StreamPos{a, 1}}, false, a.Add(-unsetMargin)},
+	}
+	for i, tt := range tests {
+		if got := tt.p.since(tt.tty); !got.Equal(tt.want) {
+			t.Errorf("%d: since %v, want %v", i, got, tt.want)
+		}
+		for _, sp := range []StreamPos{tt.p.Stdout, tt.p.Stderr} {
+			back, err := parseStreamPos(sp.String())
+			if err != nil || !back.TS.Equal(sp.TS) || back.Count != sp.Count {
+				t.Errorf("%d: %v round trip: %v %v", i, sp, back, err)
+			}
+		}
+	}
+	for _, bad := range []string{"", "x:1", "1:", "1:-2", "12"} {
+		if _, err := parseStreamPos(bad); err == nil {
+			t.Errorf("parseStreamPos(%q): no error", bad)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package filemon
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics of all file sources, by `source` label.
+type Metrics struct {
+	Lines, Bytes, Chunks                     *prometheus.CounterVec
+	Rotations, Truncations, SplitLines, Errs *prometheus.CounterVec
+	FilesOpen, BytesBehind                   *prometheus.GaugeVec
+	Publish                                  *prometheus.HistogramVec
+}
+
+// NewMetrics registers the file monitor's metrics on reg (a nil reg registers nothing).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	cv := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logcap_filemon_" + name, Help: help}, []string{"source"})
+	}
+	gv := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_filemon_" + name, Help: help}, []string{"source"})
+	}
+	m := &Metrics{
+		Lines:       cv("lines_total", "Entries published (lines, multiline entries or parts of split lines)."),
+		Bytes:       cv("bytes_total", "Bytes published."),
+		Chunks:      cv("chunks_total", "Chunks published."),
+		Rotations:   cv("rotations_total", "Files drained and closed because another file took their path, or they were removed."),
+		Truncations: cv("truncations_total", "Files found truncated (copytruncate) and read again from the start."),
+		SplitLines:  cv("split_lines_total", "Parts of lines longer than max_line_bytes that continue in the next entry."),
+		Errs:        cv("errors_total", "Errors opening, reading or publishing files."),
+		FilesOpen:   gv("files_open", "File descriptors held."),
+		BytesBehind: gv("bytes_behind", "File sizes minus published positions, summed."),
+		Publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "logcap_filemon_publish_seconds", Help: "Time from publish to JetStream ack per chunk.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"source"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.Lines, m.Bytes, m.Chunks, m.Rotations, m.Truncations, m.SplitLines, m.Errs, m.FilesOpen, m.BytesBehind, m.Publish} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+type sourceMetrics struct {
+	lines, bytes, chunks, rotations, truncations, split, errs prometheus.Counter
+	open, behind                                              prometheus.Gauge
+	publish                                                   prometheus.Observer
+}
+
+func (m *Metrics) forSource(name string) sourceMetrics {
+	return sourceMetrics{
+		lines: m.Lines.WithLabelValues(name), bytes: m.Bytes.WithLabelValues(name), chunks: m.Chunks.WithLabelValues(name),
+		rotations: m.Rotations.WithLabelValues(name), truncations: m.Truncations.WithLabelValues(name),
+		split: m.SplitLines.WithLabelValues(name), errs: m.Errs.WithLabelValues(name),
+		open: m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
+		publish: m.Publish.WithLabelValues(name),
+	}
+}

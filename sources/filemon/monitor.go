@@ -1,0 +1,887 @@
+package filemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/fsnotify/fsnotify"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/logcap/logcap/streams"
+)
+
+// PositionsBucket is the KV bucket of file positions: the fallback for when retention has
+// removed a file's last message from LOGS, and the memory of which subject a renamed file
+// belongs to.
+const PositionsBucket = "logcap_positions"
+
+// Deps are what a monitor needs from outside.
+type Deps struct {
+	JS         jetstream.JetStream
+	Stream     string // "LOGS"
+	Host       string // host token of subjects
+	Log        *zap.Logger
+	Metrics    *Metrics
+	KVReplicas int
+}
+
+// Monitor tails the files of one `type: file` source into LOGS. Its goroutine count is
+// constant: one Discover and Options.Readers Read calls, whatever the number of files.
+type Monitor struct {
+	name string
+	opts Options
+	cfg  TailConfig
+	d    Deps
+	log  *zap.Logger
+	met  sourceMetrics
+	kv   jetstream.KeyValue
+
+	mu         sync.Mutex
+	subjects   map[string]*subject // by source path
+	files      map[FileID]*file
+	byPath     map[string]*file
+	errs       map[string]string // path → the error last logged for it
+	queue      []*subject
+	open       int
+	gen        int
+	doneGen    int // the last complete scan: a file not seen by it has left the globs
+	firstStart bool
+	watched    map[string]bool
+	wake       chan struct{}
+	ready      chan struct{} // closed once the first scan is done
+}
+
+// subject is one LOGS subject: the files published under it, oldest first. Only files[0]
+// is read; the next starts when it is drained, so the subject's positions chain.
+type subject struct {
+	source  string
+	pub     *streams.Publisher
+	files   []*file
+	queued  bool
+	busy    bool // a reader holds it
+	again   bool // work arrived while busy
+	stopped bool // fenced: another writer
+}
+
+type file struct {
+	id       FileID
+	path     string // latest path it was seen at
+	seenGen  int
+	sizeSeen int64
+	tl       *Tailer  // nil once done
+	subj     *subject // nil once done
+	behind   int64
+	kvDirty  bool
+	kvAt     time.Time
+}
+
+// New builds a monitor for source name; opts must have been through WithDefaults.
+func New(name string, opts Options, d Deps) (*Monitor, error) {
+	ml, err := NewMultiline(opts.Multiline, int(opts.MaxLineBytes))
+	if err != nil {
+		return nil, fmt.Errorf("file source %s: %w", name, err)
+	}
+	if d.Metrics == nil {
+		d.Metrics, _ = NewMetrics(nil)
+	}
+	if d.Stream == "" {
+		d.Stream = "LOGS"
+	}
+	if d.KVReplicas < 1 {
+		d.KVReplicas = 1
+	}
+	cfg := TailConfig{
+		Host: d.Host, MaxLineBytes: int(opts.MaxLineBytes), MaxChunkBytes: int(opts.MaxChunkBytes),
+		PartialFlush: opts.PartialFlush.D(), MultilineTimeout: opts.PartialFlush.D(), Multiline: ml,
+		CloseRemovedAfter: opts.CloseRemovedAfter.D(),
+	}
+	if opts.Multiline != nil {
+		cfg.MultilineTimeout = opts.Multiline.Timeout.D()
+	}
+	return &Monitor{
+		name: name, opts: opts, cfg: cfg, d: d, log: d.Log.With(zap.String("source", name)),
+		met: d.Metrics.forSource(name), subjects: map[string]*subject{}, files: map[FileID]*file{},
+		byPath: map[string]*file{}, errs: map[string]string{}, watched: map[string]bool{},
+		wake: make(chan struct{}, 1), ready: make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once the first scan has placed every file found.
+func (m *Monitor) Ready() <-chan struct{} { return m.ready }
+
+// Readers is how many Read calls the monitor wants beside its one Discover.
+func (m *Monitor) Readers() int { return m.opts.Readers }
+
+func kvToken(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "=%02X", c)
+		}
+	}
+	if b.Len() == 0 {
+		return "="
+	}
+	return b.String()
+}
+
+func (m *Monitor) posKey(id FileID) string {
+	return fmt.Sprintf("pos.%s.%d.%d", kvToken(m.d.Host), id.Dev, id.Ino)
+}
+
+type posRecord struct {
+	Source string `json:"source"`
+	FP     string `json:"fp"`
+	End    int64  `json:"end"`
+}
+
+func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
+	e, err := m.kv.Get(ctx, m.posKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("positions %s: %w", m.posKey(id), err)
+	}
+	var r posRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, fmt.Errorf("positions %s: %w", m.posKey(id), err)
+	}
+	return &r, nil
+}
+
+func (m *Monitor) kvPut(ctx context.Context, id FileID, r posRecord) error {
+	b, _ := json.Marshal(r)
+	if _, err := m.kv.Put(ctx, m.posKey(id), b); err != nil {
+		return fmt.Errorf("positions %s: %w", m.posKey(id), err)
+	}
+	return nil
+}
+
+func (m *Monitor) setup(ctx context.Context) error {
+	if mp := m.d.JS.Conn().MaxPayload(); mp > 0 && int64(m.cfg.MaxChunkBytes)+8192 > mp {
+		// An external NATS left at its 1 MB default: smaller chunks work just as well.
+		m.cfg.MaxChunkBytes = int(mp - 8192)
+		m.log.Warn("max_chunk_bytes lowered to fit the server's max_payload (headers need up to 8 KiB more)",
+			zap.Int64("max_payload", mp), zap.Int("max_chunk_bytes", m.cfg.MaxChunkBytes))
+	}
+	kv, err := m.d.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: PositionsBucket, History: 1, Storage: jetstream.FileStorage, Replicas: m.d.KVReplicas})
+	if err != nil {
+		return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+	}
+	m.kv = kv
+	_, err = kv.Get(ctx, m.markerKey())
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		m.firstStart = true
+	case err != nil:
+		return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+	}
+	return nil
+}
+
+func (m *Monitor) markerKey() string {
+	return fmt.Sprintf("source.%s.%s", kvToken(m.d.Host), kvToken(m.name))
+}
+
+// Discover finds the files (globs, fsnotify on their directories, a stat poll every
+// poll_interval as the safety net) and hands files with work to the readers. It blocks
+// until ctx is done.
+func (m *Monitor) Discover(ctx context.Context) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := m.setup(ctx)
+		if err == nil {
+			break
+		}
+		m.log.Error("file monitor setup failed, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	var events <-chan fsnotify.Event
+	var werrs <-chan error
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		m.log.Warn("no fsnotify: polling only", zap.Duration("poll_interval", m.opts.PollInterval.D()), zap.Error(err))
+	} else {
+		defer w.Close()
+		events, werrs = w.Events, w.Errors
+	}
+	m.scan(ctx, w)
+	if m.firstStart {
+		if _, err := m.kv.Put(ctx, m.markerKey(), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
+			m.log.Error("file monitor: cannot record the first start", zap.Error(err))
+		}
+		m.mu.Lock()
+		m.firstStart = false
+		m.mu.Unlock()
+	}
+	close(m.ready)
+	tick := time.NewTicker(m.opts.PollInterval.D())
+	defer tick.Stop()
+	rescan := time.NewTimer(time.Hour)
+	rescan.Stop()
+	defer rescan.Stop()
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Has(fsnotify.Write) {
+				m.mu.Lock()
+				if f := m.byPath[ev.Name]; f != nil && f.subj != nil {
+					m.enqueueLocked(f.subj)
+				}
+				m.mu.Unlock()
+			}
+			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Chmod) {
+				if !pending { // coalesce a burst of events into one rescan
+					pending = true
+					rescan.Reset(20 * time.Millisecond)
+				}
+			}
+		case err, ok := <-werrs:
+			if !ok {
+				werrs = nil
+				continue
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				m.log.Warn("fsnotify overflow: rescanning")
+			} else {
+				m.log.Warn("fsnotify", zap.Error(err))
+			}
+			m.scan(ctx, w)
+		case <-rescan.C:
+			pending = false
+			m.scan(ctx, w)
+		case <-tick.C:
+			m.scan(ctx, w)
+			m.poll()
+		}
+	}
+}
+
+var compressed = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z"}
+
+func (m *Monitor) excluded(p string) bool {
+	for _, ex := range m.opts.Exclude {
+		if ok, _ := doublestar.PathMatch(ex, p); ok {
+			return true
+		}
+	}
+	return slices.Contains(compressed, filepath.Ext(p))
+}
+
+// watchDirs returns the directories whose changes can add or remove matches.
+func (m *Monitor) watchDirs() map[string]bool {
+	dirs := map[string]bool{}
+	for _, p := range m.opts.Paths {
+		base, _ := doublestar.SplitPattern(filepath.ToSlash(p))
+		if strings.Contains(p, "**") {
+			filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs[path] = true
+				}
+				return nil
+			})
+			continue
+		}
+		dp := filepath.Dir(p)
+		ms, _ := doublestar.FilepathGlob(dp)
+		for _, d := range ms {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				dirs[d] = true
+			}
+		}
+	}
+	return dirs
+}
+
+// scan matches the globs, places new files, and notes where known files are now.
+func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
+	if w != nil {
+		dirs := m.watchDirs()
+		for d := range dirs {
+			if !m.watched[d] {
+				if err := w.Add(d); err != nil {
+					m.log.Warn("cannot watch directory: polling covers it", zap.String("dir", d), zap.Error(err))
+					continue
+				}
+			}
+		}
+		for d := range m.watched {
+			if !dirs[d] {
+				w.Remove(d)
+			}
+		}
+		m.watched = dirs
+	}
+	matched := map[string]bool{}
+	for _, p := range m.opts.Paths {
+		ms, err := doublestar.FilepathGlob(p)
+		if err != nil {
+			m.noteErr(p, fmt.Errorf("glob %s: %w", p, err), zap.ErrorLevel)
+			continue
+		}
+		for _, x := range ms {
+			if !m.excluded(x) {
+				matched[x] = true
+			}
+		}
+	}
+	paths := make([]string, 0, len(matched))
+	for p := range matched {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	m.mu.Lock()
+	m.gen++
+	gen := m.gen
+	m.byPath = make(map[string]*file, len(paths))
+	for p := range m.errs {
+		if !matched[p] && !slices.Contains(m.opts.Paths, p) {
+			delete(m.errs, p)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			return
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				m.noteErr(p, fmt.Errorf("file %s: %w", p, err), zap.WarnLevel)
+			}
+			continue
+		}
+		if fi.IsDir() {
+			m.noteErr(p, fmt.Errorf("file %s: is a directory, skipped", p), zap.DebugLevel)
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			m.noteErr(p, fmt.Errorf("file %s: not a regular file (%s), skipped", p, fi.Mode().Type()), zap.WarnLevel)
+			continue
+		}
+		id, _ := StatID(fi)
+		m.mu.Lock()
+		f := m.files[id]
+		if f != nil {
+			f.path, f.seenGen, f.sizeSeen = p, gen, fi.Size()
+			m.byPath[p] = f
+			m.mu.Unlock()
+			continue
+		}
+		m.mu.Unlock()
+		if err := m.track(ctx, p, gen); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.noteErr(p, err, zap.ErrorLevel)
+			continue
+		}
+		m.clearErr(p)
+	}
+	m.mu.Lock()
+	m.doneGen = gen
+	for id, f := range m.files {
+		if f.subj == nil && f.seenGen != gen {
+			delete(m.files, id) // a finished file that left the globs: forget it
+		}
+	}
+	m.mu.Unlock()
+}
+
+// noteErr logs an error about path once (again only when it changes).
+func (m *Monitor) noteErr(path string, err error, lvl zapcore.Level) {
+	m.mu.Lock()
+	prev, had := m.errs[path]
+	m.errs[path] = err.Error()
+	m.mu.Unlock()
+	if had && prev == err.Error() {
+		return
+	}
+	if lvl >= zap.WarnLevel {
+		m.met.errs.Inc()
+	}
+	m.log.Check(lvl, "file monitor: "+err.Error()).Write(zap.String("path", path))
+}
+
+func (m *Monitor) clearErr(path string) {
+	m.mu.Lock()
+	prev, had := m.errs[path]
+	delete(m.errs, path)
+	m.mu.Unlock()
+	if had {
+		m.log.Info("file monitor: file is readable again", zap.String("path", path), zap.String("previous_error", prev))
+	}
+}
+
+// track places a file seen for the first time: which subject it belongs to and where to
+// start reading it (DESIGN.md "Positions").
+func (m *Monitor) track(ctx context.Context, path string, gen int) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			fh.Close()
+		}
+	}()
+	fi, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	id, _ := StatID(fi)
+	size := fi.Size()
+	done := func() {
+		m.mu.Lock()
+		f := &file{id: id, path: path, seenGen: gen, sizeSeen: size}
+		m.files[id], m.byPath[path] = f, f
+		m.mu.Unlock()
+	}
+	rec, err := m.kvGet(ctx, id)
+	if err != nil {
+		return err
+	}
+	if rec != nil && size >= rec.End {
+		if ok, _ := VerifyHead(fh, rec.End, rec.FP); !ok {
+			rec = nil // inode reuse: another file had this inode
+		}
+	} else {
+		rec = nil
+	}
+	src := path
+	if rec != nil && rec.Source != path {
+		src = rec.Source // renamed: a file keeps the subject it started under
+	}
+	m.mu.Lock()
+	s := m.subjects[src]
+	firstStart := m.firstStart
+	m.mu.Unlock()
+	var offset int64
+	var pre *file
+	switch {
+	case s != nil && src != path:
+		done() // renamed away from a subject that has moved on to a newer file: it was drained
+		return nil
+	case s != nil:
+		offset = 0 // a new file took the path (rotation): it comes after the subject's current one
+	default:
+		subj := streams.SourceSubject(streams.KindFile, m.d.Host, src)
+		last, err := streams.LastMsg(ctx, m.d.JS, m.d.Stream, subj)
+		if err != nil {
+			return err
+		}
+		var lastSeq uint64
+		var lc *streams.Chunk
+		if last != nil {
+			lastSeq = last.Sequence
+			if lc, err = streams.DecodeChunk(last.Subject, last.Header, last.Data); err != nil || lc.File == nil {
+				return fmt.Errorf("last message of %s: %v", subj, err)
+			}
+		}
+		matches := lc != nil && FileID{lc.File.Dev, lc.File.Ino} == id && size >= lc.File.End
+		if matches {
+			matches, _ = VerifyHead(fh, lc.File.End, lc.File.Fingerprint)
+		}
+		switch {
+		case matches:
+			offset = lc.File.End
+		case src != path && lc != nil:
+			done() // renamed, and its subject went on with another file since
+			return nil
+		case rec != nil:
+			offset = rec.End // retention removed the subject's messages: the KV remembers
+		case lc == nil && firstStart && m.opts.StartAt == "end":
+			offset = size
+		}
+		if rec != nil && rec.Source == src {
+			offset = max(offset, rec.End)
+		}
+		if lc != nil && !matches {
+			// the subject's last file is not at its path: rotated. Drain it first if found.
+			pre = m.findRotated(path, lc.File, gen)
+		}
+		s = &subject{source: src, pub: streams.NewPublisher(m.d.JS, m.d.Stream, subj, lastSeq)}
+		if offset > 0 && rec == nil {
+			// a position chosen by start_at: record it so a restart does not read the file again
+			head, _ := readHead(fh, offset)
+			if err := m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}); err != nil {
+				return err
+			}
+		}
+	}
+	head, err := readHead(fh, offset)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, subj: s}
+	f.tl = NewTailer(&m.cfg, src, fh, id, offset, head, time.Now())
+	keep = true
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pre != nil {
+		if old := m.files[pre.id]; old != nil { // already known under its new name
+			pre = nil
+		} else {
+			pre.subj = s
+			s.files = append(s.files, pre)
+			m.files[pre.id] = pre
+			m.open++
+		}
+	}
+	s.files = append(s.files, f)
+	m.files[id], m.byPath[path] = f, f
+	m.subjects[src] = s
+	if m.open >= m.opts.MaxOpenFiles {
+		f.tl.Close() // reopened when read: max_open_files holds from the first scan on
+	} else {
+		m.open++
+	}
+	m.met.open.Set(float64(m.open))
+	m.enqueueLocked(s)
+	return nil
+}
+
+// findRotated looks next to path for the file a subject's last chunk came from (logrotate
+// renames app.log to app.log.1, app.log-20240101, …) and returns it, open at that chunk's
+// end, if it has more to read.
+func (m *Monitor) findRotated(path string, pos *streams.FilePos, gen int) *file {
+	dir, base := filepath.Split(path)
+	stem := strings.TrimSuffix(base, filepath.Ext(base))
+	ents, err := os.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if name == base || !strings.HasPrefix(name, stem) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if id, _ := StatID(fi); id != (FileID{pos.Dev, pos.Ino}) || fi.Size() < pos.End {
+			continue
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if ok, _ := VerifyHead(fh, pos.End, pos.Fingerprint); !ok || fi.Size() == pos.End {
+			fh.Close()
+			return nil
+		}
+		head, _ := readHead(fh, pos.End)
+		id := FileID{pos.Dev, pos.Ino}
+		f := &file{id: id, path: p, seenGen: gen, sizeSeen: fi.Size()}
+		f.tl = NewTailer(&m.cfg, path, fh, id, pos.End, head, time.Now())
+		m.log.Info("file monitor: draining rotated file first", zap.String("path", p), zap.String("subject_path", path), zap.Int64("offset", pos.End))
+		return f
+	}
+	return nil
+}
+
+// poll hands the readers every file whose size moved, that holds a partial line, that was
+// rotated or removed; and updates bytes_behind.
+func (m *Monitor) poll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var behind int64
+	for _, s := range m.subjects {
+		for _, f := range s.files {
+			behind += f.behind
+		}
+		if s.busy || s.queued || s.stopped || len(s.files) == 0 {
+			continue
+		}
+		f := s.files[0]
+		t := f.tl
+		if len(s.files) > 1 || f.seenGen < m.doneGen || f.sizeSeen != t.Size() || t.Buffered() || t.Removed() || f.kvDirty || !t.IsOpen() && f.sizeSeen != t.Offset() {
+			m.enqueueLocked(s)
+		}
+	}
+	m.met.behind.Set(float64(behind))
+}
+
+func (m *Monitor) enqueueLocked(s *subject) {
+	if s.busy {
+		s.again = true
+		return
+	}
+	if s.queued {
+		return
+	}
+	s.queued = true
+	m.queue = append(m.queue, s)
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Monitor) take(ctx context.Context) *subject {
+	for {
+		m.mu.Lock()
+		if len(m.queue) > 0 {
+			s := m.queue[0]
+			m.queue[0] = nil
+			m.queue = m.queue[1:]
+			s.queued, s.busy = false, true
+			if len(m.queue) > 0 {
+				select {
+				case m.wake <- struct{}{}:
+				default:
+				}
+			}
+			m.mu.Unlock()
+			return s
+		}
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.wake:
+		}
+	}
+}
+
+// Read is one reader: it takes a file with work, publishes its next chunk (waiting for the
+// ack: when JetStream is slow, reading stops), and moves on. It blocks until ctx is done.
+func (m *Monitor) Read(ctx context.Context) error {
+	select {
+	case <-m.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	for {
+		s := m.take(ctx)
+		if s == nil {
+			return nil
+		}
+		more := m.service(ctx, s)
+		m.mu.Lock()
+		s.busy = false
+		if len(s.files) > 0 {
+			s.files[0].behind = s.files[0].tl.Behind()
+		}
+		if (more || s.again) && ctx.Err() == nil && len(s.files) > 0 {
+			s.again = false
+			m.enqueueLocked(s)
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *Monitor) setOpen(delta int) {
+	m.mu.Lock()
+	m.open += delta
+	m.met.open.Set(float64(m.open))
+	m.mu.Unlock()
+}
+
+func (m *Monitor) putPos(ctx context.Context, f *file, s *subject) {
+	if err := m.kvPut(ctx, f.id, posRecord{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset()}); err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("file monitor: position not saved (the stream still has it)", zap.Error(err))
+		}
+		return
+	}
+	f.kvDirty, f.kvAt = false, time.Now()
+}
+
+// service moves one subject forward by at most one chunk. It reports whether there is
+// more to do at once.
+func (m *Monitor) service(ctx context.Context, s *subject) bool {
+	m.mu.Lock()
+	if len(s.files) == 0 || s.stopped {
+		m.mu.Unlock()
+		return false
+	}
+	f := s.files[0]
+	var succPath string
+	if len(s.files) > 1 {
+		succPath = s.files[1].path
+	}
+	path, away := f.path, f.seenGen < m.doneGen
+	m.mu.Unlock()
+	defer m.bound(f, away)
+	t := f.tl
+	now := time.Now()
+	if !t.IsOpen() {
+		if err := t.Reopen(path); err != nil {
+			if errors.Is(err, ErrNotSameFile) || errors.Is(err, fs.ErrNotExist) {
+				// it was rotated while closed to stay under max_open_files
+				m.log.Warn("file monitor: file left its path while closed (max_open_files); what it got since is not read",
+					zap.String("path", path), zap.Int64("offset", t.Offset()))
+				m.finish(s, f, false)
+				return true
+			}
+			m.noteErr(path, fmt.Errorf("reopen %s: %w", path, err), zap.ErrorLevel)
+			return false
+		}
+		m.setOpen(1)
+	}
+	final := false
+	switch {
+	case succPath != "":
+		// A writer that reopened its file writes to the successor only after it stopped
+		// writing here: look at the successor BEFORE reading this file to its end.
+		if fi, err := os.Stat(succPath); err == nil && fi.Size() > 0 || t.Idle(now) >= m.cfg.CloseRemovedAfter {
+			final = true
+		}
+	case t.Removed() || away:
+		final = t.Idle(now) >= m.cfg.CloseRemovedAfter
+	}
+	c, err := t.Next(now, final)
+	if err != nil {
+		m.noteErr(path, fmt.Errorf("read %s: %w", path, err), zap.ErrorLevel)
+		return false
+	}
+	if c != nil {
+		trunc, split := t.Truncations, t.SplitLines
+		start := time.Now()
+		if _, err := s.pub.Publish(ctx, t.Msg(c)); err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			m.met.errs.Inc()
+			if errors.Is(err, streams.ErrFenced) {
+				m.log.Error("file monitor: another writer publishes this file: stopped reading it", zap.String("path", path), zap.Error(err))
+				m.mu.Lock()
+				s.stopped = true
+				m.mu.Unlock()
+				return false
+			}
+			m.log.Error("file monitor: publish failed", zap.String("path", path), zap.Error(err))
+			return false
+		}
+		m.met.publish.Observe(time.Since(start).Seconds())
+		t.Commit()
+		m.met.truncations.Add(float64(t.Truncations - trunc))
+		m.met.split.Add(float64(t.SplitLines - split))
+		m.met.lines.Add(float64(c.Lines))
+		m.met.bytes.Add(float64(len(c.Data)))
+		m.met.chunks.Inc()
+		f.kvDirty = true
+		if now.Sub(f.kvAt) >= time.Second {
+			m.putPos(ctx, f, s)
+		}
+		if !t.Drained() || final {
+			return true
+		}
+	}
+	if !t.Drained() {
+		return false // a partial line or multiline entry is held
+	}
+	if f.kvDirty && (final || now.Sub(f.kvAt) >= time.Second) {
+		m.putPos(ctx, f, s)
+	}
+	if final {
+		// Record the end before the next file of the subject is published: a restart must
+		// find this file complete.
+		if f.kvDirty {
+			return false
+		}
+		m.finish(s, f, true)
+		return true
+	}
+	t.Release()
+	return false
+}
+
+// bound closes the file of a tailer that is not being read when more than max_open_files
+// are open: a file waiting in the queue must not hold a descriptor either. Rotated-away and
+// removed files keep theirs: their path no longer leads to them.
+func (m *Monitor) bound(f *file, away bool) {
+	t := f.tl
+	if t == nil || !t.IsOpen() || away || t.Removed() {
+		return
+	}
+	m.mu.Lock()
+	over := m.open > m.opts.MaxOpenFiles
+	m.mu.Unlock()
+	if over {
+		t.Close()
+		m.setOpen(-1)
+	}
+}
+
+// finish drops a drained file from its subject.
+func (m *Monitor) finish(s *subject, f *file, rotated bool) {
+	wasOpen := f.tl.IsOpen()
+	f.tl.Close()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if wasOpen {
+		m.open--
+		m.met.open.Set(float64(m.open))
+	}
+	if rotated {
+		m.met.rotations.Inc()
+	}
+	s.files = slices.DeleteFunc(s.files, func(x *file) bool { return x == f })
+	f.subj, f.tl = nil, nil
+	if f.seenGen < m.doneGen {
+		delete(m.files, f.id)
+	}
+	if len(s.files) == 0 && m.subjects[s.source] == s {
+		delete(m.subjects, s.source)
+	}
+}
+
+// Close closes every file; call it after Discover and Read have returned.
+func (m *Monitor) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.subjects {
+		for _, f := range s.files {
+			if f.tl != nil && f.tl.IsOpen() {
+				f.tl.Close()
+				m.open--
+			}
+		}
+	}
+	m.met.open.Set(float64(m.open))
+	return nil
+}
+
+// Stats is a snapshot for tests and the admin endpoint.
+type Stats struct {
+	Subjects, Files, Open int
+	Scans                 int
+}
+
+// Stats returns counts of what the monitor tracks.
+func (m *Monitor) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open, Scans: m.gen}
+}

@@ -1,0 +1,141 @@
+// Package filemon is the file monitor's core: options, the line splitter, the multiline
+// joiner, file identity, the per-file tailer and the monitor that publishes files to LOGS.
+// It starts no goroutine: the monitor offers blocking functions (Discover, Read) that
+// modules/filemon runs through the lifecycle group.
+package filemon
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/logcap/logcap/config"
+)
+
+// Options are the keys of a `type: file` source. Key names are a contract with users.
+type Options struct {
+	Paths   []string `yaml:"paths"`
+	Exclude []string `yaml:"exclude"`
+	// StartAt applies to files present at the source's very first start: "end" (default)
+	// or "beginning". Files that appear later are always read from the beginning.
+	StartAt           string          `yaml:"start_at"`
+	PollInterval      config.Duration `yaml:"poll_interval"`
+	Multiline         *MultilineOpts  `yaml:"multiline"`
+	MaxLineBytes      config.Size     `yaml:"max_line_bytes"`
+	MaxChunkBytes     config.Size     `yaml:"max_chunk_bytes"`
+	PartialFlush      config.Duration `yaml:"partial_flush"`
+	CloseRemovedAfter config.Duration `yaml:"close_removed_after"`
+	MaxOpenFiles      int             `yaml:"max_open_files"`
+	Readers           int             `yaml:"readers"`
+}
+
+// MultilineOpts joins lines into entries: with Start, a line matching it begins an entry
+// and other lines continue it; with Continue, a line matching it continues the previous
+// entry. MaxLines and Timeout bound an entry.
+type MultilineOpts struct {
+	Start    string          `yaml:"start"`
+	Continue string          `yaml:"continue"`
+	MaxLines int             `yaml:"max_lines"`
+	Timeout  config.Duration `yaml:"timeout"`
+}
+
+// Defaults.
+const (
+	DefaultPollInterval      = time.Second
+	DefaultMaxLineBytes      = 1 << 20
+	DefaultMaxChunkBytes     = 1 << 20
+	DefaultPartialFlush      = 5 * time.Second
+	DefaultCloseRemovedAfter = 10 * time.Second
+	DefaultMaxOpenFiles      = 1024
+	DefaultReaders           = 4
+	DefaultMultilineMaxLines = 500
+	DefaultMultilineTimeout  = 5 * time.Second
+)
+
+// WithDefaults fills unset fields and checks the result.
+func (o Options) WithDefaults() (Options, error) {
+	if o.StartAt == "" {
+		o.StartAt = "end"
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = config.Duration(DefaultPollInterval)
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if o.MaxChunkBytes <= 0 {
+		o.MaxChunkBytes = DefaultMaxChunkBytes
+	}
+	if o.PartialFlush <= 0 {
+		o.PartialFlush = config.Duration(DefaultPartialFlush)
+	}
+	if o.CloseRemovedAfter <= 0 {
+		o.CloseRemovedAfter = config.Duration(DefaultCloseRemovedAfter)
+	}
+	if o.MaxOpenFiles <= 0 {
+		o.MaxOpenFiles = DefaultMaxOpenFiles
+	}
+	if o.Readers <= 0 {
+		o.Readers = DefaultReaders
+	}
+	if m := o.Multiline; m != nil {
+		cp := *m
+		if cp.MaxLines <= 0 {
+			cp.MaxLines = DefaultMultilineMaxLines
+		}
+		if cp.Timeout <= 0 {
+			cp.Timeout = config.Duration(DefaultMultilineTimeout)
+		}
+		o.Multiline = &cp
+	}
+	var errs []error
+	if len(o.Paths) == 0 {
+		errs = append(errs, errors.New("paths: at least one glob is required"))
+	}
+	for _, p := range append(append([]string{}, o.Paths...), o.Exclude...) {
+		if !doublestar.ValidatePathPattern(p) {
+			errs = append(errs, fmt.Errorf("glob %q: invalid pattern", p))
+		}
+	}
+	if o.StartAt != "end" && o.StartAt != "beginning" {
+		errs = append(errs, fmt.Errorf("start_at: %q, want beginning or end", o.StartAt))
+	}
+	if o.MaxLineBytes > o.MaxChunkBytes {
+		errs = append(errs, fmt.Errorf("max_line_bytes %s is above max_chunk_bytes %s: a chunk never splits an entry", o.MaxLineBytes, o.MaxChunkBytes))
+	}
+	if m := o.Multiline; m != nil {
+		if (m.Start == "") == (m.Continue == "") {
+			errs = append(errs, errors.New("multiline: set exactly one of start and continue"))
+		}
+		if _, err := NewMultiline(m, int(o.MaxLineBytes)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// Multiline joiner from options; nil when not configured.
+func NewMultiline(m *MultilineOpts, maxBytes int) (*Multiline, error) {
+	if m == nil {
+		return nil, nil
+	}
+	j := &Multiline{MaxLines: m.MaxLines, MaxBytes: maxBytes}
+	var err error
+	if m.Start != "" {
+		if j.Start, err = regexp.Compile(m.Start); err != nil {
+			return nil, fmt.Errorf("multiline.start: %w", err)
+		}
+	}
+	if m.Continue != "" {
+		if j.Continue, err = regexp.Compile(m.Continue); err != nil {
+			return nil, fmt.Errorf("multiline.continue: %w", err)
+		}
+	}
+	if j.MaxLines <= 0 {
+		j.MaxLines = DefaultMultilineMaxLines
+	}
+	return j, nil
+}

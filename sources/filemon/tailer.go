@@ -1,0 +1,268 @@
+package filemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/logcap/logcap/streams"
+)
+
+// ErrNotSameFile means the path now holds another file than the one a tailer follows.
+var ErrNotSameFile = errors.New("path holds another file now")
+
+// TailConfig is what every tailer of a source shares.
+type TailConfig struct {
+	Host              string
+	MaxLineBytes      int
+	MaxChunkBytes     int
+	PartialFlush      time.Duration
+	MultilineTimeout  time.Duration
+	Multiline         *Multiline
+	CloseRemovedAfter time.Duration
+}
+
+// Tailer follows one file (one identity): it reads what is ready, frames it into entries
+// and hands out chunks; the caller publishes a chunk and then commits it. It is a plain
+// state machine: no goroutines, one caller at a time.
+//
+// States: open or closed (an idle file may be closed to bound fds and reopened at its
+// position); reading; at EOF holding a partial last line until PartialFlush; truncated
+// (size below our position, or the first bytes changed) → from 0; removed (no links left)
+// → drained and closed by the monitor.
+type Tailer struct {
+	cfg    *TailConfig
+	Source string // the subject's source: the path the identity was first seen at
+	ID     FileID
+
+	f      *os.File
+	offset int64  // committed: published and acked up to here
+	buf    []byte // read from offset on, not yet committed
+	head   []byte // the file's first bytes (≤ FingerprintBytes), for the fingerprint
+	gen    int    // truncations seen by this process: keeps msg ids unique after one
+
+	size       int64
+	removed    bool
+	lastGrowth time.Time
+	resetAfter bool // truncation seen with bytes still buffered: publish them, then go to 0
+
+	pending *streams.Chunk
+	lines   []Line
+	entries []Entry
+
+	Truncations int // total, for metrics
+	SplitLines  int
+}
+
+// NewTailer follows the open file f (identity id) from offset; head is the file's first
+// min(offset, 1 KiB) bytes or more.
+func NewTailer(cfg *TailConfig, source string, f *os.File, id FileID, offset int64, head []byte, now time.Time) *Tailer {
+	if int64(len(head)) > offset && offset < FingerprintBytes {
+		// keep only what is read: the fingerprint must cover published bytes only
+		head = head[:max(offset, 0)]
+	}
+	return &Tailer{cfg: cfg, Source: source, ID: id, f: f, offset: offset, head: head, lastGrowth: now}
+}
+
+// Offset is the committed position.
+func (t *Tailer) Offset() int64 { return t.offset }
+
+// Size is the file size at the last look.
+func (t *Tailer) Size() int64 { return t.size }
+
+// Removed reports whether the file had no links left at the last look.
+func (t *Tailer) Removed() bool { return t.removed }
+
+// IsOpen reports whether the tailer holds a file descriptor.
+func (t *Tailer) IsOpen() bool { return t.f != nil }
+
+// Idle is how long the file has not grown.
+func (t *Tailer) Idle(now time.Time) time.Duration { return now.Sub(t.lastGrowth) }
+
+// Drained reports whether everything read was committed and nothing more is in the file.
+func (t *Tailer) Drained() bool {
+	return t.pending == nil && len(t.buf) == 0 && t.offset >= t.size && !t.resetAfter
+}
+
+// Close closes the file; the position stays and Reopen continues there.
+func (t *Tailer) Close() error {
+	if t.f == nil {
+		return nil
+	}
+	err := t.f.Close()
+	t.f = nil
+	return err
+}
+
+// Reopen opens path again after Close. It fails with ErrNotSameFile when path holds
+// another file now.
+func (t *Tailer) Reopen(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if id, _ := StatID(fi); id != t.ID {
+		f.Close()
+		return fmt.Errorf("reopen %s: %w", path, ErrNotSameFile)
+	}
+	t.f = f
+	return nil
+}
+
+// Release drops a big read buffer of an idle file: 10,000 idle files must not hold 1 MiB each.
+func (t *Tailer) Release() {
+	if len(t.buf) == 0 {
+		t.buf = nil
+	} else if cap(t.buf) > 4*len(t.buf)+4096 {
+		t.buf = append([]byte(nil), t.buf...)
+	}
+	if cap(t.lines) > 1024 {
+		t.lines, t.entries = nil, nil
+	}
+}
+
+func (t *Tailer) reset() {
+	t.offset, t.buf, t.head, t.resetAfter = 0, t.buf[:0], nil, false
+	t.gen++
+	t.Truncations++
+}
+
+// Next reads what is ready and returns the next chunk of complete entries, or nil when
+// there is none yet (EOF, or only a held partial line). final flushes everything read
+// (the file was rotated away or removed and is drained). Until Commit, Next returns the
+// same chunk again.
+func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
+	if t.pending != nil {
+		return t.pending, nil
+	}
+	if t.f == nil {
+		return nil, errors.New("tailer: file is closed")
+	}
+	fi, err := t.f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	t.size, t.removed = fi.Size(), nlink(fi) == 0
+	readPos := t.offset + int64(len(t.buf))
+	final = final || t.resetAfter
+	if !t.resetAfter {
+		truncated := t.size < readPos
+		if !truncated {
+			if truncated, err = headChanged(t.f, t.head); err != nil {
+				return nil, fmt.Errorf("read head: %w", err)
+			}
+		}
+		if truncated {
+			if len(t.buf) == 0 {
+				t.reset()
+				readPos = 0
+			} else {
+				// publish what was read before the truncation, then start over
+				t.resetAfter = true
+				final = true
+			}
+		}
+	}
+	if !t.resetAfter && t.size > readPos && len(t.buf) < t.cfg.MaxChunkBytes {
+		want := min(t.size-readPos, int64(t.cfg.MaxChunkBytes))
+		n := len(t.buf)
+		if int64(cap(t.buf)-n) < want {
+			nb := make([]byte, n, n+int(want))
+			copy(nb, t.buf)
+			t.buf = nb
+		}
+		m, err := t.f.ReadAt(t.buf[n:n+int(want)], readPos)
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("read at %d: %w", readPos, err)
+		}
+		t.buf = t.buf[:n+m]
+		if m > 0 {
+			t.lastGrowth = now
+			if readPos < FingerprintBytes {
+				t.head = append(t.head, t.buf[n:n+int(min(int64(m), FingerprintBytes-readPos))]...)
+			}
+		}
+	}
+	if len(t.buf) == 0 {
+		return nil, nil
+	}
+	idle := now.Sub(t.lastGrowth)
+	flushPartial := final || idle >= t.cfg.PartialFlush
+	var n int
+	t.lines, n = SplitLines(t.buf, t.cfg.MaxLineBytes, flushPartial, t.lines[:0])
+	flushGroup := final || (n == len(t.buf) && idle >= t.cfg.MultilineTimeout)
+	t.entries, _ = t.cfg.Multiline.Join(t.buf[:n], t.lines, flushGroup, t.entries[:0])
+	if len(t.entries) == 0 {
+		return nil, nil
+	}
+	c := &streams.Chunk{Kind: streams.KindFile, Host: t.cfg.Host, Source: t.Source, ReadTime: now}
+	total, plain := 0, true
+	var lens []int
+	for i, e := range t.entries {
+		if i > 0 && total+e.Len > t.cfg.MaxChunkBytes {
+			break
+		}
+		total += e.Len
+		lens = append(lens, e.Len)
+		if e.Continued {
+			c.Continued = append(c.Continued, i)
+			t.SplitLines++
+		}
+		if e.Lines > 1 || e.Continued {
+			plain = false
+		}
+	}
+	c.Data, c.Lines = t.buf[:total], len(lens)
+	if !plain {
+		c.Entries = lens
+	}
+	end := t.offset + int64(total)
+	c.File = &streams.FilePos{Dev: t.ID.Dev, Ino: t.ID.Ino, Fingerprint: Fingerprint(t.head[:min(int64(len(t.head)), end)]), Start: t.offset, End: end}
+	t.pending = c
+	return c, nil
+}
+
+// Msg encodes a chunk of this tailer. After a truncation the same start offset and first
+// bytes can come again: the msg id then names the generation, so JetStream's duplicate
+// window cannot mistake new lines for a retry.
+func (t *Tailer) Msg(c *streams.Chunk) *nats.Msg {
+	m := c.Msg()
+	if t.gen > 0 {
+		m.Header.Set(streams.HdrMsgID, fmt.Sprintf("%s:g%d", c.MsgID(), t.gen))
+	}
+	return m
+}
+
+// Commit records that the pending chunk is stored.
+func (t *Tailer) Commit() {
+	c := t.pending
+	if c == nil {
+		return
+	}
+	t.pending = nil
+	n := len(c.Data)
+	t.offset = c.File.End
+	rest := copy(t.buf, t.buf[n:])
+	t.buf = t.buf[:rest]
+	if t.resetAfter && len(t.buf) == 0 {
+		t.reset()
+	}
+}
+
+// FP is the fingerprint at the committed offset.
+func (t *Tailer) FP() string { return Fingerprint(t.head[:min(int64(len(t.head)), t.offset)]) }
+
+// Behind is how many bytes of the file (at the last look) are not committed yet.
+func (t *Tailer) Behind() int64 { return max(t.size-t.offset, 0) }
+
+// Buffered reports whether bytes are read but not committed (a held partial line).
+func (t *Tailer) Buffered() bool { return len(t.buf) > 0 || t.pending != nil }

@@ -1,0 +1,238 @@
+package streams
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/processors"
+)
+
+// Derived chunks (processor outputs) carry NDJSON, one event.Entry per line, and say so in
+// a header so that a consumer never has to guess from the subject.
+const (
+	HdrFormat    = "Logcap-Format"
+	FormatNDJSON = "ndjson"
+)
+
+// Entries decodes one stored message into its entries, the same way for every consumer
+// (processors, sinks, replay): see EntriesRaw.
+func Entries(subject string, h nats.Header, data []byte) ([]event.Entry, error) {
+	es, _, err := decodeEntries(subject, h, data, false)
+	return es, err
+}
+
+// EntriesRaw is Entries plus each entry's original bytes: for a raw chunk, the entry as read
+// without its line terminator (for a Docker line, with its timestamp prefix; for the parts
+// of a split line, the parts joined); nil for derived chunks, which have no original bytes.
+// The raw bytes alias data.
+//
+// A raw LOGS chunk (subject logs.<kind>.<host>.<source>) gives, per entry: Host, Kind and
+// Source from the subject; for a file, Message = the entry without its line terminator and
+// Time = the chunk's read time; for Docker, Time and Message from the `docker logs -t` prefix
+// and Stream from the chunk's header. The parts of a line split at max_line_bytes (marked
+// Continued) are joined back into one entry. A derived chunk (header Logcap-Format: ndjson,
+// or any subject outside logs.>) is one JSON entry per line.
+func EntriesRaw(subject string, h nats.Header, data []byte) ([]event.Entry, [][]byte, error) {
+	return decodeEntries(subject, h, data, true)
+}
+
+func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]event.Entry, [][]byte, error) {
+	if h.Get(HdrFormat) == FormatNDJSON || !strings.HasPrefix(subject, LogsPrefix+".") {
+		es, err := DecodeNDJSON(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("derived chunk on %s: %w", subject, err)
+		}
+		return es, nil, nil
+	}
+	c, err := DecodeChunk(subject, h, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := c.Lines
+	if c.Entries != nil {
+		n = len(c.Entries)
+	}
+	n = min(max(n, 1), len(data)+1) // a header is a hint, not a reason to allocate
+	entries := make([]event.Entry, 0, n)
+	var raws [][]byte
+	if wantRaw {
+		raws = make([][]byte, 0, n)
+	}
+	var (
+		msg     []byte // the message being assembled from the parts of a split line
+		raw     []byte
+		pending bool // msg holds parts of an entry that continues
+		first   event.Entry
+	)
+	c.EachEntry(func(_ int, b []byte, continued bool) {
+		e := event.Entry{Host: c.Host, Kind: c.Kind, Source: c.Source}
+		// A split part ends where the monitor cut it: its last byte is content, not a
+		// terminator (even a '\r' that happened to precede the cut '\n').
+		part := b
+		if !continued {
+			part = TrimEOL(b)
+		}
+		body := part
+		switch c.Kind {
+		case KindDocker:
+			if c.Docker != nil {
+				e.Stream = c.Docker.Stream
+			}
+			if ts, m, ok := processors.ParseDockerLine(part); ok {
+				e.Time, body = ts, m
+				if continued {
+					// ParseDockerLine trims a terminator it finds; a split part has none, so
+					// its message is everything after the timestamp.
+					body = part[len(part):]
+					if sp := bytes.IndexByte(part, ' '); sp >= 0 {
+						body = part[sp+1:]
+					}
+				}
+			}
+		default:
+			e.Time = c.ReadTime
+		}
+		if !pending {
+			first = e
+			msg, raw = nil, nil
+		}
+		joined := continued || pending
+		if joined {
+			msg = append(msg, body...)
+			if wantRaw {
+				raw = append(raw, part...)
+			}
+		}
+		pending = continued
+		if continued {
+			return
+		}
+		if joined {
+			first.Message = string(msg)
+			entries = append(entries, first)
+			if wantRaw {
+				raws = append(raws, raw)
+			}
+			msg, raw = nil, nil
+			return
+		}
+		e.Message = string(body)
+		entries = append(entries, e)
+		if wantRaw {
+			raws = append(raws, part)
+		}
+	})
+	if pending {
+		// The chunk ended inside a split line: the monitor never does this, but the parts
+		// are still the source's data, so they make one entry rather than vanish.
+		first.Message = string(msg)
+		entries = append(entries, first)
+		if wantRaw {
+			raws = append(raws, raw)
+		}
+	}
+	return entries, raws, nil
+}
+
+// DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
+// fields become int64 when they are integers that fit, float64 otherwise, and json.Number
+// for integers beyond int64, as the json step makes them, so a second processor sees the
+// same types as the first.
+func DecodeNDJSON(data []byte) ([]event.Entry, error) {
+	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
+	line := 0
+	for len(data) > 0 {
+		line++
+		n := bytes.IndexByte(data, '\n')
+		var l []byte
+		if n < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:n], data[n+1:]
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(l))
+		dec.UseNumber()
+		var e event.Entry
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("line %d: data after the entry", line)
+		}
+		for k, v := range e.Fields {
+			e.Fields[k] = numbers(v)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func numbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		s := string(t)
+		if !strings.ContainsAny(s, ".eE") {
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return i
+			}
+			return t
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) {
+			return f
+		}
+		return t
+	case map[string]any:
+		for k, x := range t {
+			t[k] = numbers(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = numbers(x)
+		}
+	}
+	return v
+}
+
+// AppendNDJSON appends e as one JSON line (with its '\n'). HTML characters are not escaped,
+// so `nats sub` shows messages as they were. Invalid UTF-8 in strings becomes U+FFFD: JSON
+// cannot carry it (the raw bytes stay in LOGS). A field JSON cannot encode (NaN) is an error.
+func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil { // Encode ends the document with '\n'
+		return dst, fmt.Errorf("encode entry: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DerivedMsg builds a derived chunk: the entries as NDJSON on subject, with msgID as its
+// Nats-Msg-Id (from the input's stream and sequence, so that a redelivery or a rebuild of
+// the same input can never store it twice).
+func DerivedMsg(subject, msgID string, entries []event.Entry) (*nats.Msg, error) {
+	var data []byte
+	var err error
+	for i := range entries {
+		if data, err = AppendNDJSON(data, &entries[i]); err != nil {
+			return nil, fmt.Errorf("derived chunk %s: entry %d: %w", msgID, i, err)
+		}
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(HdrMsgID, msgID)
+	m.Header.Set(HdrFormat, FormatNDJSON)
+	m.Header.Set(HdrLines, strconv.Itoa(len(entries)))
+	return m, nil
+}
