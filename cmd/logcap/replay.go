@@ -25,6 +25,7 @@ type replayFlags struct {
 	since, startSeq, until  string
 	to, file                string
 	stdout, follow          bool
+	rebuild                 string
 }
 
 func replayCmd() *cobra.Command {
@@ -43,9 +44,16 @@ nats.embedded.listen); it never starts a server of its own.
 logs --timestamps lines, or NDJSON for a processor's stream. --to SINK writes records
 through the sink named SINK in the config (its type and options; not its input).
 
+--rebuild PROCESSOR empties the processor's derived stream and resets its durable consumer
+to the start of its input; the processor in the running logcap derives the stream again,
+and replay shows its progress until it is done. It takes no other flag but -c.
+
 TIME is RFC 3339 (2026-11-27T13:00:00Z) or a duration back from now (90m, 2h).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.rebuild != "" {
+				return runRebuild(cmd, f)
+			}
 			return runReplay(cmd, f)
 		},
 	}
@@ -60,6 +68,7 @@ TIME is RFC 3339 (2026-11-27T13:00:00Z) or a duration back from now (90m, 2h).`,
 	fl.BoolVar(&f.stdout, "stdout", false, "write the raw payloads to stdout")
 	fl.StringVar(&f.file, "file", "", "write the raw payloads to PATH (created or truncated)")
 	fl.BoolVar(&f.follow, "follow", false, "keep reading new messages until SIGINT or SIGTERM")
+	fl.StringVar(&f.rebuild, "rebuild", "", "re-derive the stream of processor PROCESSOR from its input (purge + consumer reset), and wait until done")
 	return cmd
 }
 
@@ -83,6 +92,12 @@ func replaySpec(f replayFlags, now time.Time) (replay.Spec, error) {
 	spec := replay.Spec{Stream: f.stream, Subject: f.subject, Follow: f.follow}
 	if f.config == "" {
 		return spec, usageErr("-c FILE is required")
+	}
+	if f.rebuild != "" {
+		if f.to != "" || f.stdout || f.file != "" || f.since != "" || f.startSeq != "" || f.until != "" || f.follow || f.subject != "" || f.stream != "LOGS" {
+			return spec, usageErr("--rebuild PROCESSOR takes no other flag but -c: it re-derives the processor's whole stream")
+		}
+		return spec, nil
 	}
 	dests := 0
 	for _, set := range []bool{f.to != "", f.stdout, f.file != ""} {
@@ -209,6 +224,46 @@ func runReplay(cmd *cobra.Command, f replayFlags) (err error) {
 		if errors.Is(err, replay.ErrStreamNotFound) {
 			return &exitError{exitFailure, fmt.Errorf("replay: stream %s not found (nats stream ls lists them)", spec.Stream)}
 		}
+		return &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
+	}
+	return nil
+}
+
+func runRebuild(cmd *cobra.Command, f replayFlags) error {
+	if _, err := replaySpec(f, time.Now()); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f.config)
+	if err != nil {
+		return err
+	}
+	stderr := cmd.ErrOrStderr()
+	if !slices.ContainsFunc(cfg.Processors, func(p config.Processor) bool { return p.Name == f.rebuild }) {
+		var names []string
+		for _, p := range cfg.Processors {
+			names = append(names, p.Name)
+		}
+		return usageErr("--rebuild %s: the config has no processor of that name (it has: %v)", f.rebuild, names)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, err := replay.Dial(cfg, true)
+	if err != nil {
+		return &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	var prog replay.Progress = replay.Summary{W: stderr}
+	if isTerminal(stderr) {
+		prog = replay.NewBar(stderr)
+	}
+	opts := replay.RebuildOptions{OnIdle: func(consumer, stream string) {
+		fmt.Fprintf(stderr, "logcap: replay: no processor pulls from consumer %s on %s: is logcap run running with this config? (waiting; Ctrl-C stops waiting, the rebuild stays armed)\n", consumer, stream)
+	}}
+	if _, err := replay.Rebuild(ctx, conn, cfg, f.rebuild, opts, prog); err != nil {
 		return &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
 	}
 	return nil

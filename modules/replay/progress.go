@@ -48,6 +48,11 @@ func (p *Bar) Update(s Stats, total int64) {
 		p.bar.ChangeMax64(total)
 	}
 	secs := max(time.Since(p.began).Seconds(), 1e-3)
+	if s.Input != "" {
+		p.bar.Describe(fmt.Sprintf("%s from %s: %d messages %.1f MB", s.Stream, s.Input, s.Derived, float64(s.Bytes)/1e6))
+		_ = p.bar.Set64(s.Messages)
+		return
+	}
 	p.bar.Describe(fmt.Sprintf("%s %d entries %.1f MB %.1f MB/s", s.Stream, s.Entries, float64(s.Bytes)/1e6, float64(s.Bytes)/1e6/secs))
 	_ = p.bar.Set64(s.Messages)
 }

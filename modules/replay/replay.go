@@ -61,10 +61,19 @@ type Stats struct {
 	EndSeq            uint64 // the stream's last sequence when the replay began
 	Took              time.Duration
 	Interrupted       bool // ctx was cancelled before the end (how every --follow ends)
+
+	// Input is set by Rebuild: the stream the processor derives from. Messages then counts
+	// input messages processed, Derived and Bytes what the derived stream holds.
+	Input   string
+	Derived int64
 }
 
 // Summary is the line printed when a replay ends.
 func (s Stats) Summary() string {
+	if s.Input != "" {
+		return fmt.Sprintf("rebuilt %s from %s: %d input messages processed; %s holds %d messages (%d bytes); in %v",
+			s.Stream, s.Input, s.Messages, s.Stream, s.Derived, s.Bytes, s.Took.Round(time.Millisecond))
+	}
 	rng := "(nothing in range)"
 	if s.Messages > 0 {
 		rng = fmt.Sprintf("seq %d..%d", s.FirstSeq, s.LastSeq)
