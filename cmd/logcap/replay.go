@@ -166,6 +166,9 @@ func runReplay(cmd *cobra.Command, f replayFlags) (err error) {
 		return err
 	}
 	stderr := cmd.ErrOrStderr()
+	if _, err := replay.URLs(cfg); err != nil {
+		return usageErr("%w", err)
+	}
 
 	var out replay.Output
 	var finish func() error

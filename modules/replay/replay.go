@@ -106,7 +106,11 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, out Output, pro
 		spec.PullMaxBytes = 8 << 20
 	}
 	st.Stream = spec.Stream
+	opened := false // no summary for a stream that could not be read at all
 	defer func() {
+		if !opened {
+			return
+		}
 		// A cancel must not lose what was read: flush with a bounded context of its own.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -128,6 +132,7 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, out Output, pro
 		return st, fmt.Errorf("stream %s: info: %w", spec.Stream, err)
 	}
 	st.EndSeq = info.State.LastSeq
+	opened = true
 	if !spec.Follow && (st.EndSeq == 0 || spec.StartSeq > st.EndSeq) {
 		return st, nil
 	}
