@@ -73,7 +73,7 @@ type node struct {
 	js                  jetstream.JetStream
 }
 
-func startNode(t *testing.T) *node {
+func startNode(t *testing.T, extra ...string) *node {
 	t.Helper()
 	n := &node{dir: t.TempDir()}
 	n.logs = filepath.Join(n.dir, "logs")
@@ -92,7 +92,7 @@ sources:
   - {name: app, type: file, paths: [%q], start_at: beginning}
 sinks:
   - {name: archive, type: file, input: "logs.replay-only.>", path: %q, format: raw}
-`, filepath.Join(n.dir, "data"), natsPort, adminPort, filepath.Join(n.logs, "*.log"), filepath.Join(n.dir, "out", "archive.log")), 0o600); err != nil {
+%s`, filepath.Join(n.dir, "data"), natsPort, adminPort, filepath.Join(n.logs, "*.log"), filepath.Join(n.dir, "out", "archive.log"), strings.Join(extra, "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.proc = proctest.Start(t, n.cfg)
@@ -323,4 +323,77 @@ func TestReplayFollowSIGINT(t *testing.T) {
 		t.Fatalf("stderr %q", stderr.String())
 	}
 	t.Logf("SIGINT → exit 0 in %v; %s", took.Round(time.Millisecond), strings.TrimSpace(stderr.String()))
+}
+
+func streamState(t *testing.T, js jetstream.JetStream, name string) jetstream.StreamState {
+	t.Helper()
+	s, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatalf("stream %s: %v", name, err)
+	}
+	return s.CachedInfo().State
+}
+
+// A processor's stream replays as NDJSON; --rebuild purges it and waits until the running
+// processor has derived it again, one derived chunk per input chunk, none twice.
+func TestReplayDerivedAndRebuild(t *testing.T) {
+	n := startNode(t, "processors:\n  - {name: parsed, input: \"logs.file.>\", steps: [{logfmt: {}}]}\n")
+	var lines []string
+	for burst := range 3 {
+		var b []string
+		for i := range 50 {
+			b = append(b, fmt.Sprintf("level=info burst=%d i=%d msg=\"hello world\"\n", burst, i))
+		}
+		lines = append(lines, b...)
+		n.appendLines(t, b, len(lines))
+	}
+	chunks := streamState(t, n.js, "LOGS").Msgs
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 30s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("PARSED derived", func() bool { return streamState(t, n.js, "PARSED").Msgs == chunks })
+	before := streamState(t, n.js, "PARSED")
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"replay", "-c", n.cfg, "--stream", "PARSED", "--stdout"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(out) != len(lines) {
+		t.Fatalf("replay of PARSED printed %d lines, want %d", len(out), len(lines))
+	}
+	for i, l := range out {
+		var e struct {
+			Message string         `json:"message"`
+			Fields  map[string]any `json:"fields"`
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("line %d %q: %v", i, l, err)
+		}
+		if e.Message+"\n" != lines[i] || e.Fields["msg"] != "hello world" {
+			t.Fatalf("line %d: %q (want message %q)", i, l, lines[i])
+		}
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"replay", "-c", n.cfg, "--rebuild", "parsed"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("rebuild: exit %d: %s", code, stderr.String())
+	}
+	summary := strings.TrimSpace(stderr.String())
+	if want := fmt.Sprintf("rebuilt PARSED from LOGS: %d input messages processed; PARSED holds %d messages", chunks, chunks); !strings.HasPrefix(summary, want) {
+		t.Fatalf("summary %q, want prefix %q", summary, want)
+	}
+	after := streamState(t, n.js, "PARSED")
+	if after.Msgs != chunks || after.FirstSeq <= before.LastSeq {
+		t.Fatalf("after rebuild PARSED holds %d messages from seq %d (before: %d, last seq %d)", after.Msgs, after.FirstSeq, before.Msgs, before.LastSeq)
+	}
+	t.Logf("%s (PARSED seq %d..%d before, %d..%d after)", summary, before.FirstSeq, before.LastSeq, after.FirstSeq, after.LastSeq)
 }

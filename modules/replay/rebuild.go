@@ -73,7 +73,8 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 		}
 		left := int64(info.NumPending) + int64(info.NumAckPending)
 		if total < 0 {
-			total = left
+			// The processor may have begun before this first look: count what it acked.
+			total = left + int64(info.AckFloor.Consumer)
 		}
 		st.Messages = max(total-left, 0)
 		if s, err := conn.JS.Stream(ctx, spec.Name); err == nil {
