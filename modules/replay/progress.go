@@ -36,7 +36,7 @@ func (p *Bar) Update(s Stats, total int64) {
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionFullWidth(),
+			progressbar.OptionSetWidth(24),
 			progressbar.OptionClearOnFinish(),
 			// The spinner of an unknown length (--follow) redraws from a goroutine of its
 			// own that only ends with Finish: redraw on updates instead.
