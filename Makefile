@@ -16,11 +16,15 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/logcap ./cmd/logcap
 
-# Runs logcap on the example config (a demo log it writes to, printed on stdout) or, with
-# CONFIG= (empty), the built-in default: embedded NATS on 127.0.0.1:4222, data in ./data.
+# Runs logcap on the example config with a demo log writer (captured lines appear on stdout),
+# or with CONFIG= (empty) the built-in default: embedded NATS on 127.0.0.1:4222, data in ./data.
 CONFIG ?= examples/logcap.yaml
 run: build
-	$(BIN)/logcap run $(if $(CONFIG),-c $(CONFIG))
+ifeq ($(CONFIG),)
+	$(BIN)/logcap run
+else
+	examples/run-demo.sh $(CONFIG)
+endif
 
 test: vet fmt-check unit
 

@@ -89,13 +89,3 @@ func BenchmarkChain(b *testing.B) {
 		}
 	}
 }
-
-func BenchmarkParseDockerLine(b *testing.B) {
-	line := []byte("2026-11-27T13:18:38.123456789Z " + benchLine + "\n")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, ok := ParseDockerLine(line); !ok {
-			b.Fatal("not ok")
-		}
-	}
-}

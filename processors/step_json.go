@@ -22,22 +22,31 @@ type jsonStep struct {
 }
 
 func newJSONStep(opts config.Options) (Step, error) {
+	src, dst, err := parserOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &jsonStep{src: src, dst: dst}, nil
+}
+
+// parserOptions decodes the options every parsing step takes: `{field: message, target: ""}`.
+func parserOptions(opts config.Options) (source, target, error) {
 	var o struct {
 		Field  string `yaml:"field"`
 		Target string `yaml:"target"`
 	}
 	if err := decodeOptions(opts, &o); err != nil {
-		return nil, err
+		return source{}, target{}, err
 	}
 	src, err := parseSource(o.Field)
 	if err != nil {
-		return nil, fmt.Errorf("field: %w", err)
+		return source{}, target{}, fmt.Errorf("field: %w", err)
 	}
 	dst, err := parseTarget(o.Target)
 	if err != nil {
-		return nil, fmt.Errorf("target: %w", err)
+		return source{}, target{}, fmt.Errorf("target: %w", err)
 	}
-	return &jsonStep{src: src, dst: dst}, nil
+	return src, dst, nil
 }
 
 func (s *jsonStep) Apply(e *event.Entry) (bool, error) {

@@ -18,20 +18,9 @@ type logfmtStep struct {
 }
 
 func newLogfmtStep(opts config.Options) (Step, error) {
-	var o struct {
-		Field  string `yaml:"field"`
-		Target string `yaml:"target"`
-	}
-	if err := decodeOptions(opts, &o); err != nil {
+	src, dst, err := parserOptions(opts)
+	if err != nil {
 		return nil, err
-	}
-	src, err := parseSource(o.Field)
-	if err != nil {
-		return nil, fmt.Errorf("field: %w", err)
-	}
-	dst, err := parseTarget(o.Target)
-	if err != nil {
-		return nil, fmt.Errorf("target: %w", err)
 	}
 	return &logfmtStep{src: src, dst: dst}, nil
 }

@@ -22,6 +22,10 @@ type redactStep struct {
 	fields  []string
 	maskers []func(s, repl string) string
 	repl    string
+	// lowerFields are the named fields, lower-cased, for maskKV: a JSON or logfmt line
+	// keeps its raw text in message after parsing, and a secret must not survive there
+	// (`"password":"x"`, `password=x`, `password: x`).
+	lowerFields []string
 }
 
 func newRedactStep(opts config.Options) (Step, error) {
@@ -45,6 +49,9 @@ func newRedactStep(opts config.Options) (Step, error) {
 			return nil, errors.New("fields: empty name")
 		}
 		s.fields = append(s.fields, f)
+	}
+	for _, f := range s.fields {
+		s.lowerFields = append(s.lowerFields, strings.ToLower(f))
 	}
 	for i, p := range o.Patterns {
 		switch p {
@@ -74,9 +81,70 @@ func newRedactStep(opts config.Options) (Step, error) {
 
 func (s *redactStep) Apply(e *event.Entry) (bool, error) {
 	e.Message = s.mask(e.Message)
+	for _, f := range s.lowerFields {
+		e.Message = maskKV(e.Message, f, s.repl)
+	}
 	s.walkMap(e.Fields)
 	return true, nil
 }
+
+// maskKV replaces the value of every `name=value`, `name: value`, `"name":"value"` in msg
+// (name matched case-insensitively as a whole word) with repl. Quoted values keep their
+// quotes; a bare value ends at white space or one of `",;&}]`. A byte scan, not a regex: it
+// runs on every entry.
+func maskKV(msg, lowerName, repl string) string {
+	var b strings.Builder
+	last := 0
+	for from := 0; ; {
+		i := indexFold(msg[from:], lowerName)
+		if i < 0 {
+			break
+		}
+		start := from + i
+		end := start + len(lowerName)
+		from = end
+		if start > 0 && isWordByte(msg[start-1]) || end < len(msg) && isWordByte(msg[end]) {
+			continue // part of a longer word: "passwords", "old_password"
+		}
+		j := end
+		if j < len(msg) && msg[j] == '"' {
+			j++
+		}
+		j = skipSpaces(msg, j)
+		if j >= len(msg) || msg[j] != ':' && msg[j] != '=' {
+			continue
+		}
+		j = skipSpaces(msg, j+1)
+		vStart, vEnd, quoted := j, j, false
+		if j < len(msg) && msg[j] == '"' {
+			quoted = true
+			vStart = j + 1
+			for vEnd = vStart; vEnd < len(msg) && msg[vEnd] != '"'; vEnd++ {
+				if msg[vEnd] == '\\' {
+					vEnd++
+				}
+			}
+			vEnd = min(vEnd, len(msg))
+		} else {
+			for vEnd < len(msg) && !strings.ContainsRune(" \t\r\n\",;&}]", rune(msg[vEnd])) {
+				vEnd++
+			}
+		}
+		if vEnd == vStart && !quoted {
+			continue
+		}
+		b.WriteString(msg[last:vStart])
+		b.WriteString(repl)
+		last, from = vEnd, vEnd
+	}
+	if last == 0 {
+		return msg
+	}
+	b.WriteString(msg[last:])
+	return b.String()
+}
+
+func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 
 func (s *redactStep) mask(str string) string {
 	for _, m := range s.maskers {

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/logcap/logcap/event"
-	"github.com/logcap/logcap/processors"
 )
 
 // Derived chunks (processor outputs) carry NDJSON, one event.Entry per line, and say so in
@@ -87,7 +86,7 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 			if c.Docker != nil {
 				e.Stream = c.Docker.Stream
 			}
-			if ts, m, ok := processors.ParseDockerLine(part); ok {
+			if ts, m, ok := ParseDockerLine(part); ok {
 				e.Time, body = ts, m
 				if continued {
 					// ParseDockerLine trims a terminator it finds; a split part has none, so

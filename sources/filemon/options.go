@@ -7,6 +7,7 @@ package filemon
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -91,6 +92,9 @@ func (o Options) WithDefaults() (Options, error) {
 		}
 		o.Multiline = &cp
 	}
+	// Absolute globs: a file's subject is its path, and a relative path would name a different
+	// file (and subject) whenever logcap starts from another directory.
+	o.Paths, o.Exclude = absGlobs(o.Paths), absGlobs(o.Exclude)
 	var errs []error
 	if len(o.Paths) == 0 {
 		errs = append(errs, errors.New("paths: at least one glob is required"))
@@ -138,4 +142,15 @@ func NewMultiline(m *MultilineOpts, maxBytes int) (*Multiline, error) {
 		j.MaxLines = DefaultMultilineMaxLines
 	}
 	return j, nil
+}
+
+func absGlobs(globs []string) []string {
+	out := make([]string, len(globs))
+	for i, g := range globs {
+		out[i] = g
+		if a, err := filepath.Abs(g); err == nil && !filepath.IsAbs(g) {
+			out[i] = a
+		}
+	}
+	return out
 }

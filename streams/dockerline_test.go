@@ -1,7 +1,8 @@
-package processors
+package streams
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,4 +76,14 @@ func FuzzParseDockerLine(f *testing.F) {
 			t.Fatalf("timestamp %v does not round-trip: %v", ts, err)
 		}
 	})
+}
+
+func BenchmarkParseDockerLine(b *testing.B) {
+	line := []byte("2026-11-27T13:18:38.123456789Z " + strings.Repeat("x", 170) + "\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := ParseDockerLine(line); !ok {
+			b.Fatal("not ok")
+		}
+	}
 }
