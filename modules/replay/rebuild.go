@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/modules/pipeline"
@@ -73,8 +75,11 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 		}
 		left := int64(info.NumPending) + int64(info.NumAckPending)
 		if total < 0 {
-			// The processor may have begun before this first look: count what it acked.
-			total = left + int64(info.AckFloor.Consumer)
+			// What the input holds for the processor's filter: exact, however far the
+			// processor got before this first look.
+			if total, err = matching(ctx, conn, in, pc.Input); err != nil {
+				return st, fmt.Errorf("rebuild %s: %w", name, err)
+			}
 		}
 		st.Messages = max(total-left, 0)
 		if s, err := conn.JS.Stream(ctx, spec.Name); err == nil {
@@ -101,4 +106,21 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 		case <-t.C:
 		}
 	}
+}
+
+// matching counts the messages of stream on subjects matching filter.
+func matching(ctx context.Context, conn *Conn, stream, filter string) (int64, error) {
+	s, err := conn.JS.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: subjects %s: %w", stream, filter, err)
+	}
+	var n int64
+	for _, c := range info.State.Subjects {
+		n += int64(c)
+	}
+	return n, nil
 }

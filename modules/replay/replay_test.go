@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -377,5 +378,32 @@ func TestSinkRetries(t *testing.T) {
 				t.Fatalf("writes %s, want %s", got, tc.writes)
 			}
 		})
+	}
+}
+
+// The progress bar draws entries and megabytes, ends with the summary line, and leaves no
+// goroutine behind, also for --follow's unknown length (goleak checks at exit).
+func TestBar(t *testing.T) {
+	f := newFixture(t)
+	for i := range 6 {
+		f.publish(t, i)
+	}
+	for _, follow := range []bool{false, true} {
+		var buf bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		out := collect{onAdd: func(n int) {
+			if n == 6 {
+				cancel()
+			}
+		}}
+		st, err := replay.Run(ctx, f.js, replay.Spec{Follow: follow}, &out, replay.NewBar(&buf))
+		cancel()
+		if follow && err != nil || !follow && err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		s := buf.String()
+		if !strings.Contains(s, "LOGS ") || !strings.Contains(s, " entries ") || !strings.HasSuffix(s, st.Summary()+"\n") {
+			t.Fatalf("follow=%v: bar output %q", follow, s)
+		}
 	}
 }
