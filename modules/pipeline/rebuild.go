@@ -54,9 +54,15 @@ func Rebuild(ctx context.Context, client *natsd.Client, cfg *config.Config, proc
 	}
 	sc := s.CachedInfo().Config
 	window := sc.Duplicates
-	sc.Duplicates = 100 * time.Millisecond
-	if _, err := js.UpdateStream(ctx, sc); err != nil {
-		return fmt.Errorf("rebuild %s: shrink duplicate window of %s: %w", processorName, spec.Name, err)
+	// Twice: an update resets the server's dedup timer to fire at once, but it may fire before
+	// the new window is stored (nats-server 2.15 stream.go sets ddwin after the reset) and then
+	// keep the ids for the old window. The second update's timer runs with a small window in
+	// place either way.
+	for _, d := range []time.Duration{100 * time.Millisecond, 150 * time.Millisecond} {
+		sc.Duplicates = d
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("rebuild %s: shrink duplicate window of %s: %w", processorName, spec.Name, err)
+		}
 	}
 	restore := func() error {
 		sc.Duplicates = window
