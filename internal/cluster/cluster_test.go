@@ -108,8 +108,14 @@ func (n *node) waitReady(t *testing.T) {
 
 func (n *node) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.natsPort) }
 
+// tail returns the last lines of a log, without the route chatter of a cluster.
 func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
+	var l []string
+	for line := range strings.Lines(s) {
+		if !strings.Contains(line, "oute connection") && !strings.Contains(line, "connect to route") {
+			l = append(l, strings.TrimSuffix(line, "\n"))
+		}
+	}
 	if len(l) > lines {
 		l = l[len(l)-lines:]
 	}
@@ -430,4 +436,24 @@ func replicasOf(t *testing.T, js jetstream.JetStream, stream string) (int, bool)
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// electedAt finds, in logcap logs (JSON lines), when a new leader of stream was elected
+// after the given time: nats-server logs it on the node that won.
+func electedAt(stream string, after time.Time, logs ...string) (time.Time, bool) {
+	needle := fmt.Sprintf("new stream leader for '$G > %s'", stream)
+	for _, l := range logs {
+		for line := range strings.Lines(l) {
+			if !strings.Contains(line, needle) {
+				continue
+			}
+			var rec struct {
+				Time time.Time `json:"time"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Time.After(after) {
+				return rec.Time, true
+			}
+		}
+	}
+	return time.Time{}, false
 }
