@@ -119,6 +119,28 @@ func (s *natsServer) waitHealthy(t *testing.T) {
 	})
 }
 
+// electedAt finds in the server's log when it became leader of stream after the given time.
+// Lines look like "[pid] 2006/01/02 15:04:05.000000 [INF] JetStream cluster new stream leader
+// for '$G > LOGS'", in local time.
+func (s *natsServer) electedAt(stream string, after time.Time) (time.Time, bool) {
+	b, err := os.ReadFile(s.log)
+	if err != nil {
+		return time.Time{}, false
+	}
+	needle := fmt.Sprintf("new stream leader for '$G > %s'", stream)
+	for line := range strings.Lines(string(b)) {
+		_, rest, ok := strings.Cut(line, "] ")
+		if !ok || !strings.Contains(rest, needle) || len(rest) < 26 {
+			continue
+		}
+		at, err := time.ParseInLocation("2006/01/02 15:04:05.000000", rest[:26], time.Local)
+		if err == nil && at.After(after) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // clients returns the names of the client connections the server has.
 func (s *natsServer) clients(t *testing.T) []string {
 	t.Helper()
@@ -206,8 +228,14 @@ admin: {listen: "127.0.0.1:%d"}
 	ta.check(t, "kill -9 of the server logcap is connected to, the LOGS leader")
 	spanning, largest, median := ta.stall(killedAt)
 	slow, total := slowPublishes(t, adminPort)
-	t.Logf("publish stall: gap across the kill %v, largest gap %v, median gap %v; %d of %d chunk publishes took > 1s",
-		spanning.Round(time.Millisecond), largest.Round(time.Millisecond), median.Round(time.Millisecond), slow, total)
+	election := "not found in the logs"
+	for _, s := range servers {
+		if at, ok := s.electedAt("LOGS", killedAt); ok && s != victim {
+			election = at.Sub(killedAt).Round(time.Millisecond).String()
+		}
+	}
+	t.Logf("publish stall: gap across the kill %v, largest gap %v, median gap %v; %d of %d chunk publishes took > 1s; new leader elected after %s",
+		spanning.Round(time.Millisecond), largest.Round(time.Millisecond), median.Round(time.Millisecond), slow, total, election)
 
 	victim.start(t, natsServerBinary(t))
 	took := waitCurrent(t, js, "LOGS", victim.name, 60*time.Second)
