@@ -115,12 +115,18 @@ func isWrongLastSeq(err error) bool {
 }
 
 // LastMsg returns the last message stored on subject, or nil if there is none. It reads
-// through the stream leader (LOGS has no direct get), so a lagging R3 follower cannot hand
-// a monitor a stale position.
+// through the stream leader, so a lagging R3 follower cannot hand a monitor a stale position.
 func LastMsg(ctx context.Context, js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	// nats.go uses direct get when the stream allows it, and any replica answers those. A LOGS
+	// logcap provisions does not, but one created elsewhere may (`nats stream add` does by
+	// default). The handle and its info were fetched just now for this call alone: clearing
+	// the flag on it only makes this read ask the leader.
+	if info := s.CachedInfo(); info != nil {
+		info.Config.AllowDirect = false
 	}
 	m, err := s.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
