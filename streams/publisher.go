@@ -39,7 +39,7 @@ type Publisher struct {
 func NewPublisher(js jetstream.JetStream, stream, subject string, lastSeq uint64) *Publisher {
 	return &Publisher{
 		js: js, stream: stream, subject: subject, lastSeq: lastSeq,
-		AttemptTimeout: 10 * time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second,
+		AttemptTimeout: 5 * time.Second, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
 	}
 }
 
