@@ -100,6 +100,12 @@ func (ta *tally) add(line []byte) error {
 	if err != nil {
 		return fmt.Errorf("unexpected line %q", line)
 	}
+	ta.addN(n)
+	return nil
+}
+
+// addN counts number n.
+func (ta *tally) addN(n int) {
 	ta.total++
 	ta.seen[n]++
 	if ta.seen[n] > 1 {
@@ -109,7 +115,6 @@ func (ta *tally) add(line []byte) error {
 		ta.outOfOrder++
 	}
 	ta.last = n
-	return nil
 }
 
 func (ta *tally) missing(want int) int {
