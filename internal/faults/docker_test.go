@@ -202,4 +202,3 @@ func metric(adminPort int, name string) (float64, error) {
 func uniq(what string) string {
 	return fmt.Sprintf("faults-%s-%d-", what, time.Now().UnixNano()%1_000_000_000)
 }
-
