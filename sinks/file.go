@@ -75,7 +75,13 @@ type FileSink struct {
 	now   func() time.Time
 }
 
-var _ Sink = (*FileSink)(nil)
+var (
+	_ Sink    = (*FileSink)(nil)
+	_ Ordered = (*FileSink)(nil)
+)
+
+// Ordered reports true: positions are per stream, newest only (see Ordered).
+func (s *FileSink) Ordered() bool { return true }
 
 // NewFile validates o. It opens nothing: files are opened on first write.
 func NewFile(o FileOptions) (*FileSink, error) {

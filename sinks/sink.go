@@ -35,6 +35,15 @@ type Sink interface {
 	Close() error
 }
 
+// Ordered is implemented by a sink that must receive each stream's records in stream order,
+// a crash included: the file sink remembers only the newest position per stream, so a record
+// redelivered after later ones were written would be skipped as already written. The
+// pipeline then keeps one message unacknowledged on the consumer at a time, so a message left
+// unacked by a killed process is redelivered (after ack_wait) before anything newer.
+type Ordered interface {
+	Ordered() bool
+}
+
 // ErrPermanent marks an error that retrying cannot fix (a 400, a mapping error): the
 // records go to dead letters at once instead of being redelivered.
 var ErrPermanent = errors.New("permanent")

@@ -32,14 +32,26 @@ type node struct {
 
 func newNode(t *testing.T, sources string) *node {
 	t.Helper()
+	return newNodeWith(t, 0, sources)
+}
+
+// newNodeWith writes a node config whose body (sources, processors, sinks) is body. With
+// externalNATS > 0 logcap connects to a nats-server on that port instead of embedding one.
+func newNodeWith(t *testing.T, externalNATS int, body string) *node {
+	t.Helper()
 	n := &node{dir: t.TempDir(), natsPort: proctest.FreePort(t), adminPort: proctest.FreePort(t)}
 	n.cfg = filepath.Join(n.dir, "logcap.yaml")
+	natsCfg := fmt.Sprintf(`{embedded: {listen: "127.0.0.1:%d"}}`, n.natsPort)
+	if externalNATS > 0 {
+		n.natsPort = externalNATS
+		natsCfg = fmt.Sprintf(`{urls: ["nats://127.0.0.1:%d"]}`, externalNATS)
+	}
 	cfg := fmt.Sprintf(`node: faults
 data_dir: %s
 shutdown_timeout: 10s
-nats: {embedded: {listen: "127.0.0.1:%d"}}
+nats: %s
 admin: {listen: "127.0.0.1:%d"}
-%s`, filepath.Join(n.dir, "data"), n.natsPort, n.adminPort, sources)
+%s`, filepath.Join(n.dir, "data"), natsCfg, n.adminPort, body)
 	if err := os.WriteFile(n.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +100,12 @@ func (ta *tally) add(line []byte) error {
 	if err != nil {
 		return fmt.Errorf("unexpected line %q", line)
 	}
+	ta.addN(n)
+	return nil
+}
+
+// addN counts number n.
+func (ta *tally) addN(n int) {
 	ta.total++
 	ta.seen[n]++
 	if ta.seen[n] > 1 {
@@ -97,7 +115,6 @@ func (ta *tally) add(line []byte) error {
 		ta.outOfOrder++
 	}
 	ta.last = n
-	return nil
 }
 
 func (ta *tally) missing(want int) int {

@@ -346,7 +346,7 @@ func (f *follower) stream(ctx context.Context, tty, follow bool) error {
 			if perr := f.publishIfAny(ctx); perr != nil {
 				return perr
 			}
-			if errors.Is(err, ErrTruncated) || ctx.Err() != nil {
+			if errors.Is(err, ErrTruncated) || errors.Is(err, ErrBroken) || ctx.Err() != nil {
 				return err
 			}
 			// A corrupt record: log it and go on with the next one.

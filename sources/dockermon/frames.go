@@ -36,6 +36,12 @@ const maxFrame = 1 << 20
 // read of that frame is dropped: it was not published, so a resume reads it again.
 var ErrTruncated = errors.New("truncated frame")
 
+// ErrBroken marks an error after which the decoder cannot go on: the body failed to read
+// (a daemon that shut down mid-stream ends a chunked body with "unexpected EOF"), or a frame
+// header is corrupt and the frames are out of step. Every further Next returns it again, so
+// the caller must end the stream and open a new one from its position.
+var ErrBroken = errors.New("log stream broken")
+
 // Record is one Docker log record: a line, or one part of a line that Docker split.
 type Record struct {
 	Stream string
@@ -94,8 +100,11 @@ func (d *Decoder) fill(n int) error {
 		d.buf = nb
 	}
 	for d.end < n {
+		if d.err == io.EOF {
+			return io.EOF
+		}
 		if d.err != nil {
-			return d.err
+			return fmt.Errorf("read: %w: %w", ErrBroken, d.err)
 		}
 		m, err := d.r.Read(d.buf[d.end:])
 		d.end += m
@@ -129,11 +138,11 @@ func (d *Decoder) Next() (Record, error) {
 		case 2:
 			d.stream = Stderr
 		default:
-			return Record{}, fmt.Errorf("frame header % x: bad stream byte %d (a TTY container read as multiplexed?)", hdr, hdr[0])
+			return Record{}, fmt.Errorf("frame header % x: bad stream byte %d (a TTY container read as multiplexed?): %w", hdr, hdr[0], ErrBroken)
 		}
 		n := int(binary.BigEndian.Uint32(hdr[4:]))
 		if n > maxFrame {
-			return Record{}, fmt.Errorf("frame header % x: length %d over %d", hdr, n, maxFrame)
+			return Record{}, fmt.Errorf("frame header % x: length %d over %d: %w", hdr, n, maxFrame, ErrBroken)
 		}
 		if err := d.fill(8 + n); err != nil {
 			if err == io.EOF {

@@ -111,17 +111,60 @@ func TestDecoderRejectsCorruptStreams(t *testing.T) {
 	tests := []struct {
 		name, in string
 		want     string
+		broken   bool // the frames are out of step: the stream cannot go on
 	}{
-		{"bad stream byte", "\x07\x00\x00\x00\x00\x00\x00\x01x", "bad stream byte"},
-		{"huge length", "\x01\x00\x00\x00\xff\xff\xff\xff", "over"},
-		{"no timestamp", frame(1, "hello world\n"), "timestamp"},
-		{"tty read as frames", ts1 + " hello\n", "bad stream byte"},
+		{"bad stream byte", "\x07\x00\x00\x00\x00\x00\x00\x01x", "bad stream byte", true},
+		{"huge length", "\x01\x00\x00\x00\xff\xff\xff\xff", "over", true},
+		{"no timestamp", frame(1, "hello world\n"), "timestamp", false},
+		{"tty read as frames", ts1 + " hello\n", "bad stream byte", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewDecoder(strings.NewReader(tt.in), false, 0).Next()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if errors.Is(err, ErrBroken) != tt.broken {
+				t.Fatalf("error %v: ErrBroken %v, want %v", err, !tt.broken, tt.broken)
+			}
+		})
+	}
+}
+
+// failingReader returns data, then err forever: a body cut by a daemon that shut down.
+type failingReader struct {
+	data string
+	err  error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.data == "" {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// A read error is final and says so (ErrBroken) on every call: the follower once took it
+// for a corrupt record, skipped it and called Next again, forever (found by internal/faults
+// TestDockerdRestart: a hot loop of "bad log record skipped: unexpected EOF" once dockerd
+// stopped, and the container never followed again).
+func TestDecoderBrokenStream(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tty=%v", tty), func(t *testing.T) {
+			in := frame(1, ts1+" one\n") + frame(1, ts1+" two\n")[:12]
+			if tty {
+				in = ts1 + " one\n" + ts1 + " tw"
+			}
+			d := NewDecoder(&failingReader{data: in, err: io.ErrUnexpectedEOF}, tty, 0)
+			if r, err := d.Next(); err != nil || string(r.Line) != "one\n" {
+				t.Fatalf("first record %q, %v", r.Line, err)
+			}
+			for range 3 {
+				if _, err := d.Next(); !errors.Is(err, ErrBroken) || !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("error %v, want ErrBroken wrapping unexpected EOF", err)
+				}
 			}
 		})
 	}
