@@ -1,0 +1,114 @@
+package soak
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Limits are the soak's pass criteria.
+type Limits struct {
+	GoroutineSlope float64 // per minute
+	FDSlope        float64 // per minute
+	FDGrowth       float64 // end - start
+	RSSGrowth      float64 // end/start - 1
+}
+
+// DefaultLimits are the figures of issue 8: flat goroutines and fds, RSS within 10%.
+var DefaultLimits = Limits{GoroutineSlope: 0.2, FDSlope: 0.1, FDGrowth: 5, RSSGrowth: 0.10}
+
+// Row is one line of the final table.
+type Row struct {
+	Metric     string
+	Start, End float64 // medians of the first and last three samples after warm-up
+	Slope      float64 // per minute, least squares over the samples after warm-up
+	Limit      string
+	Failed     bool
+}
+
+// Verdict is the outcome of a soak's measurements.
+type Verdict struct {
+	Samples  int // after warm-up
+	Rows     []Row
+	Failures []string
+}
+
+// Judge applies the limits to the samples taken at or after warmup.
+func Judge(samples []Sample, warmup time.Duration, lim Limits) Verdict {
+	var post []Sample
+	for _, s := range samples {
+		if s.At >= warmup {
+			post = append(post, s)
+		}
+	}
+	v := Verdict{Samples: len(post)}
+	if len(post) < 3 {
+		v.Failures = append(v.Failures, fmt.Sprintf("only %d samples after the %v warm-up: run longer", len(post), warmup))
+		return v
+	}
+	series := func(f func(Sample) float64) Row {
+		xs, ys := make([]float64, len(post)), make([]float64, len(post))
+		for i, s := range post {
+			xs[i], ys[i] = s.At.Minutes(), f(s)
+		}
+		return Row{Start: median(ys[:3]), End: median(ys[len(ys)-3:]), Slope: Slope(xs, ys)}
+	}
+
+	g := series(func(s Sample) float64 { return s.Goroutines })
+	g.Metric, g.Limit = "goroutines", fmt.Sprintf("slope <= %.2f/min", lim.GoroutineSlope)
+	if g.Slope > lim.GoroutineSlope {
+		g.Failed = true
+		v.Failures = append(v.Failures, fmt.Sprintf("goroutines grow %.2f/min (limit %.2f/min)", g.Slope, lim.GoroutineSlope))
+	}
+
+	f := series(func(s Sample) float64 { return s.FDs })
+	f.Metric, f.Limit = "open fds", fmt.Sprintf("slope <= %.2f/min, end <= start+%.0f", lim.FDSlope, lim.FDGrowth)
+	if f.Slope > lim.FDSlope {
+		f.Failed = true
+		v.Failures = append(v.Failures, fmt.Sprintf("open fds grow %.2f/min (limit %.2f/min)", f.Slope, lim.FDSlope))
+	}
+	if f.End > f.Start+lim.FDGrowth {
+		f.Failed = true
+		v.Failures = append(v.Failures, fmt.Sprintf("open fds went from %.0f to %.0f (limit +%.0f)", f.Start, f.End, lim.FDGrowth))
+	}
+
+	r := series(func(s Sample) float64 { return s.RSS / (1 << 20) })
+	r.Metric, r.Limit = "RSS MiB", fmt.Sprintf("end <= start × %.2f", 1+lim.RSSGrowth)
+	if r.End > r.Start*(1+lim.RSSGrowth) {
+		r.Failed = true
+		v.Failures = append(v.Failures, fmt.Sprintf("RSS grew from %.1f MiB to %.1f MiB (limit +%.0f%%)", r.Start, r.End, 100*lim.RSSGrowth))
+	}
+
+	l := series(func(s Sample) float64 { return s.Lag })
+	l.Metric, l.Limit = "consumer lag", "(reported)"
+
+	v.Rows = []Row{g, f, r, l}
+	return v
+}
+
+// Table renders the rows.
+func (v Verdict) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-13s %10s %10s %12s  %-34s %s\n", "metric", "start", "end", "slope/min", "limit", "result")
+	for _, r := range v.Rows {
+		res := "ok"
+		if r.Failed {
+			res = "FAIL"
+		}
+		if r.Limit == "(reported)" {
+			res = "-"
+		}
+		fmt.Fprintf(&b, "%-13s %10.1f %10.1f %+12.3f  %-34s %s\n", r.Metric, r.Start, r.End, r.Slope, r.Limit, res)
+	}
+	return b.String()
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
