@@ -190,3 +190,28 @@ func TestJudge(t *testing.T) {
 		})
 	}
 }
+
+// A 90-second run: the count moves by ±1 as containers come and go, and the least-squares
+// slope over a minute of such noise exceeds 0.2/min by chance; that is not a leak. A leak of
+// one goroutine per container start (60/min) over the same window is.
+func TestJudgeShortRunNoise(t *testing.T) {
+	noise := []float64{73, 75, 73, 74, 73, 75, 74, 75, 73, 75, 75, 74, 75, 75}
+	mk := func(leakPerMin float64) []Sample {
+		return series(len(noise), 5*time.Second, func(i int) Sample {
+			at := time.Duration(i) * 5 * time.Second
+			return Sample{Goroutines: noise[i] + leakPerMin*at.Minutes(), FDs: 25, RSS: 70 << 20}
+		})
+	}
+	v := Judge(mk(0), 0, DefaultLimits)
+	if v.Rows[0].Slope <= DefaultLimits.GoroutineSlope {
+		t.Fatalf("the noise must exceed the limit by chance for this test to mean anything: slope %.3f", v.Rows[0].Slope)
+	}
+	if len(v.Failures) != 0 {
+		t.Errorf("noise failed the soak: %q\n%s", v.Failures, v.Table())
+	}
+	t.Logf("noise alone:\n%s", v.Table())
+	v = Judge(mk(60), 0, DefaultLimits)
+	if len(v.Failures) != 1 || !strings.Contains(v.Failures[0], "goroutines grow") {
+		t.Errorf("a leak of 60/min passed: %q\n%s", v.Failures, v.Table())
+	}
+}

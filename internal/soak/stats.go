@@ -112,6 +112,33 @@ func Slope(xs, ys []float64) float64 {
 	return num / den
 }
 
+// SlopeErr is the standard error of Slope(xs, ys): how far the slope may be off by noise
+// alone. 0 with fewer than three points.
+func SlopeErr(xs, ys []float64) float64 {
+	n := len(xs)
+	if n < 3 || n != len(ys) {
+		return 0
+	}
+	b := Slope(xs, ys)
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx, my = mx/float64(n), my/float64(n)
+	a := my - b*mx
+	var rss, sxx float64
+	for i := range xs {
+		r := ys[i] - (a + b*xs[i])
+		rss += r * r
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx == 0 {
+		return 0
+	}
+	return math.Sqrt(rss / float64(n-2) / sxx)
+}
+
 // GoroutineGroups parses a /debug/pprof/goroutine?debug=1 profile and returns the number of
 // goroutines per top function (the first frame of each stack; "unknown" when a record has no
 // symbolized frame).
