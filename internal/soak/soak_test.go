@@ -176,6 +176,11 @@ func TestJudge(t *testing.T) {
 			return s
 		}), []string{"RSS grew"}},
 		{"too few samples", series(3, 5*time.Second, flat), []string{"only"}},
+		{"RSS up 20% in a short run is reported, not judged", series(30, 5*time.Second, func(i int) Sample {
+			s := flat(i)
+			s.RSS *= 1 + 0.2*float64(i)/29
+			return s
+		}), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := Judge(tc.samples, 2*time.Minute, DefaultLimits)
