@@ -62,11 +62,17 @@ var (
 // internal/cmd/loggen, in a FROM scratch image.
 func Image(t testing.TB, cli *client.Client) string {
 	t.Helper()
-	imageOnce.Do(func() { imageErr = buildImage(cli) })
-	if imageErr != nil {
-		t.Fatalf("build %s: %v", ImageName, imageErr)
+	if _, err := BuildImage(cli); err != nil {
+		t.Fatalf("build %s: %v", ImageName, err)
 	}
 	return ImageName
+}
+
+// BuildImage is Image for programs without a testing.TB (the soak driver): it builds the
+// loggen image once per process and returns its tag.
+func BuildImage(cli *client.Client) (string, error) {
+	imageOnce.Do(func() { imageErr = buildImage(cli) })
+	return ImageName, imageErr
 }
 
 func buildImage(cli *client.Client) error {

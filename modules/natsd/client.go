@@ -75,6 +75,11 @@ func (a *atomicString) Swap(s string) string {
 
 func (a *atomicString) Store(s string) { a.v.Store(s) }
 
+func (a *atomicString) Load() string {
+	s, _ := a.v.Load().(string)
+	return s
+}
+
 // NotReady returns why the client is not ready, or "" when it is (connected and provisioned).
 func (c *Client) NotReady() string {
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -43,6 +44,9 @@ type natsd struct {
 	closed chan struct{}
 	// lastConnErr is the last connect failure logged, so a long outage logs once.
 	lastConnErr atomicString
+	// wasConnected: a stop that finds the connection lost must say so (nothing could be
+	// flushed); one that never connected (e.g. wrong credentials) has nothing to flush.
+	wasConnected atomic.Bool
 }
 
 func (n *natsd) start(ctx context.Context) error {
@@ -93,10 +97,12 @@ func (n *natsd) start(ctx context.Context) error {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.wasConnected.Store(true)
 			n.lastConnErr.Store("")
 			n.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			n.wasConnected.Store(true)
 			n.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(n.closed) }),
@@ -205,6 +211,16 @@ func SpecFrom(c config.StreamSpec, subjects []string) streams.Spec {
 func (n *natsd) stop(ctx context.Context) error {
 	errs := []error{n.group.Stop(ctx)}
 	if nc := n.client.Conn; nc != nil {
+		if n.wasConnected.Load() && !nc.IsConnected() && !nc.IsClosed() {
+			// NATS went away and did not come back: the last publishes and acks are
+			// unconfirmed (the streams and consumers redeliver or dedup them next run).
+			why := n.lastConnErr.Load()
+			if why == "" {
+				why = nc.Status().String()
+			}
+			errs = append(errs, fmt.Errorf("natsd: stop: NATS %s unreachable (%s): pending publishes and acks could not be flushed",
+				strings.Join(n.urls(), ","), why))
+		}
 		if err := nc.Drain(); err != nil {
 			nc.Close() // never connected, or already closing: close at once
 		}
@@ -218,6 +234,13 @@ func (n *natsd) stop(ctx context.Context) error {
 	}
 	n.shutdownServer()
 	return errors.Join(errs...)
+}
+
+func (n *natsd) urls() []string {
+	if n.srv != nil {
+		return []string{n.srv.ClientURL()}
+	}
+	return n.cfg.NATS.URLs
 }
 
 func (n *natsd) shutdownServer() {

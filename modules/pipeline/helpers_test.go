@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,14 +94,16 @@ func run(t testing.TB, e *env, cfg *config.Config, tun pipeline.Tuning) *pipelin
 	if err := pl.Start(); err != nil {
 		t.Fatal(err)
 	}
-	stopped := false
 	t.Cleanup(func() {
-		if !stopped {
+		if _, done := stoppedByTest.Load(pl); !done {
 			stop(t, pl, cfg.ShutdownTimeout.D())
 		}
 	})
 	return pl
 }
+
+// stoppedByTest holds the pipelines a test stopped itself (to check the stop's error).
+var stoppedByTest sync.Map
 
 func stop(t testing.TB, pl *pipeline.Pipeline, within time.Duration) time.Duration {
 	t.Helper()

@@ -147,7 +147,9 @@ func (r *sinkRunner) run(ctx context.Context) error {
 		attempt = 0
 		r.mPending.Set(pending(msgs))
 		if len(msgs) > 0 {
-			r.deliver(ctx, msgs)
+			if err := r.deliver(ctx, msgs); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -191,8 +193,10 @@ func (r *sinkRunner) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 
 // deliver writes the batch in hand until every message is acked or dead-lettered, or the
 // sink stops. It does not fetch meanwhile: while the destination is down, messages wait in
-// JetStream and memory holds one batch.
-func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) {
+// JetStream and memory holds one batch. The error says that a stop had to cut a write
+// still in progress after the grace period (a destination that does not answer): the stop
+// was not clean, and the user must learn which sink hung.
+func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) error {
 	ctx, cancel := withGrace(parent, r.pl.tuning.Grace)
 	defer cancel()
 	b := r.decode(ctx, msgs)
@@ -250,11 +254,10 @@ func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) {
 		}
 		if len(todo) == 0 {
 			r.mHealthy.Set(1)
-			return
+			return nil
 		}
 		if ctx.Err() != nil {
-			r.nakHeld(b)
-			return
+			return r.cut(b, lastErr)
 		}
 		attempt++
 		if attempt >= r.maxDel {
@@ -264,7 +267,7 @@ func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) {
 					r.deadLetter(ctx, m, fmt.Errorf("sink %s: gave up after %d attempts: %w", r.cfg.Name, attempt, lastErr))
 				}
 			}
-			return
+			return nil
 		}
 		r.retries.Add(1)
 		r.mRetries.Inc()
@@ -276,8 +279,9 @@ func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) {
 		r.log.Warn("write failed; retrying the batch in hand", zap.Int("attempt", attempt), zap.Int("records", len(todo)),
 			zap.Duration("in", delay), zap.Error(lastErr))
 		if !r.waitHealthy(parent, b, delay) {
+			// Stopped during an outage that was already logged: a clean stop.
 			r.nakHeld(b)
-			return
+			return nil
 		}
 	}
 }
@@ -334,13 +338,30 @@ func (r *sinkRunner) ackDone(b *batch) {
 	}
 }
 
-func (r *sinkRunner) nakHeld(b *batch) {
+func (r *sinkRunner) nakHeld(b *batch) (held int, nakErr error) {
 	for mi, m := range b.msgs {
 		if !b.settled[mi] {
 			b.settled[mi] = true
-			_ = m.Nak()
+			held++
+			if err := m.Nak(); err != nil && nakErr == nil {
+				nakErr = err
+			}
 		}
 	}
+	return held, nakErr
+}
+
+// cut hands back the messages of a write the stop cancelled and says so. The write's error
+// is formatted, not wrapped: it holds context.Canceled, and the lifecycle group drops
+// cancellations as clean.
+func (r *sinkRunner) cut(b *batch, writeErr error) error {
+	held, nakErr := r.nakHeld(b)
+	back := fmt.Sprintf("%d message(s) handed back for redelivery", held)
+	if nakErr != nil {
+		back = fmt.Sprintf("%d message(s) not acked (nak: %v): JetStream redelivers them after ack_wait %v", held, nakErr, r.ackWait)
+	}
+	return fmt.Errorf("%s sink %s: stop: write unanswered after the %v grace period, cancelled (%v); %s",
+		r.cfg.Type, r.cfg.Name, r.pl.tuning.Grace.Round(time.Millisecond), writeErr, back)
 }
 
 // waitHealthy waits delay, then probes the destination with Check until it answers, backing

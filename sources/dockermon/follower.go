@@ -13,6 +13,7 @@ import (
 	"github.com/logcap/logcap/streams"
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
 
@@ -274,7 +275,7 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 // it had before a rename.
 func (f *follower) resume(ctx context.Context) error {
 	m := f.m
-	last, err := streams.LastMsg(ctx, m.js, m.cfg.Stream, f.subject)
+	last, err := f.lastMsg(ctx)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", f.t.Name, err)
 	}
@@ -308,6 +309,29 @@ func (f *follower) resume(ctx context.Context) error {
 		f.log.Warn("publish retry", zap.Int("attempt", attempt), zap.Error(err))
 	}
 	return nil
+}
+
+// lastMsg reads the subject's last message, waiting for NATS while it is unreachable: a
+// container that starts (or whose stream fails) during a NATS outage must be followed once
+// NATS is back, not given up — a short-lived one would never be discovered again (found by
+// the soak with NATS restarted every 2 minutes). Only a stop ends the wait.
+func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		last, err := streams.LastMsg(ctx, f.m.js, f.m.cfg.Stream, f.subject)
+		if err == nil {
+			return last, nil
+		}
+		if attempt == 0 {
+			f.log.Warn("reading the resume position failed; retrying until NATS answers", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // stream runs one ContainerLogs call from the committed position to its end.

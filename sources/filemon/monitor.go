@@ -151,18 +151,50 @@ type posRecord struct {
 }
 
 func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
-	e, err := m.kv.Get(ctx, m.posKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("positions %s: %w", m.posKey(id), err)
+	var e jetstream.KeyValueEntry
+	err := m.untilNATS(ctx, func() error {
+		var err error
+		e, err = m.kv.Get(ctx, m.posKey(id))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("positions %s: %w", m.posKey(id), err)
+		}
+		return nil
+	})
+	if err != nil || e == nil {
+		return nil, err
 	}
 	var r posRecord
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, fmt.Errorf("positions %s: %w", m.posKey(id), err)
 	}
 	return &r, nil
+}
+
+// untilNATS runs op, a NATS request, until it succeeds or ctx is done. A file seen for the
+// first time is placed only once NATS answers (its position lives there); meanwhile its
+// descriptor stays open, so a rotation during the outage cannot take its lines away. Giving
+// up instead lost every file created and rotated away while NATS was down (found by the soak
+// with NATS restarted every 2 minutes and the file rotated every 2 s).
+func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if attempt == 0 {
+			m.log.Warn("file monitor: NATS request failed; retrying until it answers", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 func (m *Monitor) kvPut(ctx context.Context, id FileID, r posRecord) error {
@@ -493,8 +525,11 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 		offset = 0 // a new file took the path (rotation): it comes after the subject's current one
 	default:
 		subj := streams.SourceSubject(streams.KindFile, m.d.Host, src)
-		last, err := streams.LastMsg(ctx, m.d.JS, m.d.Stream, subj)
-		if err != nil {
+		var last *jetstream.RawStreamMsg
+		if err := m.untilNATS(ctx, func() (err error) {
+			last, err = streams.LastMsg(ctx, m.d.JS, m.d.Stream, subj)
+			return err
+		}); err != nil {
 			return err
 		}
 		var lastSeq uint64
@@ -531,7 +566,7 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 		if offset > 0 && rec == nil {
 			// a position chosen by start_at: record it so a restart does not read the file again
 			head, _ := readHead(fh, offset)
-			if err := m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}); err != nil {
+			if err := m.untilNATS(ctx, func() error { return m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}) }); err != nil {
 				return err
 			}
 		}
