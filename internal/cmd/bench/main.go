@@ -43,6 +43,7 @@ var (
 	latRate    = flag.Int("rate", 10_000, "lines/s of the latency measurement")
 	profileDir = flag.String("profile", "", "also run file→file once more with pprof CPU and alloc profiles saved here")
 	mdOut      = flag.String("md", "", "also write the table (Markdown) to this file")
+	sinkExtra  = flag.String("sink-opts", "", "extra keys of the file sink's flow mapping, e.g. 'batch: {max_entries: 20000}' (exploration; the table uses the defaults)")
 	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,latency,idle")
 )
 
@@ -659,10 +660,17 @@ func (p *proc) fetch(path, to string) error {
 func pipelineConfig(watch string, jsonStep bool) string {
 	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "*.log"))
 	if !jsonStep {
-		return src + "sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw}\n"
+		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
 	}
 	return src + "processors:\n  - {name: parsed, input: logs.>, steps: [{json: {}}]}\n" +
-		"sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw}\n"
+		fmt.Sprintf("sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw%s}\n", extra())
+}
+
+func extra() string {
+	if *sinkExtra == "" {
+		return ""
+	}
+	return ", " + *sinkExtra
 }
 
 // e2e: logcap runs with an empty watched directory; the input file is hard-linked into it
@@ -701,7 +709,20 @@ func e2e(bin, dir, input string, size int64, name string, jsonStep, always bool,
 		return row{}, err
 	}
 	timeout := time.Now().Add(10 * time.Minute)
+	var captured time.Duration // when LOGS had it all: where the time goes
+	lastPoll := time.Now()
 	for {
+		if captured == 0 && time.Since(lastPoll) > 50*time.Millisecond {
+			lastPoll = time.Now()
+			if v, err := p.metric("logcap_filemon_lines_total"); err == nil && v >= float64(*nLines) {
+				captured = time.Since(t0)
+				if profile != "" { // the heap at its fullest: LOGS has it all, the sink is behind
+					if err := p.fetch("/debug/pprof/heap", filepath.Join(profile, "heap-"+slug(name)+".pprof")); err != nil {
+						return row{}, err
+					}
+				}
+			}
+		}
 		fi, err := os.Stat(out)
 		if err == nil && fi.Size() >= size {
 			break
@@ -729,6 +750,7 @@ func e2e(bin, dir, input string, size int64, name string, jsonStep, always bool,
 		}
 	}
 	note := "all lines once"
+	fmt.Fprintf(os.Stderr, "bench:   %s: LOGS complete after %v, sink after %v\n", name, captured.Round(time.Millisecond), el.Round(time.Millisecond))
 	if err := checkFile(out, *nLines); err != nil {
 		return row{}, fmt.Errorf("%s: %w", name, err)
 	}
