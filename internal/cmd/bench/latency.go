@@ -210,7 +210,13 @@ func idle(bin, dir string, n int, d time.Duration) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	time.Sleep(d) // the measurement window
+	if *profileDir != "" { // the profile request lasts the measurement window
+		if err := p.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), filepath.Join(*profileDir, "cpu-idle.pprof")); err != nil {
+			return row{}, err
+		}
+	} else {
+		time.Sleep(d) // the measurement window
+	}
 	cpu1, hwm, err := p.stat()
 	if err != nil {
 		return row{}, err
