@@ -44,6 +44,7 @@ var (
 	profileDir = flag.String("profile", "", "also run file→file once more with pprof CPU and alloc profiles saved here")
 	mdOut      = flag.String("md", "", "also write the table (Markdown) to this file")
 	sinkExtra  = flag.String("sink-opts", "", "extra keys of the file sink's flow mapping, e.g. 'batch: {max_entries: 20000}' (exploration; the table uses the defaults)")
+	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
 	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,latency,idle")
 )
 
@@ -561,6 +562,7 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 	}
 	p := &proc{admin: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &bytes.Buffer{}, dir: rd}
 	p.cmd = exec.Command(bin, "run", "-c", cfgPath)
+	p.cmd.Env = append(os.Environ(), strings.Fields(*logcapEnv)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs // read only after Wait
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
