@@ -309,12 +309,19 @@ func (m *Monitor) excluded(p string) bool {
 	return slices.Contains(compressed, filepath.Ext(p))
 }
 
-// watchDirs returns the directories whose changes can add or remove matches.
-func (m *Monitor) watchDirs() map[string]bool {
+// watchDirs returns the directories whose changes can add or remove matches, and whether
+// their watches see every new match: not when a pattern's directory does not exist yet, nor
+// when its directory part has wildcards other than ** (a new directory matching them appears
+// in a directory nobody watches). Then only the full rescan finds new files.
+func (m *Monitor) watchDirs() (map[string]bool, bool) {
 	dirs := map[string]bool{}
+	complete := true
 	for _, p := range m.opts.Paths {
 		base, _ := doublestar.SplitPattern(filepath.ToSlash(p))
 		if strings.Contains(p, "**") {
+			if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+				complete = false
+			}
 			filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
 				if err == nil && d.IsDir() {
 					dirs[path] = true
@@ -324,6 +331,9 @@ func (m *Monitor) watchDirs() map[string]bool {
 			continue
 		}
 		dp := filepath.Dir(p)
+		if fi, err := os.Stat(dp); err != nil || !fi.IsDir() || strings.ContainsAny(dp, "*?[{") {
+			complete = false
+		}
 		ms, _ := doublestar.FilepathGlob(dp)
 		for _, d := range ms {
 			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
@@ -331,13 +341,13 @@ func (m *Monitor) watchDirs() map[string]bool {
 			}
 		}
 	}
-	return dirs
+	return dirs, complete
 }
 
 // scan matches the globs, places new files, and notes where known files are now.
 func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 	if w != nil {
-		dirs := m.watchDirs()
+		dirs, complete := m.watchDirs()
 		failed := map[string]bool{}
 		for d := range dirs {
 			if !m.watched[d] {
@@ -351,7 +361,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			}
 		}
 		m.watchFailed = failed
-		m.watchedAll = len(failed) == 0
+		m.watchedAll = complete && len(failed) == 0
 		for d := range m.watched {
 			if !dirs[d] {
 				w.Remove(d)
