@@ -45,8 +45,12 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-bench: tools
+# The micro-benchmarks, then the end-to-end table (internal/cmd/bench: the real binary on 2M
+# lines, ceilings measured in the same run; BENCH_FLAGS=-short for a 30 s idle window).
+BENCH_FLAGS ?=
+bench: tools build
 	PATH=$(BIN):$$PATH $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench.out
+	set -o pipefail; $(GO) run ./internal/cmd/bench -bin $(BIN)/logcap $(BENCH_FLAGS) | tee -a bench.out
 
 soak: build
 	$(GO) run ./internal/cmd/soak -duration $${SOAK_DURATION:-10m}

@@ -147,6 +147,51 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 // for integers beyond int64, as the json step makes them, so a second processor sees the
 // same types as the first.
 func DecodeNDJSON(data []byte) ([]event.Entry, error) {
+	if out, ok := decodeNDJSONStream(data); ok {
+		return out, nil
+	}
+	return decodeNDJSONLines(data)
+}
+
+// decodeNDJSONStream reads the whole chunk with one json.Decoder: a Decoder per line was
+// 29% of the CPU of file → json → file sink (the sink decodes the derived chunks). It gives
+// up (false) on anything the line-by-line reading could judge differently — any error, two
+// documents on one line, a document across lines — and that reading then decides, with its
+// error naming the line.
+func decodeNDJSONStream(data []byte) ([]event.Entry, bool) {
+	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	prev := 0
+	for {
+		var e event.Entry
+		if err := dec.Decode(&e); err != nil {
+			return out, errors.Is(err, io.EOF)
+		}
+		end := int(dec.InputOffset())
+		if end <= prev || end > len(data) {
+			return nil, false
+		}
+		seg := data[prev:end]
+		start := 0
+		for start < len(seg) && isJSONSpace(seg[start]) {
+			start++
+		}
+		if bytes.IndexByte(seg[start:], '\n') >= 0 || len(out) > 0 && bytes.IndexByte(seg[:start], '\n') < 0 {
+			return nil, false
+		}
+		prev = end
+		for k, v := range e.Fields {
+			e.Fields[k] = numbers(v)
+		}
+		out = append(out, e)
+	}
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// decodeNDJSONLines reads a chunk line by line, each line one document and nothing else.
+func decodeNDJSONLines(data []byte) ([]event.Entry, error) {
 	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
 	line := 0
 	for len(data) > 0 {

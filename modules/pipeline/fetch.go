@@ -9,16 +9,41 @@ import (
 	"github.com/logcap/logcap/streams"
 )
 
-// fetch pulls one batch. A fetch bounded by bytes returns nothing while the next message is
-// bigger than the bound (nats.go swallows the server's "Message Size Exceeds MaxBytes"), so
-// an empty fetch is followed by a short fetch of one message of any size: a big chunk is
-// delivered alone instead of stalling the consumer forever.
+// readyWait is how long the second half of a fetch waits for its batch to fill. Under load
+// the batch fills at once (by count or bytes); when lines trickle in, a batch is what came
+// within readyWait, so an entry waits milliseconds, not max_wait, before it is written.
+const readyWait = 5 * time.Millisecond
+
+// fetch pulls one batch in two steps: it waits up to MaxWait for the first message (of any
+// size: a chunk bigger than MaxBytes is delivered alone instead of stalling the consumer,
+// since a fetch bounded by bytes returns nothing while the next message is bigger than the
+// bound), then takes what else is ready within readyWait, up to MaxMsgs and MaxBytes. The
+// batch is adaptive like the monitors' chunks: a lone line goes out at once, a burst fills
+// whole batches. Measured with the end-to-end benchmark (internal/cmd/bench): a fetch that
+// waited max_wait (1s) for a full batch gave p99 868 ms at 10k lines/s.
 func fetch(ctx context.Context, c jetstream.Consumer, opts streams.FetchOpts) ([]jetstream.Msg, error) {
-	msgs, err := streams.Fetch(ctx, c, opts)
-	if err != nil || len(msgs) > 0 || ctx.Err() != nil || opts.MaxBytes == 0 {
+	msgs, err := streams.Fetch(ctx, c, streams.FetchOpts{MaxMsgs: 1, MaxWait: opts.MaxWait})
+	if err != nil || len(msgs) == 0 || ctx.Err() != nil || opts.MaxMsgs <= 1 {
 		return msgs, err
 	}
-	return streams.Fetch(ctx, c, streams.FetchOpts{MaxMsgs: 1, MaxWait: 100 * time.Millisecond})
+	fo := []jetstream.FetchOpt{jetstream.FetchMaxWait(readyWait)}
+	if opts.MaxBytes > 0 {
+		left := opts.MaxBytes - len(msgs[0].Data())
+		if left <= 0 {
+			return msgs, nil
+		}
+		fo = append(fo, jetstream.FetchMaxBytes(left))
+	}
+	// Bounded by the server's expiry (readyWait), not by ctx: a pull abandoned by the client
+	// would leave its messages delivered to nobody until AckWait.
+	batch, err := c.Fetch(opts.MaxMsgs-1, fo...)
+	if err != nil {
+		return msgs, nil // the first message is in hand; the next fetch reports a lasting error
+	}
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
 
 // pending is the consumer's lag after the batch: the last message's metadata carries the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 )
 
 const (
-	defaultBatchEntries   = 1000
+	defaultBatchEntries   = 10000 // a 1 MiB chunk holds ~5,000 200-byte lines: one Write (one fsync) per chunk, not six
 	defaultBatchBytes     = 1 << 20
 	defaultBatchWait      = time.Second
 	defaultSinkMaxDeliver = 10
@@ -165,6 +166,15 @@ type batch struct {
 
 func (r *sinkRunner) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 	b := &batch{msgs: msgs, left: make([]int, len(msgs)), settled: make([]bool, len(msgs))}
+	// Sized from the chunks' line counts: growing a slice of ~5,000 records per 1 MiB chunk
+	// by doubling was a quarter of the allocations of the file → file benchmark.
+	n := 0
+	for _, m := range msgs {
+		if l, err := strconv.Atoi(m.Headers().Get(streams.HdrLines)); err == nil && l > 0 {
+			n += l
+		}
+	}
+	b.recs, b.owner = make([]sinks.Record, 0, n), make([]int, 0, n)
 	for i, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -289,9 +299,16 @@ func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) error
 // write sends the records todo (indexes into b.recs) in one Write and returns the failed
 // ones by their position in todo. A whole-batch error fails every record with it.
 func (r *sinkRunner) write(ctx context.Context, b *batch, todo []int) (map[int]error, error) {
-	recs := make([]sinks.Record, len(todo))
-	for k, ri := range todo {
-		recs[k] = b.recs[ri]
+	var recs []sinks.Record
+	if len(todo) > 0 && todo[len(todo)-1]-todo[0] == len(todo)-1 {
+		// todo is a run of b.recs (always on a first attempt: it is in order, without
+		// gaps): no copy. A sink does not keep the slice beyond Write.
+		recs = b.recs[todo[0] : todo[0]+len(todo)]
+	} else {
+		recs = make([]sinks.Record, len(todo))
+		for k, ri := range todo {
+			recs[k] = b.recs[ri]
+		}
 	}
 	began := time.Now()
 	err := r.sink.Write(ctx, recs)

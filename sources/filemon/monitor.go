@@ -48,19 +48,21 @@ type Monitor struct {
 	met  sourceMetrics
 	kv   jetstream.KeyValue
 
-	mu         sync.Mutex
-	subjects   map[string]*subject // by source path
-	files      map[FileID]*file
-	byPath     map[string]*file
-	errs       map[string]string // path → the error last logged for it
-	queue      []*subject
-	open       int
-	gen        int
-	doneGen    int // the last complete scan: a file not seen by it has left the globs
-	firstStart bool
-	watched    map[string]bool
-	wake       chan struct{}
-	ready      chan struct{} // closed once the first scan is done
+	mu          sync.Mutex
+	subjects    map[string]*subject // by source path
+	files       map[FileID]*file
+	byPath      map[string]*file
+	errs        map[string]string // path → the error last logged for it
+	queue       []*subject
+	open        int
+	gen         int
+	doneGen     int // the last complete scan: a file not seen by it has left the globs
+	firstStart  bool
+	watched     map[string]bool
+	watchFailed map[string]bool // directories whose watch could not be added
+	watchedAll  bool            // every directory of the globs has an fsnotify watch
+	wake        chan struct{}
+	ready       chan struct{} // closed once the first scan is done
 }
 
 // subject is one LOGS subject: the files published under it, oldest first. Only files[0]
@@ -272,6 +274,7 @@ func (m *Monitor) Discover(ctx context.Context) error {
 	rescan.Stop()
 	defer rescan.Stop()
 	pending := false
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -309,11 +312,23 @@ func (m *Monitor) Discover(ctx context.Context) error {
 			pending = false
 			m.scan(ctx, w)
 		case <-tick.C:
-			m.scan(ctx, w)
+			// While fsnotify watches every directory, its events start the rescans and the
+			// reads; the full rescan (a glob and a stat per file: 4.5% of a core for 10,000
+			// files at 1s) is then only the safety net for missed events, every
+			// fullScanEvery ticks. The cheap poll (partial lines, removed files, positions)
+			// runs on every tick.
+			ticks++
+			if w == nil || !m.watchedAll || ticks%fullScanEvery == 0 {
+				m.scan(ctx, w)
+			}
 			m.poll()
 		}
 	}
 }
+
+// fullScanEvery is how many poll_interval ticks pass between full rescans while fsnotify
+// watches every directory.
+const fullScanEvery = 10
 
 var compressed = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z"}
 
@@ -326,12 +341,19 @@ func (m *Monitor) excluded(p string) bool {
 	return slices.Contains(compressed, filepath.Ext(p))
 }
 
-// watchDirs returns the directories whose changes can add or remove matches.
-func (m *Monitor) watchDirs() map[string]bool {
+// watchDirs returns the directories whose changes can add or remove matches, and whether
+// their watches see every new match: not when a pattern's directory does not exist yet, nor
+// when its directory part has wildcards other than ** (a new directory matching them appears
+// in a directory nobody watches). Then only the full rescan finds new files.
+func (m *Monitor) watchDirs() (map[string]bool, bool) {
 	dirs := map[string]bool{}
+	complete := true
 	for _, p := range m.opts.Paths {
 		base, _ := doublestar.SplitPattern(filepath.ToSlash(p))
 		if strings.Contains(p, "**") {
+			if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+				complete = false
+			}
 			filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
 				if err == nil && d.IsDir() {
 					dirs[path] = true
@@ -341,6 +363,9 @@ func (m *Monitor) watchDirs() map[string]bool {
 			continue
 		}
 		dp := filepath.Dir(p)
+		if fi, err := os.Stat(dp); err != nil || !fi.IsDir() || strings.ContainsAny(dp, "*?[{") {
+			complete = false
+		}
 		ms, _ := doublestar.FilepathGlob(dp)
 		for _, d := range ms {
 			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
@@ -348,21 +373,27 @@ func (m *Monitor) watchDirs() map[string]bool {
 			}
 		}
 	}
-	return dirs
+	return dirs, complete
 }
 
 // scan matches the globs, places new files, and notes where known files are now.
 func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 	if w != nil {
-		dirs := m.watchDirs()
+		dirs, complete := m.watchDirs()
+		failed := map[string]bool{}
 		for d := range dirs {
 			if !m.watched[d] {
 				if err := w.Add(d); err != nil {
+					failed[d] = true
 					m.log.Warn("cannot watch directory: polling covers it", zap.String("dir", d), zap.Error(err))
 					continue
 				}
+			} else if m.watchFailed[d] {
+				failed[d] = true
 			}
 		}
+		m.watchFailed = failed
+		m.watchedAll = complete && len(failed) == 0
 		for d := range m.watched {
 			if !dirs[d] {
 				w.Remove(d)

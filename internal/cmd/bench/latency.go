@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/modules/lifecycle"
+)
+
+// startProfile asks the running logcap for a CPU profile beside the measurement; the result
+// arrives on done. The only goroutine of the driver, owned by a lifecycle group like every other.
+func startProfile(p *proc, to string, done chan<- error) {
+	g := lifecycle.New("bench", zap.NewNop())
+	_ = g.Go("bench: cpu profile", func(context.Context) error {
+		done <- p.fetch("/debug/pprof/profile?seconds=8", to)
+		return nil
+	})
+}
+
+// latency appends numbered lines to a tailed file at rate lines/s, in the small writes a
+// logging application makes (each millisecond what is due), and watches the sink's file:
+// a line's latency is from the return of its write to the moment the driver reads it in the
+// sink's output (polled every millisecond, so up to 1 ms is the driver's own).
+func latency(bin, dir string, rate int, d time.Duration) (row, error) {
+	watch, err := os.MkdirTemp(dir, "watch-")
+	if err != nil {
+		return row{}, err
+	}
+	defer os.RemoveAll(watch)
+	path := filepath.Join(watch, "lat.log")
+	w, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return row{}, err
+	}
+	defer w.Close()
+	p, err := start(bin, dir, false, pipelineConfig(watch, false))
+	if err != nil {
+		return row{}, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			p.stop()
+		}
+	}()
+	// A first line sets up the sink's file; the measurement starts after it arrived.
+	out := filepath.Join(p.dir, "out.log")
+	total := int(float64(rate) * d.Seconds())
+	sent := make([]time.Time, total+1)
+	recv := make([]time.Time, total+1)
+	var buf []byte
+	if _, err := w.Write(line(buf[:0], total)); err != nil {
+		return row{}, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return row{}, errors.New("latency: the first line did not reach the sink in 30s")
+		}
+		time.Sleep(5 * time.Millisecond) // waiting for the warm-up line
+	}
+	r, err := os.Open(out)
+	if err != nil {
+		return row{}, err
+	}
+	defer r.Close()
+	t := &tally{seen: make([]bool, total+1)}
+	var pending []byte
+	rbuf := make([]byte, 1<<20)
+	read := func(now time.Time) error {
+		for {
+			n, err := r.Read(rbuf)
+			pending = append(pending, rbuf[:n]...)
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i < 0 {
+					break
+				}
+				l := pending[:i]
+				if seq, ok := seqOf(l); ok && seq < len(recv) && recv[seq].IsZero() {
+					recv[seq] = now
+				}
+				t.add(l)
+				pending = pending[i+1:]
+			}
+			if err == io.EOF || n == 0 {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	cpu0, _, err := p.stat()
+	if err != nil {
+		return row{}, err
+	}
+	load := loadavg()
+	t0 := time.Now()
+	written := 0
+	for written < total || t.total < total+1 {
+		now := time.Now()
+		if due := min(total, int(float64(rate)*now.Sub(t0).Seconds())); due > written {
+			buf = buf[:0]
+			for i := written; i < due; i++ {
+				buf = line(buf, i)
+			}
+			if _, err := w.Write(buf); err != nil {
+				return row{}, err
+			}
+			at := time.Now()
+			for i := written; i < due; i++ {
+				sent[i] = at
+			}
+			written = due
+		}
+		if err := read(time.Now()); err != nil {
+			return row{}, err
+		}
+		if now.Sub(t0) > d+30*time.Second {
+			break
+		}
+		time.Sleep(time.Until(now.Add(time.Millisecond))) // the writer's and reader's clock
+	}
+	el := time.Since(t0)
+	cpu1, hwm, err := p.stat()
+	if err != nil {
+		return row{}, err
+	}
+	if err := t.result(); err != nil {
+		return row{}, fmt.Errorf("latency: %w", err)
+	}
+	lat := make([]time.Duration, 0, total)
+	for i := range total {
+		lat = append(lat, recv[i].Sub(sent[i]))
+	}
+	slices.Sort(lat)
+	stopped = true
+	if err := p.stop(); err != nil {
+		return row{}, err
+	}
+	return row{name: fmt.Sprintf("latency append → sink file at %d lines/s (%v)", rate, d), lines: total,
+		bytes: int64(total) * lineLen, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, latency: true,
+		p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], load: load, note: "all lines once"}, nil
+}
+
+// idle: n files of one line each in n/100 directories, all tailed (fsnotify on their
+// directories plus the poll_interval safety net); after the initial read, the CPU logcap
+// uses over d while nothing is written.
+func idle(bin, dir string, n int, d time.Duration) (row, error) {
+	watch, err := os.MkdirTemp(dir, "idle-")
+	if err != nil {
+		return row{}, err
+	}
+	defer os.RemoveAll(watch)
+	for i := range n {
+		sub := filepath.Join(watch, fmt.Sprintf("d%03d", i/100))
+		if i%100 == 0 {
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				return row{}, err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%03d.log", i%100)), []byte("x\n"), 0o644); err != nil {
+			return row{}, err
+		}
+	}
+	cfg := fmt.Sprintf("sources:\n  - {name: idle, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "**", "*.log"))
+	p, err := start(bin, dir, false, cfg)
+	if err != nil {
+		return row{}, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			p.stop()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		v, err := p.metric("logcap_filemon_lines_total")
+		if err != nil {
+			return row{}, err
+		}
+		if v >= float64(n) {
+			if v != float64(n) {
+				return row{}, fmt.Errorf("idle: %v lines read, want %d", v, n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return row{}, fmt.Errorf("idle: %v of %d lines read after 5m", v, n)
+		}
+		time.Sleep(100 * time.Millisecond) // waiting for the initial read
+	}
+	time.Sleep(3 * time.Second) // let the initial burst's tail (position writes) settle
+	load := loadavg()
+	cpu0, _, err := p.stat()
+	if err != nil {
+		return row{}, err
+	}
+	if *profileDir != "" { // the profile request lasts the measurement window
+		if err := p.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), filepath.Join(*profileDir, "cpu-idle.pprof")); err != nil {
+			return row{}, err
+		}
+	} else {
+		time.Sleep(d) // the measurement window
+	}
+	cpu1, hwm, err := p.stat()
+	if err != nil {
+		return row{}, err
+	}
+	v, err := p.metric("logcap_filemon_lines_total")
+	if err != nil {
+		return row{}, err
+	}
+	if v != float64(n) {
+		return row{}, fmt.Errorf("idle: %v lines read, want %d", v, n)
+	}
+	stopped = true
+	if err := p.stop(); err != nil {
+		return row{}, err
+	}
+	return row{name: fmt.Sprintf("%d idle tailed files, CPU over %v", n, d), idle: true,
+		idleCPU: 100 * (cpu1 - cpu0) / d.Seconds(), rssKiB: hwm, load: load, note: fmt.Sprintf("%d lines read once", n)}, nil
+}
