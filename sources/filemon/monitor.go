@@ -61,6 +61,7 @@ type Monitor struct {
 	watched     map[string]bool
 	watchFailed map[string]bool // directories whose watch could not be added
 	watchedAll  bool            // every directory of the globs has an fsnotify watch
+	trackFailed int             // files the last scan could not place: retried every tick
 	wake        chan struct{}
 	ready       chan struct{} // closed once the first scan is done
 }
@@ -318,7 +319,7 @@ func (m *Monitor) Discover(ctx context.Context) error {
 			// fullScanEvery ticks. The cheap poll (partial lines, removed files, positions)
 			// runs on every tick.
 			ticks++
-			if w == nil || !m.watchedAll || ticks%fullScanEvery == 0 {
+			if w == nil || !m.watchedAll || m.trackFailed > 0 || ticks%fullScanEvery == 0 {
 				m.scan(ctx, w)
 			}
 			m.poll()
@@ -429,6 +430,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		}
 	}
 	m.mu.Unlock()
+	failed := 0
 	for _, p := range paths {
 		if ctx.Err() != nil {
 			return
@@ -462,11 +464,13 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			if ctx.Err() != nil {
 				return
 			}
+			failed++
 			m.noteErr(p, err, zap.ErrorLevel)
 			continue
 		}
 		m.clearErr(p)
 	}
+	m.trackFailed = failed
 	m.mu.Lock()
 	m.doneGen = gen
 	for id, f := range m.files {
