@@ -222,21 +222,7 @@ func burst(t *testing.T, path string, kill func()) time.Time {
 
 // writeLines appends numbered lines [from, to) to path.
 func writeLines(t *testing.T, path string, from, to int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 64<<10)
-	for i := from; i < to; i++ {
-		fmt.Fprintf(w, "line %d of the cluster burst\n", i)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	proctest.AppendLines(t, path, from, to, "of the cluster burst")
 }
 
 // tally counts numbered lines read back from LOGS, and keeps the stored time of each chunk.

@@ -4,7 +4,6 @@
 package faults
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -165,21 +164,7 @@ func readAll(t *testing.T, js jetstream.JetStream, filter string, want int, time
 	return ta
 }
 
-// writeLines appends numbered lines [from, to) to path, flushing every 64 KiB.
+// writeLines appends numbered lines [from, to) to path.
 func writeLines(t *testing.T, path string, from, to int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 64<<10)
-	for i := from; i < to; i++ {
-		fmt.Fprintf(w, "line %d of the kill-9 burst\n", i)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	proctest.AppendLines(t, path, from, to, "of the kill-9 burst")
 }

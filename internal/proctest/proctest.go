@@ -4,6 +4,7 @@
 package proctest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -152,4 +153,24 @@ func (p *Proc) Signal(sig syscall.Signal, timeout time.Duration) (error, time.Du
 func (p *Proc) Kill9() {
 	p.t.Helper()
 	_, _ = p.Signal(syscall.SIGKILL, 10*time.Second)
+}
+
+// AppendLines appends numbered lines "line <i> <label>" for i in [from, to) to path, in
+// 64 KiB writes: the input of the kill -9, cluster and restart tests.
+func AppendLines(t testing.TB, path string, from, to int, label string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	for i := from; i < to; i++ {
+		fmt.Fprintf(w, "line %d %s\n", i, label)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
