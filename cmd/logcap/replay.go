@@ -209,20 +209,13 @@ func runReplay(cmd *cobra.Command, f replayFlags) (err error) {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, err := replay.Dial(cfg, spec.Follow)
+	conn, closeConn, err := dialReplay(cfg, spec.Follow)
 	if err != nil {
-		return &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
+		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
+	defer closeConn()
 
-	var prog replay.Progress = replay.Summary{W: stderr}
-	if isTerminal(stderr) {
-		prog = replay.NewBar(stderr)
-	}
+	prog := progressFor(stderr)
 	if _, err := replay.Run(ctx, conn.JS, spec, out, prog); err != nil {
 		if errors.Is(err, replay.ErrStreamNotFound) {
 			return &exitError{exitFailure, fmt.Errorf("replay: stream %s not found (nats stream ls lists them)", spec.Stream)}
@@ -250,19 +243,12 @@ func runRebuild(cmd *cobra.Command, f replayFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, err := replay.Dial(cfg, true)
+	conn, closeConn, err := dialReplay(cfg, true)
 	if err != nil {
-		return &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
+		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
-	var prog replay.Progress = replay.Summary{W: stderr}
-	if isTerminal(stderr) {
-		prog = replay.NewBar(stderr)
-	}
+	defer closeConn()
+	prog := progressFor(stderr)
 	opts := replay.RebuildOptions{OnIdle: func(consumer, stream string) {
 		fmt.Fprintf(stderr, "logcap: replay: no processor pulls from consumer %s on %s: is logcap run running with this config? (waiting; Ctrl-C stops waiting, the rebuild stays armed)\n", consumer, stream)
 	}}
@@ -275,4 +261,26 @@ func runRebuild(cmd *cobra.Command, f replayFlags) error {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// dialReplay connects as a client to the NATS `logcap run` serves; the returned func closes
+// the connection, bounded.
+func dialReplay(cfg *config.Config, follow bool) (*replay.Conn, func(), error) {
+	conn, err := replay.Dial(cfg, follow)
+	if err != nil {
+		return nil, nil, &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
+	}
+	return conn, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn.Close(ctx)
+	}, nil
+}
+
+// progressFor is a progress bar on a terminal, a one-line summary otherwise.
+func progressFor(w io.Writer) replay.Progress {
+	if isTerminal(w) {
+		return replay.NewBar(w)
+	}
+	return replay.Summary{W: w}
 }
