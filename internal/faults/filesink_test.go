@@ -1,10 +1,7 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,17 +50,7 @@ sinks:
 		readAll(t, js, "logs.file.>", total, time.Minute).report(t, "LOGS", total)
 		t.Log(consumerDone(js, "LOGS", "archive"))
 	}
-	f, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta := newTally()
-	sc := bufio.NewScanner(bytes.NewReader(f))
-	for sc.Scan() {
-		if err := ta.add(sc.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ta := readFileTally(t, out)
 	t.Logf("kill -9 with %d lines in the sink's output (%.0f%%)", atKill, 100*float64(atKill)/float64(total))
 	ta.exactlyOnce(t, "file sink output", total)
 	readAll(t, js, "logs.file.>", total, time.Minute).exactlyOnce(t, "LOGS", total)

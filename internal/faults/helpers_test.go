@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -136,4 +137,21 @@ func (ta *tally) missingRanges(want int) string {
 		i = j
 	}
 	return b.String()
+}
+
+// readFileTally counts the numbered lines of a sink's output file.
+func readFileTally(t *testing.T, path string) *tally {
+	t.Helper()
+	f, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := newTally()
+	sc := bufio.NewScanner(bytes.NewReader(f))
+	for sc.Scan() {
+		if err := ta.add(sc.Bytes()); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	return ta
 }

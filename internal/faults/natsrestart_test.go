@@ -56,3 +56,68 @@ func TestNATSRestart(t *testing.T) {
 
 	readAll(t, js, "logs.file.>", total, 2*time.Minute).exactlyOnce(t, "LOGS", total)
 }
+
+// The whole path — file source → LOGS → processor → PARSED → file sink, and a second file
+// sink straight on LOGS — against an external nats-server restarted again and again while
+// lines keep coming: each sink's output holds every line exactly once, in order. The
+// restarts land while pulls, acks and publishes are in flight: a message delivered to a
+// pull the client gave up on, an ack buffered across the reconnect, a processor publish
+// retried against the new server.
+func TestNATSRestartsSinks(t *testing.T) {
+	restarts := size(6, 30)
+	perStep := 5_000
+	port, store := proctest.FreePort(t), t.TempDir()
+	opts := func() *server.Options {
+		o := natstest.Options(store)
+		o.Port = port
+		return o
+	}
+	s := natstest.RunServer(t, opts())
+	logs, outDir := t.TempDir(), t.TempDir()
+	path := filepath.Join(logs, "app.log")
+	viaParsed, direct := filepath.Join(outDir, "parsed.log"), filepath.Join(outDir, "direct.log")
+	n := newNodeWith(t, port, fmt.Sprintf(`sources:
+  - {name: app, type: file, paths: [%q], start_at: beginning, max_chunk_bytes: 4KiB, max_line_bytes: 4KiB}
+processors:
+  - {name: parsed, input: logs.>, ack_wait: 5s, steps: [{set: {fields: {env: faults}}}]}
+sinks:
+  - {name: viaparsed, type: file, input: parsed.file.>, path: %q, format: raw, ack_wait: 5s}
+  - {name: direct, type: file, input: logs.>, path: %q, format: raw, ack_wait: 5s}
+`, filepath.Join(logs, "*.log"), viaParsed, direct))
+	p := n.start(t)
+	dumpLogsOnFailure(t, p)
+
+	written := 0
+	for i := range restarts {
+		writeLines(t, path, written, written+perStep)
+		written += perStep
+		// Restart while the sinks are part-way through what was just written.
+		poll(t, time.Minute, time.Millisecond, func() error {
+			if c := countLines(t, viaParsed); c < written-perStep/2 {
+				return fmt.Errorf("restart %d: %d lines in %s", i, c, viaParsed)
+			}
+			return nil
+		})
+		s.Shutdown()
+		s.WaitForShutdown()
+		writeLines(t, path, written, written+perStep/5)
+		written += perStep / 5
+		time.Sleep(time.Duration(200+100*(i%8)) * time.Millisecond) // down long enough for reconnects to fail, at varied points
+		s = natstest.RunServer(t, opts())
+	}
+	writeLines(t, path, written, written+perStep)
+	written += perStep
+	_, js := natstest.Connect(t, s)
+	for _, out := range []struct{ path, stream, consumer string }{{viaParsed, "PARSED", "viaparsed"}, {direct, "LOGS", "direct"}} {
+		if err := waitFor(2*time.Minute, 100*time.Millisecond, func() error {
+			if c := countLines(t, out.path); c < written {
+				return fmt.Errorf("%d of %d lines in %s", c, written, out.path)
+			}
+			return consumerDone(js, out.stream, out.consumer)
+		}); err != nil {
+			t.Error(err)
+		}
+		readFileTally(t, out.path).exactlyOnce(t, out.path, written)
+	}
+	t.Logf("%d NATS restarts, %d lines", restarts, written)
+}
