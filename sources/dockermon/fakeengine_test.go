@@ -294,59 +294,28 @@ func TestFollowVanishedContainer(t *testing.T) {
 // TestCancelHungDaemon: a daemon that accepts connections and never answers must not
 // hold up a stop.
 func TestCancelHungDaemon(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	var mu sync.Mutex
-	accepted := make(chan struct{}, 100)
-	done := make(chan struct{})
-	// Accepting needs a goroutine; it runs under a lifecycle-free loop ended by Close.
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			accepted <- struct{}{}
-		}
-	})
-	cli, err := client.New(client.WithHost("tcp://"+ln.Addr().String()), client.WithAPIVersion("1.41"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	mon, _ := fakeMonitor(t, cli)
 	for _, tc := range []struct {
 		name string
-		run  func(ctx context.Context) error
+		run  func(ctx context.Context, mon *Monitor) error
 	}{
-		{"follow", func(ctx context.Context) error {
+		{"follow", func(ctx context.Context, mon *Monitor) error {
 			_, err := mon.Follow(ctx, Target{ID: "x", Name: "web"}, nil)
 			return err
 		}},
-		{"run", mon.Run},
+		{"run", func(ctx context.Context, mon *Monitor) error { return mon.Run(ctx) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// A daemon and a client of its own: a connection the client dialed for an
+			// earlier, cancelled request goes to its idle pool and would be reused without
+			// a new accept.
+			cli, accepted := hungDaemon(t)
+			mon, _ := fakeMonitor(t, cli)
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			var wg sync.WaitGroup
-			wg.Go(func() { errc <- tc.run(ctx) })
+			defer wg.Wait()
+			defer cancel()
+			wg.Go(func() { errc <- tc.run(ctx, mon) })
 			select {
 			case <-accepted:
 			case <-time.After(10 * time.Second):
@@ -362,10 +331,54 @@ func TestCancelHungDaemon(t *testing.T) {
 			case <-time.After(2 * time.Second):
 				t.Fatal("did not return within 2s of cancel")
 			}
-			wg.Wait()
 			t.Logf("returned %v after cancel", time.Since(start))
 		})
 	}
+}
+
+// hungDaemon listens for Docker API connections, accepts them and never answers; accepted
+// gets a token per connection.
+func hungDaemon(t *testing.T) (*client.Client, <-chan struct{}) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	accepted := make(chan struct{}, 100)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	cli, err := client.New(client.WithHost("tcp://"+ln.Addr().String()), client.WithAPIVersion("1.41"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli, accepted
 }
 
 // TestResumeAcrossStreams: Docker's log is in timestamp order per stream, not across
