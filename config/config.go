@@ -16,16 +16,18 @@ type Config struct {
 	// File is the path the config was loaded from ("" for the built-in default).
 	File string `yaml:"-"`
 
-	Node            string      `yaml:"node"`
-	DataDir         string      `yaml:"data_dir"`
-	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
-	Log             Log         `yaml:"log"`
-	NATS            NATS        `yaml:"nats"`
-	Streams         Streams     `yaml:"streams"`
-	Sources         []Component `yaml:"sources"`
-	Processors      []Processor `yaml:"processors"`
-	Sinks           []Component `yaml:"sinks"`
-	Admin           Admin       `yaml:"admin"`
+	Node            string   `yaml:"node"`
+	DataDir         string   `yaml:"data_dir"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit is the live-heap budget above which the sources stop reading (0: none).
+	MemoryLimit *Size       `yaml:"memory_limit"`
+	Log         Log         `yaml:"log"`
+	NATS        NATS        `yaml:"nats"`
+	Streams     Streams     `yaml:"streams"`
+	Sources     []Component `yaml:"sources"`
+	Processors  []Processor `yaml:"processors"`
+	Sinks       []Component `yaml:"sinks"`
+	Admin       Admin       `yaml:"admin"`
 
 	// root is the parsed YAML (anchors and aliases resolved), kept so that errors found later,
 	// by code outside config, can still name a line: see Errorf and WrapOptionsError.
@@ -129,6 +131,15 @@ type Admin struct {
 	Listen string `yaml:"listen"` // host:port, or "none"
 }
 
+// DefaultMemoryLimit is memory_limit when unset. Reading a backlog then runs at ~200 MB/s for
+// a few hundred MB and then at ~45 MB/s, with a peak RSS of ~700 MiB (docs/bench.md).
+const DefaultMemoryLimit Size = 512 << 20
+
+// MinMemoryLimit is the smallest memory_limit other than 0. The embedded server's buffers
+// are 8 MiB per message block: a budget of a few of them would hold the sources back nearly
+// all the time, and a value like "64KiB" is more likely a mistake than a wish.
+const MinMemoryLimit Size = 64 << 20
+
 // Default returns the built-in configuration `logcap run` uses without -c.
 func Default() *Config {
 	c := &Config{}
@@ -149,6 +160,10 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(10 * time.Second)
+	}
+	if c.MemoryLimit == nil {
+		l := DefaultMemoryLimit
+		c.MemoryLimit = &l
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

@@ -20,6 +20,7 @@ var brokenFiles = []struct{ file, want string }{
 	{"bad_duration.yaml", `:1: shutdown_timeout: invalid duration "banana" (want e.g. 500ms, 10s, 2m, 72h)`},
 	{"wrong_type_int.yaml", `:3: streams.logs.replicas: want an integer, got string "three"`},
 	{"wrong_type_list.yaml", `:1: sources: want a list, got string "app"`},
+	{"memory_limit_small.yaml", `:2: memory_limit: 1MiB is below the minimum of 64MiB (0: no limit)`},
 	{"bad_size.yaml", `:3: streams.deadletter.max_bytes: invalid size "10 gigs" (want e.g. 1048576, 64KiB, 10GiB)`},
 	{"missing_name.yaml", `:5: sinks[1].name: required`},
 	{"missing_input.yaml", `:2: sinks[0].input: required (a subject filter such as logs.>)`},
@@ -205,6 +206,7 @@ func TestDefaults(t *testing.T) {
 		{"node", c.Node, host},
 		{"data_dir", c.DataDir, "./data"},
 		{"shutdown_timeout", c.ShutdownTimeout.D(), 10 * time.Second},
+		{"memory_limit", *c.MemoryLimit, Size(512 << 20)},
 		{"log.level", c.Log.Level, "info"},
 		{"embedded.listen", c.NATS.Embedded.Listen, "127.0.0.1:4222"},
 		{"embedded.sync_interval", c.NATS.Embedded.SyncInterval, "2m"},
@@ -222,6 +224,11 @@ func TestDefaults(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
+	}
+	// memory_limit: 0 turns the limit off; it is not replaced by the default.
+	c, err = Parse("m.yaml", []byte("memory_limit: 0\n"))
+	if err != nil || *c.MemoryLimit != 0 {
+		t.Errorf("memory_limit: 0 gave %v, err %v", *c.MemoryLimit, err)
 	}
 	// urls instead of embedded: no embedded server is added.
 	c, err = Parse("u.yaml", []byte("nats: {urls: [nats://a:4222]}\n"))

@@ -32,6 +32,8 @@ type Publisher struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnRetry, if set, is told about every failed attempt (for logs and metrics).
 	OnRetry func(attempt int, err error)
+	// Gate, if set, holds the publish back while the process is over its memory budget.
+	Gate *MemoryGate
 }
 
 // NewPublisher returns a publisher for subject whose last stored message has sequence
@@ -53,6 +55,9 @@ func (p *Publisher) LastSeq() uint64 { return p.lastSeq }
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	if msg.Subject != p.subject {
 		return nil, fmt.Errorf("publish: subject %q, publisher is for %q", msg.Subject, p.subject)
+	}
+	if err := p.Gate.Wait(ctx); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", p.subject, err)
 	}
 	id := msg.Header.Get(nats.MsgIdHdr)
 	backoff := p.MinBackoff

@@ -32,6 +32,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		// The whole stop is bounded: monitors, publishers, consumers, sinks, the connection
 		// and the embedded server share shutdown_timeout.
 		fx.StopTimeout(cfg.ShutdownTimeout.D()),
+		fx.Provide(newMemoryGate),
 		natsd.Module,
 		admin.Module,
 		filemon.Module,

@@ -10,6 +10,7 @@ import (
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	core "github.com/logcap/logcap/sources/dockermon"
+	"github.com/logcap/logcap/streams"
 	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -30,6 +31,7 @@ type Params struct {
 	NATS      *natsd.Client
 	Log       *zap.Logger
 	Registry  prometheus.Registerer
+	Gate      *streams.MemoryGate `optional:"true"` // nil: no memory_limit
 }
 
 // Decode reads a docker source's options strictly.
@@ -73,7 +75,7 @@ func start(p Params) error {
 					return fmt.Errorf("source %s: %w", s.Name, err)
 				}
 				clients = append(clients, cli)
-				mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Options: opts[i]},
+				mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Gate: p.Gate, Options: opts[i]},
 					cli, p.NATS.JS, g.Go, p.Log.Named("dockermon"), metrics)
 				if err != nil {
 					closeAll(clients)

@@ -15,6 +15,7 @@ import (
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	core "github.com/logcap/logcap/sources/filemon"
+	"github.com/logcap/logcap/streams"
 )
 
 // Type is the source type this module runs.
@@ -30,6 +31,7 @@ type params struct {
 	Client *natsd.Client
 	Log    *zap.Logger
 	Reg    prometheus.Registerer
+	Gate   *streams.MemoryGate `optional:"true"` // nil: no memory_limit
 }
 
 // Decode reads a file source's options strictly and applies the defaults.
@@ -74,7 +76,7 @@ func start(p params) error {
 			for i, src := range srcs {
 				m, err := core.New(src.Name, opts[i], core.Deps{
 					JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
-					Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas,
+					Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas, Gate: p.Gate,
 				})
 				if err != nil {
 					return err

@@ -305,6 +305,7 @@ func (f *follower) resume(ctx context.Context) error {
 	}
 	f.ch.reset()
 	f.pub = streams.NewPublisher(m.js, m.cfg.Stream, f.subject, lastSeq)
+	f.pub.Gate = m.cfg.Gate
 	f.pub.OnRetry = func(attempt int, err error) {
 		f.log.Warn("publish retry", zap.Int("attempt", attempt), zap.Error(err))
 	}

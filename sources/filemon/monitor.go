@@ -35,6 +35,7 @@ type Deps struct {
 	Log        *zap.Logger
 	Metrics    *Metrics
 	KVReplicas int
+	Gate       *streams.MemoryGate // holds publishes back over memory_limit; nil: never
 }
 
 // Monitor tails the files of one `type: file` source into LOGS. Its goroutine count is
@@ -598,6 +599,7 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 			pre = m.findRotated(path, lc.File, gen)
 		}
 		s = &subject{source: src, pub: streams.NewPublisher(m.d.JS, m.d.Stream, subj, lastSeq)}
+		s.pub.Gate = m.d.Gate
 		if offset > 0 && rec == nil {
 			// a position chosen by start_at: record it so a restart does not read the file again
 			head, _ := readHead(fh, offset)

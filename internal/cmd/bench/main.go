@@ -44,6 +44,7 @@ var (
 	profileDir = flag.String("profile", "", "also run file→file once more with pprof CPU and alloc profiles saved here")
 	mdOut      = flag.String("md", "", "also write the table (Markdown) to this file")
 	sinkExtra  = flag.String("sink-opts", "", "extra keys of the file sink's flow mapping, e.g. 'batch: {max_entries: 20000}' (exploration; the table uses the defaults)")
+	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
 	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,latency,idle")
 )
@@ -567,6 +568,9 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 	}
 	cfg := fmt.Sprintf("node: bench\ndata_dir: %s\nlog: {level: warn}\nnats:\n  embedded: {listen: none, sync_interval: %s}\nadmin: {listen: 127.0.0.1:%d}\n%s",
 		filepath.Join(rd, "data"), sync, port, strings.ReplaceAll(body, "$RUN", rd))
+	if *memLimit != "" {
+		cfg = "memory_limit: " + *memLimit + "\n" + cfg
+	}
 	cfgPath := filepath.Join(rd, "logcap.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

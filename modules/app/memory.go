@@ -1,0 +1,44 @@
+package app
+
+import (
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/streams"
+)
+
+// newMemoryGate builds the gate the sources publish through, from memory_limit, and sets the
+// Go runtime's soft limit a third above it: the embedded server's released buffers are
+// garbage that only a collection frees, and without the soft limit the next collection comes
+// only when the heap has doubled.
+func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*streams.MemoryGate, error) {
+	var limit uint64
+	if cfg.MemoryLimit != nil {
+		limit = uint64(*cfg.MemoryLimit)
+	}
+	g := streams.NewMemoryGate(limit)
+	if g == nil {
+		return nil, nil
+	}
+	debug.SetMemoryLimit(int64(limit + limit/3))
+	log.Info("memory limit", zap.Stringer("memory_limit", *cfg.MemoryLimit))
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logcap_memory_limit_bytes",
+			Help: "memory_limit: the live heap above which the sources stop reading."},
+			func() float64 { return float64(limit) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logcap_memory_held_publishes",
+			Help: "Source publishes held back now because the live heap is over memory_limit."},
+			func() float64 { return float64(g.Waiting()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logcap_memory_held_seconds_total",
+			Help: "Time source publishes spent held back by memory_limit."},
+			func() float64 { return g.Held().Seconds() }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}

@@ -1,0 +1,82 @@
+package streams_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logcap/logcap/internal/natstest"
+	"github.com/logcap/logcap/streams"
+)
+
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func TestMemoryGateOpen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // an open gate does not even look at ctx
+	for _, tc := range []struct {
+		name string
+		g    *streams.MemoryGate
+	}{
+		{"no limit", streams.NewMemoryGate(0)},
+		{"under the limit", streams.NewMemoryGate(1 << 40)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.g.Wait(ctx); err != nil {
+				t.Fatalf("Wait: %v, want nil at once", err)
+			}
+			if tc.g.Waiting() != 0 || tc.g.Held() != 0 {
+				t.Errorf("waiting %d, held %v", tc.g.Waiting(), tc.g.Held())
+			}
+		})
+	}
+}
+
+// Over the limit, a publish waits — until ctx ends, or until the heap is back under the
+// limit, which the gate sees by collecting itself (nothing else allocates meanwhile).
+func TestMemoryGateHoldsUntilTheHeapShrinks(t *testing.T) {
+	ballast := make([]byte, 256<<20)
+	for i := 0; i < len(ballast); i += 4096 {
+		ballast[i] = 1
+	}
+	runtime.GC()
+	g := streams.NewMemoryGate(liveHeap() - 128<<20)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := g.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait over the limit: %v, want the context's deadline", err)
+	}
+
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { errc <- g.Wait(context.Background()) })
+	natstest.Eventually(t, 10*time.Second, func() error {
+		if g.Waiting() != 1 {
+			return errors.New("the publish is not held back yet")
+		}
+		return nil
+	})
+	runtime.KeepAlive(ballast)
+	ballast = nil
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still held 10 s after the heap shrank")
+	}
+	if g.Waiting() != 0 || g.Held() < 200*time.Millisecond {
+		t.Errorf("waiting %d, held %v; want 0 and at least the first wait", g.Waiting(), g.Held())
+	}
+}
