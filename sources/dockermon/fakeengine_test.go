@@ -15,11 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logcap/logcap/internal/dockertest"
-	"github.com/logcap/logcap/streams"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/logcap/logcap/internal/dockertest"
+	"github.com/logcap/logcap/internal/natstest"
+	"github.com/logcap/logcap/streams"
 )
 
 // fakeEngine implements the parts of the Engine API the monitor uses — /_ping, and under
@@ -334,6 +337,27 @@ func TestCancelHungDaemon(t *testing.T) {
 			t.Logf("returned %v after cancel", time.Since(start))
 		})
 	}
+}
+
+// A hung daemon is not waited on in silence: the events request is given up after
+// eventsAnswerTimeout, and Run counts a reconnect and tries again.
+func TestRunRetriesHungDaemon(t *testing.T) {
+	defer func(d time.Duration) { eventsAnswerTimeout = d }(eventsAnswerTimeout)
+	eventsAnswerTimeout = 100 * time.Millisecond
+	cli, _ := hungDaemon(t)
+	mon, _ := fakeMonitor(t, cli)
+	reconnects := mon.metrics.Reconnects.WithLabelValues("docker", "events")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = mon.Run(ctx) })
+	natstest.Eventually(t, 10*time.Second, func() error {
+		if n := testutil.ToFloat64(reconnects); n < 2 {
+			return fmt.Errorf("%v reconnects", n)
+		}
+		return nil
+	})
 }
 
 // hungDaemon listens for Docker API connections, accepts them and never answers; accepted

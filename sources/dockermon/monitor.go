@@ -115,6 +115,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 }
 
+// eventsAnswerTimeout bounds the wait for the daemon to answer an events request (a
+// variable for the tests).
+var eventsAnswerTimeout = 30 * time.Second
+
 // session is one connection to the events stream.
 func (m *Monitor) session(ctx context.Context, since *time.Time) error {
 	ectx, cancel := context.WithCancel(ctx)
@@ -124,7 +128,14 @@ func (m *Monitor) session(ctx context.Context, since *time.Time) error {
 	if !since.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
 	}
+	// Events returns once the daemon has answered the request's headers. A daemon that
+	// accepts and never answers (hung) would keep it, and the monitor, waiting in silence:
+	// after eventsAnswerTimeout the request is cancelled, and Run logs and retries.
+	noAnswer := time.AfterFunc(eventsAnswerTimeout, cancel)
 	res := m.cli.Events(ectx, opts)
+	if !noAnswer.Stop() {
+		return fmt.Errorf("docker events: no answer from the daemon in %v", eventsAnswerTimeout)
+	}
 	// Subscribed first, then listed: a container that starts in between is in one or both.
 	if err := m.Reconcile(ctx); err != nil {
 		return err
