@@ -19,12 +19,7 @@ import (
 func TestNATSRestart(t *testing.T) {
 	total := size(150_000, 1_500_000)
 	down := time.Duration(size(5, 30)) * time.Second
-	port, store := proctest.FreePort(t), t.TempDir()
-	opts := func() *server.Options {
-		o := natstest.Options(store)
-		o.Port = port
-		return o
-	}
+	port, opts := restartable(t)
 	s := natstest.RunServer(t, opts())
 	_, js := natstest.Connect(t, s)
 
@@ -66,12 +61,7 @@ func TestNATSRestart(t *testing.T) {
 func TestNATSRestartsSinks(t *testing.T) {
 	restarts := size(6, 30)
 	perStep := 5_000
-	port, store := proctest.FreePort(t), t.TempDir()
-	opts := func() *server.Options {
-		o := natstest.Options(store)
-		o.Port = port
-		return o
-	}
+	port, opts := restartable(t)
 	s := natstest.RunServer(t, opts())
 	logs, outDir := t.TempDir(), t.TempDir()
 	path := filepath.Join(logs, "app.log")
@@ -120,4 +110,15 @@ sinks:
 		readFileTally(t, out.path).exactlyOnce(t, out.path, written)
 	}
 	t.Logf("%d NATS restarts, %d lines", restarts, written)
+}
+
+// restartable picks a port and a store for an external nats-server that a test shuts down
+// and starts again: opts gives the same options each time.
+func restartable(t *testing.T) (port int, opts func() *server.Options) {
+	port, store := proctest.FreePort(t), t.TempDir()
+	return port, func() *server.Options {
+		o := natstest.Options(store)
+		o.Port = port
+		return o
+	}
 }
