@@ -29,9 +29,16 @@ type rotateResult struct {
 	runs               [][2]int
 }
 
-// runLogrotate writes numbered lines at rate/s for d while logrotate (mode "create" or
-// "copytruncate", both with compress and delaycompress) runs every second, then reads LOGS.
-func runLogrotate(t *testing.T, mode string, d time.Duration, rate int) rotateResult {
+// rotateSetup is how logrotate rotates and what the file source reads.
+type rotateSetup struct {
+	mode          string // "create" or "copytruncate"
+	delaycompress bool
+	glob          bool // the glob is app.log*: it matches the rotated files
+}
+
+// runLogrotate writes numbered lines at rate/s for d while logrotate (rs.mode, with
+// compress) runs every second, then reads LOGS.
+func runLogrotate(t *testing.T, rs rotateSetup, d time.Duration, rate int) rotateResult {
 	if _, err := os.Stat(logrotateBin); err != nil {
 		t.Skipf("%s not installed (Debian package logrotate): %v", logrotateBin, err)
 	}
@@ -40,14 +47,22 @@ func runLogrotate(t *testing.T, mode string, d time.Duration, rate int) rotateRe
 	appendFile(t, p, "")
 	conf := filepath.Join(t.TempDir(), "logrotate.conf")
 	state := filepath.Join(t.TempDir(), "state")
-	os.WriteFile(conf, []byte(fmt.Sprintf("%s {\n  rotate 1000\n  %s\n  compress\n  delaycompress\n  missingok\n}\n", p, mode)), 0o644)
-	h.start(core.Options{Paths: []string{p}, StartAt: "beginning"})
+	delay := ""
+	if rs.delaycompress {
+		delay = "delaycompress\n  "
+	}
+	os.WriteFile(conf, []byte(fmt.Sprintf("%s {\n  rotate 1000\n  %s\n  compress\n  %smissingok\n}\n", p, rs.mode, delay)), 0o644)
+	o := core.Options{Paths: []string{p}, StartAt: "beginning"}
+	if rs.glob {
+		o.Paths = []string{p + "*"}
+	}
+	h.start(o)
 
 	g := lifecycle.New("logrotate-test", h.log)
 	var written, rotations atomic.Int64
 	writerDone := make(chan error, 1)
 	g.Go("writer", func(ctx context.Context) error {
-		writerDone <- writeNumbered(ctx, p, d, rate, mode == "create", &written)
+		writerDone <- writeNumbered(ctx, p, d, rate, rs.mode == "create", &written)
 		return nil
 	})
 	rotErr := make(chan error, 1)
@@ -195,7 +210,7 @@ func logrotateParams() (time.Duration, int) {
 // TestLogrotateCreate: rename + create, with compress and delaycompress: every line once.
 func TestLogrotateCreate(t *testing.T) {
 	d, rate := logrotateParams()
-	r := runLogrotate(t, "create", d, rate)
+	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true}, d, rate)
 	t.Logf("create: %d lines in %v, %d logrotate runs: %d missing, %d duplicated", r.written, d, r.rotations, len(r.missing), r.dups)
 	if r.rotations < int(d.Seconds())-2 {
 		t.Errorf("only %d rotations", r.rotations)
@@ -211,7 +226,7 @@ func TestLogrotateCreate(t *testing.T) {
 // truncation.
 func TestLogrotateCopytruncate(t *testing.T) {
 	d, rate := logrotateParams()
-	r := runLogrotate(t, "copytruncate", d, rate)
+	r := runLogrotate(t, rotateSetup{mode: "copytruncate", delaycompress: true}, d, rate)
 	longest := 0
 	for _, run := range r.runs {
 		longest = max(longest, run[1]-run[0]+1)
@@ -228,5 +243,18 @@ func TestLogrotateCopytruncate(t *testing.T) {
 	// the window is the copy plus the time since logcap's last read: bound it at 250 ms
 	if limit := rate / 4; longest > limit {
 		t.Errorf("a run of %d lost lines (limit %d)", longest, limit)
+	}
+}
+
+// TestLogrotateGlobDelaycompress: the glob app.log* matches the rotated files too.
+// logrotate 3.21's delaycompress deletes app.log.1 (after compressing it) and creates the
+// new app.log with the freed inode within milliseconds: it must not be taken for the
+// finished app.log.1 (it was, and a whole rotation was lost or app.log never read again).
+func TestLogrotateGlobDelaycompress(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true, glob: true}, d, rate)
+	t.Logf("create+compress+delaycompress, glob app.log*: %d lines in %v, %d logrotate runs: %d missing, %d duplicated", r.written, d, r.rotations, len(r.missing), r.dups)
+	if len(r.missing) > 0 || r.dups > 0 {
+		t.Fatalf("%d missing (runs %v), %d duplicated", len(r.missing), r.runs, r.dups)
 	}
 }

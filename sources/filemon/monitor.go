@@ -88,6 +88,7 @@ type file struct {
 	behind   int64
 	kvDirty  bool
 	kvAt     time.Time
+	doneSize int64 // a finished file's size: it is looked at again if that changes
 }
 
 // New builds a monitor for source name; opts must have been through WithDefaults.
@@ -453,6 +454,14 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		id, _ := StatID(fi)
 		m.mu.Lock()
 		f := m.files[id]
+		if f != nil && f.subj == nil && fi.Size() != f.doneSize {
+			// A finished file changed size: look at it again (track checks its first bytes
+			// against its position). logrotate's delaycompress deletes app.log.1 and creates
+			// the new app.log with the same inode within milliseconds: without this, a glob
+			// matching both took the new file for the finished one and never read it.
+			delete(m.files, id)
+			f = nil
+		}
 		if f != nil {
 			f.path, f.seenGen, f.sizeSeen = p, gen, fi.Size()
 			m.byPath[p] = f
@@ -527,7 +536,7 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	size := fi.Size()
 	done := func() {
 		m.mu.Lock()
-		f := &file{id: id, path: path, seenGen: gen, sizeSeen: size}
+		f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, doneSize: size}
 		m.files[id], m.byPath[path] = f, f
 		m.mu.Unlock()
 	}
@@ -906,7 +915,7 @@ func (m *Monitor) bound(f *file, away bool) {
 
 // finish drops a drained file from its subject.
 func (m *Monitor) finish(s *subject, f *file, rotated bool) {
-	wasOpen := f.tl.IsOpen()
+	wasOpen, size := f.tl.IsOpen(), f.tl.Size()
 	f.tl.Close()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -918,7 +927,7 @@ func (m *Monitor) finish(s *subject, f *file, rotated bool) {
 		m.met.rotations.Inc()
 	}
 	s.files = slices.DeleteFunc(s.files, func(x *file) bool { return x == f })
-	f.subj, f.tl = nil, nil
+	f.subj, f.tl, f.doneSize = nil, nil, size
 	if f.seenGen < m.doneGen {
 		delete(m.files, f.id)
 	}
