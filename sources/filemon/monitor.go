@@ -628,12 +628,7 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	}
 	id, _ := StatID(fi)
 	size := fi.Size()
-	done := func() {
-		m.mu.Lock()
-		f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, doneSize: size}
-		m.files[id], m.byPath[path] = f, f
-		m.mu.Unlock()
-	}
+	done := func() { m.addFinished(&file{id: id, path: path, seenGen: gen, sizeSeen: size, doneSize: size}) }
 	rec, err := m.kvGet(ctx, id)
 	if err != nil {
 		return err
@@ -707,6 +702,14 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	keep = true
 	m.place(s, f, pre)
 	return nil
+}
+
+// addFinished records f, a file with nothing to read as it is: it is looked at again if its
+// size changes.
+func (m *Monitor) addFinished(f *file) {
+	m.mu.Lock()
+	m.files[f.id], m.byPath[f.path] = f, f
+	m.mu.Unlock()
 }
 
 // newSubject is the subject of source whose last message has sequence lastSeq.

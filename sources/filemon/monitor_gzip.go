@@ -45,11 +45,8 @@ func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
 	}
 	id, _ := StatID(fi)
 	size := fi.Size()
-	known := func() { // finished as it is: looked at again if its size changes
-		m.mu.Lock()
-		f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, gz: true, doneSize: size}
-		m.files[id], m.byPath[path] = f, f
-		m.mu.Unlock()
+	known := func() {
+		m.addFinished(&file{id: id, path: path, seenGen: gen, sizeSeen: size, gz: true, doneSize: size})
 	}
 	head, err := GzipHead(fh)
 	if errors.Is(err, ErrGzipPartial) {
