@@ -1,11 +1,16 @@
 package filemon
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +43,35 @@ func lineFile(b *testing.B, path string, n int) int64 {
 	return int64(n) * 200
 }
 
+// gzipLineFile writes n 200-byte lines of varied text (a sequence number, a level and
+// words drawn from a small vocabulary: gzip -6 compresses them about 4:1, like real logs)
+// gzipped to path, and returns the decompressed size.
+func gzipLineFile(b *testing.B, path string, n int) int64 {
+	words := strings.Fields("GET POST user=alice user=bob status=200 status=404 took=12ms took=1.2s path=/api/v1/items " +
+		"path=/login level=info level=warn level=error msg=request msg=timeout retry=3 id=7f3a9c id=00b1e4")
+	rnd := rand.New(rand.NewPCG(1, 2))
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := gzip.NewWriter(bw)
+	line := make([]byte, 0, 200)
+	for i := range n {
+		line = fmt.Appendf(line[:0], "%012d", i)
+		for len(line) < 199 {
+			line = append(append(line, ' '), words[rnd.IntN(len(words))]...)
+		}
+		line = append(line[:199], '\n')
+		w.Write(line)
+	}
+	if err := errors.Join(w.Close(), bw.Flush()); err != nil {
+		b.Fatal(err)
+	}
+	return int64(n) * 200
+}
+
 func report(b *testing.B, bytes int64, lines int, el time.Duration, cpu float64) {
 	b.ReportMetric(float64(bytes)/1e6/el.Seconds(), "MB/s")
 	b.ReportMetric(float64(lines)/el.Seconds(), "lines/s")
@@ -46,7 +80,8 @@ func report(b *testing.B, bytes int64, lines int, el time.Duration, cpu float64)
 
 // BenchmarkFileToLogs: 200-byte lines from a file into LOGS (embedded JetStream, in this
 // process: its CPU is included), next to `cat FILE > /dev/null` and the raw publish ceiling
-// (1 MiB chunks published one at a time, as one file's publisher does). One op = one line.
+// (1 MiB chunks published one at a time, as one file's publisher does); and from a .gz
+// (include_compressed), next to `gzip -dc FILE > /dev/null`. One op = one line.
 func BenchmarkFileToLogs(b *testing.B) {
 	b.Run("file-to-logs", func(b *testing.B) {
 		h := newHarness(b)
@@ -67,6 +102,43 @@ func BenchmarkFileToLogs(b *testing.B) {
 			time.Sleep(2 * time.Millisecond) // polling the stream for the end of the run
 		}
 		report(b, size, b.N, time.Since(t0), cpuSeconds()-cpu0)
+	})
+	b.Run("gzip-to-logs", func(b *testing.B) {
+		h := newHarness(b)
+		p := h.path("bench.log.gz")
+		size := gzipLineFile(b, p, b.N)
+		fi, _ := os.Stat(p)
+		b.ResetTimer()
+		cpu0, t0 := cpuSeconds(), time.Now()
+		h.start(core.Options{Paths: []string{p}, StartAt: "beginning", IncludeCompressed: true})
+		s, _ := h.js.Stream(context.Background(), "LOGS")
+		for {
+			info, err := s.Info(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if int64(info.State.Bytes) >= size {
+				break
+			}
+			time.Sleep(2 * time.Millisecond) // polling the stream for the end of the run
+		}
+		report(b, size, b.N, time.Since(t0), cpuSeconds()-cpu0)
+		b.ReportMetric(float64(size)/float64(fi.Size()), "ratio")
+	})
+	b.Run("gunzip", func(b *testing.B) {
+		p := b.TempDir() + "/bench.log.gz"
+		size := gzipLineFile(b, p, b.N)
+		b.ResetTimer()
+		t0 := time.Now()
+		cmd := exec.Command("gzip", "-dc", p)
+		devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		defer devnull.Close()
+		cmd.Stdout = devnull
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		report(b, size, b.N, time.Since(t0), time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds())
 	})
 	b.Run("cat", func(b *testing.B) {
 		p := b.TempDir() + "/bench.log"

@@ -35,6 +35,7 @@ type harness struct {
 	dir  string
 	logs *observer.ObservedLogs
 	log  *zap.Logger
+	met  *core.Metrics // nil: the monitor makes its own
 }
 
 func newHarness(t testing.TB) *harness {
@@ -69,7 +70,7 @@ func (h *harness) opts(o core.Options) core.Options {
 
 func (h *harness) start(o core.Options) *running {
 	h.t.Helper()
-	m, err := core.New("app", h.opts(o), core.Deps{JS: h.js, Stream: "LOGS", Host: "h1", Log: h.log})
+	m, err := core.New("app", h.opts(o), core.Deps{JS: h.js, Stream: "LOGS", Host: "h1", Log: h.log, Metrics: h.met})
 	if err != nil {
 		h.t.Fatal(err)
 	}

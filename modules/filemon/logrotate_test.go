@@ -27,11 +27,21 @@ type rotateResult struct {
 	missing            []int // line numbers never stored
 	dups               int   // stores beyond the first
 	runs               [][2]int
+	gzFiles            int // .gz files at the end
+	gzCopies           int // .gz files recognised as copies of a file read
 }
 
-// runLogrotate writes numbered lines at rate/s for d while logrotate (mode "create" or
-// "copytruncate", both with compress and delaycompress) runs every second, then reads LOGS.
-func runLogrotate(t *testing.T, mode string, d time.Duration, rate int) rotateResult {
+// rotateSetup is how logrotate rotates and what the file source reads.
+type rotateSetup struct {
+	mode          string // "create" or "copytruncate"
+	delaycompress bool
+	glob          bool // the glob is app.log*: it matches the rotated files
+	gzip          bool // and include_compressed is on: the .gz files are read too
+}
+
+// runLogrotate writes numbered lines at rate/s for d while logrotate (rs.mode, with
+// compress) runs every second, then reads every subject of LOGS.
+func runLogrotate(t *testing.T, rs rotateSetup, d time.Duration, rate int) rotateResult {
 	if _, err := os.Stat(logrotateBin); err != nil {
 		t.Skipf("%s not installed (Debian package logrotate): %v", logrotateBin, err)
 	}
@@ -40,14 +50,22 @@ func runLogrotate(t *testing.T, mode string, d time.Duration, rate int) rotateRe
 	appendFile(t, p, "")
 	conf := filepath.Join(t.TempDir(), "logrotate.conf")
 	state := filepath.Join(t.TempDir(), "state")
-	os.WriteFile(conf, []byte(fmt.Sprintf("%s {\n  rotate 1000\n  %s\n  compress\n  delaycompress\n  missingok\n}\n", p, mode)), 0o644)
-	h.start(core.Options{Paths: []string{p}, StartAt: "beginning"})
+	delay := ""
+	if rs.delaycompress {
+		delay = "delaycompress\n  "
+	}
+	os.WriteFile(conf, []byte(fmt.Sprintf("%s {\n  rotate 1000\n  %s\n  compress\n  %smissingok\n}\n", p, rs.mode, delay)), 0o644)
+	o := core.Options{Paths: []string{p}, StartAt: "beginning"}
+	if rs.glob || rs.gzip {
+		o.Paths, o.IncludeCompressed = []string{p + "*"}, rs.gzip
+	}
+	mon := h.start(o)
 
 	g := lifecycle.New("logrotate-test", h.log)
 	var written, rotations atomic.Int64
 	writerDone := make(chan error, 1)
 	g.Go("writer", func(ctx context.Context) error {
-		writerDone <- writeNumbered(ctx, p, d, rate, mode == "create", &written)
+		writerDone <- writeNumbered(ctx, p, d, rate, rs.mode == "create", &written)
 		return nil
 	})
 	rotErr := make(chan error, 1)
@@ -82,17 +100,42 @@ func runLogrotate(t *testing.T, mode string, d time.Duration, rate int) rotateRe
 	}
 	// everything before the END line is in LOGS once END is (one subject is in order)
 	appendFile(t, p, "END\n")
-	var got []string
 	waitFor(t, 60*time.Second, func() error {
-		got = h.stored()[p]
+		got := h.stored()[p]
 		if len(got) == 0 || got[len(got)-1] != "END\n" {
 			return fmt.Errorf("%d entries, END not yet stored", len(got))
 		}
 		return nil
 	})
 	r := rotateResult{written: int(written.Load()), rotations: int(rotations.Load())}
+	if rs.gzip {
+		// every .gz placed and finished: only app.log's subject is still read
+		ents, _ := os.ReadDir(h.dir)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".gz") {
+				r.gzFiles++
+			}
+		}
+		waitFor(t, 60*time.Second, func() error {
+			if st := mon.m.Stats(); st.Files != len(ents) || st.Subjects != 1 {
+				return fmt.Errorf("%d files in the directory, %d known, %d subjects being read", len(ents), st.Files, st.Subjects)
+			}
+			return nil
+		})
+		r.gzCopies = h.logs.FilterMessageSnippet("gzip file is a copy of a file read").Len()
+	}
+	var got []string
+	for src, entries := range h.stored() {
+		if src != p {
+			t.Logf("%s: %d entries", filepath.Base(src), len(entries))
+		}
+		got = append(got, entries...)
+	}
 	seen := make([]int, r.written)
-	for _, l := range got[:len(got)-1] {
+	for _, l := range got {
+		if l == "END\n" {
+			continue
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(strings.Fields(l)[0]))
 		if err != nil || n >= r.written {
 			t.Fatalf("stored entry %q is not a line written", l)
@@ -195,7 +238,7 @@ func logrotateParams() (time.Duration, int) {
 // TestLogrotateCreate: rename + create, with compress and delaycompress: every line once.
 func TestLogrotateCreate(t *testing.T) {
 	d, rate := logrotateParams()
-	r := runLogrotate(t, "create", d, rate)
+	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true}, d, rate)
 	t.Logf("create: %d lines in %v, %d logrotate runs: %d missing, %d duplicated", r.written, d, r.rotations, len(r.missing), r.dups)
 	if r.rotations < int(d.Seconds())-2 {
 		t.Errorf("only %d rotations", r.rotations)
@@ -211,7 +254,7 @@ func TestLogrotateCreate(t *testing.T) {
 // truncation.
 func TestLogrotateCopytruncate(t *testing.T) {
 	d, rate := logrotateParams()
-	r := runLogrotate(t, "copytruncate", d, rate)
+	r := runLogrotate(t, rotateSetup{mode: "copytruncate", delaycompress: true}, d, rate)
 	longest := 0
 	for _, run := range r.runs {
 		longest = max(longest, run[1]-run[0]+1)
@@ -228,5 +271,50 @@ func TestLogrotateCopytruncate(t *testing.T) {
 	// the window is the copy plus the time since logcap's last read: bound it at 250 ms
 	if limit := rate / 4; longest > limit {
 		t.Errorf("a run of %d lost lines (limit %d)", longest, limit)
+	}
+}
+
+// TestLogrotateCompressGzip: logrotate create + compress without delaycompress, so every
+// rotated file becomes app.log.1.gz at once, while the glob app.log* with include_compressed
+// reads the .gz files too. Each .gz is a copy of a file logcap read: every line once.
+func TestLogrotateCompressGzip(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, rotateSetup{mode: "create", gzip: true}, d, rate)
+	t.Logf("create+compress, .gz read: %d lines in %v, %d logrotate runs, %d .gz files (%d recognised as copies): %d missing, %d duplicated",
+		r.written, d, r.rotations, r.gzFiles, r.gzCopies, len(r.missing), r.dups)
+	if r.rotations < int(d.Seconds())-2 || r.gzFiles < r.rotations-1 || r.gzCopies != r.gzFiles {
+		t.Errorf("%d rotations, %d .gz files, %d recognised as copies", r.rotations, r.gzFiles, r.gzCopies)
+	}
+	if len(r.missing) > 0 || r.dups > 0 {
+		t.Fatalf("%d missing (runs %v), %d duplicated", len(r.missing), r.runs, r.dups)
+	}
+}
+
+// TestLogrotateGlobDelaycompress: the glob app.log* matches the rotated files too (.gz not
+// read). logrotate 3.21's delaycompress deletes app.log.1 (after compressing it) and creates
+// the new app.log with the freed inode within milliseconds: it must not be taken for the
+// finished app.log.1 (it was, and a whole rotation was lost or app.log never read again).
+func TestLogrotateGlobDelaycompress(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true, glob: true}, d, rate)
+	t.Logf("create+compress+delaycompress, glob app.log*: %d lines in %v, %d logrotate runs: %d missing, %d duplicated", r.written, d, r.rotations, len(r.missing), r.dups)
+	if len(r.missing) > 0 || r.dups > 0 {
+		t.Fatalf("%d missing (runs %v), %d duplicated", len(r.missing), r.runs, r.dups)
+	}
+}
+
+// TestLogrotateDelaycompressGzip: the same with delaycompress and the .gz read: app.log.1
+// stays plain (known by its inode) until the next rotation compresses it to app.log.1.gz
+// (then renamed app.log.2.gz), a copy of a file finished by then.
+func TestLogrotateDelaycompressGzip(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true, gzip: true}, d, rate)
+	t.Logf("create+compress+delaycompress, .gz read: %d lines in %v, %d logrotate runs, %d .gz files (%d recognised as copies): %d missing, %d duplicated",
+		r.written, d, r.rotations, r.gzFiles, r.gzCopies, len(r.missing), r.dups)
+	if r.rotations < int(d.Seconds())-2 || r.gzFiles < r.rotations-2 || r.gzCopies != r.gzFiles {
+		t.Errorf("%d rotations, %d .gz files, %d recognised as copies", r.rotations, r.gzFiles, r.gzCopies)
+	}
+	if len(r.missing) > 0 || r.dups > 0 {
+		t.Fatalf("%d missing (runs %v), %d duplicated", len(r.missing), r.runs, r.dups)
 	}
 }

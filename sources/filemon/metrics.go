@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	Lines, Bytes, Chunks                     *prometheus.CounterVec
 	Rotations, Truncations, SplitLines, Errs *prometheus.CounterVec
+	GzipErrs                                 *prometheus.CounterVec
 	FilesOpen, BytesBehind                   *prometheus.GaugeVec
 	Publish                                  *prometheus.HistogramVec
 }
@@ -30,6 +31,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Truncations: cv("truncations_total", "Files found truncated (copytruncate) and read again from the start."),
 		SplitLines:  cv("split_lines_total", "Parts of lines longer than max_line_bytes that continue in the next entry."),
 		Errs:        cv("errors_total", "Errors opening, reading or publishing files."),
+		GzipErrs:    cv("gzip_errors_total", "Gzip files given up (include_compressed): corrupt, truncated for longer than close_removed_after, or named .gz without the gzip magic."),
 		FilesOpen:   gv("files_open", "File descriptors held."),
 		BytesBehind: gv("bytes_behind", "File sizes minus published positions, summed."),
 		Publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -40,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.Lines, m.Bytes, m.Chunks, m.Rotations, m.Truncations, m.SplitLines, m.Errs, m.FilesOpen, m.BytesBehind, m.Publish} {
+	for _, c := range []prometheus.Collector{m.Lines, m.Bytes, m.Chunks, m.Rotations, m.Truncations, m.SplitLines, m.Errs, m.GzipErrs, m.FilesOpen, m.BytesBehind, m.Publish} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -53,6 +55,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 type sourceMetrics struct {
 	lines, bytes, chunks, rotations, truncations, split, errs prometheus.Counter
+	gzipErrs                                                  prometheus.Counter
 	open, behind                                              prometheus.Gauge
 	publish                                                   prometheus.Observer
 }
@@ -62,7 +65,8 @@ func (m *Metrics) forSource(name string) sourceMetrics {
 		lines: m.Lines.WithLabelValues(name), bytes: m.Bytes.WithLabelValues(name), chunks: m.Chunks.WithLabelValues(name),
 		rotations: m.Rotations.WithLabelValues(name), truncations: m.Truncations.WithLabelValues(name),
 		split: m.SplitLines.WithLabelValues(name), errs: m.Errs.WithLabelValues(name),
-		open: m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
+		gzipErrs: m.GzipErrs.WithLabelValues(name),
+		open:     m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
 		publish: m.Publish.WithLabelValues(name),
 	}
 }

@@ -65,6 +65,19 @@ type Monitor struct {
 	trackFailed int             // files the last scan could not place: retried every tick
 	wake        chan struct{}
 	ready       chan struct{} // closed once the first scan is done
+
+	// include_compressed only (see content.go and gzip.go)
+	fps     map[string]*contentPos // fingerprint → the content generation it leads to
+	retired []retiredKey           // keys of generations no longer read, oldest first
+	gzWait  map[FileID]gzWait      // gzip files whose first bytes are not decodable yet
+}
+
+// gzWait is a gzip file not placed yet because its first bytes are not decodable: still
+// being written, or truncated.
+type gzWait struct {
+	size  int64
+	since time.Time // since when it has this size
+	gen   int
 }
 
 // subject is one LOGS subject: the files published under it, oldest first. Only files[0]
@@ -89,6 +102,12 @@ type file struct {
 	behind   int64
 	kvDirty  bool
 	kvAt     time.Time
+	truncs   int         // the tailer's truncations counted so far
+	content  *contentPos // its content in the index (include_compressed)
+	keys     headKeys    // index keys found when it was placed
+	gz       bool        // a gzip file
+	doneSize int64       // a finished file's size: it is looked at again if that changes
+	after    *contentPos // a gzip copy of a file still being read: it waits for that file's end
 }
 
 // New builds a monitor for source name; opts must have been through WithDefaults.
@@ -109,17 +128,21 @@ func New(name string, opts Options, d Deps) (*Monitor, error) {
 	cfg := TailConfig{
 		Host: d.Host, MaxLineBytes: int(opts.MaxLineBytes), MaxChunkBytes: int(opts.MaxChunkBytes),
 		PartialFlush: opts.PartialFlush.D(), MultilineTimeout: opts.PartialFlush.D(), Multiline: ml,
-		CloseRemovedAfter: opts.CloseRemovedAfter.D(),
+		CloseRemovedAfter: opts.CloseRemovedAfter.D(), GzipSettle: opts.PollInterval.D(),
 	}
 	if opts.Multiline != nil {
 		cfg.MultilineTimeout = opts.Multiline.Timeout.D()
 	}
-	return &Monitor{
+	m := &Monitor{
 		name: name, opts: opts, cfg: cfg, d: d, log: d.Log.With(zap.String("source", name)),
 		met: d.Metrics.forSource(name), subjects: map[string]*subject{}, files: map[FileID]*file{},
 		byPath: map[string]*file{}, errs: map[string]string{}, watched: map[string]bool{},
 		wake: make(chan struct{}, 1), ready: make(chan struct{}),
-	}, nil
+	}
+	if opts.IncludeCompressed {
+		m.fps, m.gzWait = map[string]*contentPos{}, map[FileID]gzWait{}
+	}
+	return m, nil
 }
 
 // Ready is closed once the first scan has placed every file found.
@@ -152,6 +175,9 @@ type posRecord struct {
 	Source string `json:"source"`
 	FP     string `json:"fp"`
 	End    int64  `json:"end"`
+	// a gzip file read as far as it goes (to its end, or given up) at this compressed size
+	GzipDone bool  `json:"gzip_done,omitempty"`
+	GzipSize int64 `json:"gzip_size,omitempty"`
 }
 
 func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
@@ -227,6 +253,11 @@ func (m *Monitor) setup(ctx context.Context) error {
 		m.firstStart = true
 	case err != nil:
 		return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+	}
+	if m.fps != nil {
+		if err := m.loadContent(ctx); err != nil {
+			return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+		}
 	}
 	return nil
 }
@@ -340,8 +371,11 @@ func (m *Monitor) excluded(p string) bool {
 			return true
 		}
 	}
-	return slices.Contains(compressed, filepath.Ext(p))
+	return slices.Contains(compressed, filepath.Ext(p)) && !m.isGzip(p)
 }
+
+// isGzip reports whether p is read as a gzip file.
+func (m *Monitor) isGzip(p string) bool { return m.opts.IncludeCompressed && IsGzipName(p) }
 
 // watchDirs returns the directories whose changes can add or remove matches, and whether
 // their watches see every new match: not when a pattern's directory does not exist yet, nor
@@ -431,10 +465,26 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		}
 	}
 	m.mu.Unlock()
+	// gzip files last: a .gz is recognised by the content of files read, including those
+	// this scan places or sees grown past 1 KiB
+	slices.SortStableFunc(paths, func(a, b string) int {
+		ga, gb := m.isGzip(a), m.isGzip(b)
+		switch {
+		case ga == gb:
+			return 0
+		case gb:
+			return -1
+		}
+		return 1
+	})
 	failed := 0
-	for _, p := range paths {
+	var heads []*file
+	for i, p := range paths {
 		if ctx.Err() != nil {
 			return
+		}
+		if m.isGzip(p) && (i == 0 || !m.isGzip(paths[i-1])) {
+			m.readHeads(heads)
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -454,22 +504,37 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		id, _ := StatID(fi)
 		m.mu.Lock()
 		f := m.files[id]
+		if f != nil && f.subj == nil && fi.Size() != f.doneSize {
+			// A finished file changed size: look at it again (track checks its first bytes
+			// against its position). logrotate's delaycompress deletes app.log.1 and creates
+			// the new app.log with the same inode within milliseconds: without this, a glob
+			// matching both took the new file for the finished one and never read it.
+			delete(m.files, id)
+			f = nil
+		}
 		if f != nil {
 			f.path, f.seenGen, f.sizeSeen = p, gen, fi.Size()
 			m.byPath[p] = f
+			if c := f.content; c != nil && c.live && c.full == "" && fi.Size() >= FingerprintBytes {
+				heads = append(heads, f)
+			}
 			m.mu.Unlock()
 			continue
 		}
 		m.mu.Unlock()
-		if err := m.track(ctx, p, gen); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		err = m.track(ctx, p, gen)
+		switch {
+		case err == nil:
+			m.clearErr(p)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errGzipWait):
+			failed++ // not an error yet: looked at again on the next tick
+		case errors.Is(err, errReported):
+		default:
 			failed++
 			m.noteErr(p, err, zap.ErrorLevel)
-			continue
 		}
-		m.clearErr(p)
 	}
 	m.trackFailed = failed
 	m.mu.Lock()
@@ -479,22 +544,57 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			delete(m.files, id) // a finished file that left the globs: forget it
 		}
 	}
+	for id, w := range m.gzWait {
+		if w.gen != gen {
+			delete(m.gzWait, id)
+		}
+	}
 	m.mu.Unlock()
 }
 
-// noteErr logs an error about path once (again only when it changes).
-func (m *Monitor) noteErr(path string, err error, lvl zapcore.Level) {
+// readHeads adds to the content index the first 1 KiB of files being read that have grown
+// to that size since they were placed (before a gzip copy of them is looked up).
+func (m *Monitor) readHeads(files []*file) {
+	for _, f := range files {
+		m.mu.Lock()
+		path := f.path
+		m.mu.Unlock()
+		fh, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		head, _ := readHead(fh, FingerprintBytes)
+		fi, err := fh.Stat()
+		fh.Close()
+		if err != nil || len(head) < FingerprintBytes {
+			continue
+		}
+		if id, _ := StatID(fi); id != f.id {
+			continue
+		}
+		m.mu.Lock()
+		if c := f.content; c != nil && c.live {
+			m.addKeyLocked(c, Fingerprint(head), FingerprintBytes)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// noteErr logs an error about path once (again only when it changes); it reports whether
+// it logged.
+func (m *Monitor) noteErr(path string, err error, lvl zapcore.Level) bool {
 	m.mu.Lock()
 	prev, had := m.errs[path]
 	m.errs[path] = err.Error()
 	m.mu.Unlock()
 	if had && prev == err.Error() {
-		return
+		return false
 	}
 	if lvl >= zap.WarnLevel {
 		m.met.errs.Inc()
 	}
 	m.log.Check(lvl, "file monitor: "+err.Error()).Write(zap.String("path", path))
+	return true
 }
 
 func (m *Monitor) clearErr(path string) {
@@ -510,6 +610,9 @@ func (m *Monitor) clearErr(path string) {
 // track places a file seen for the first time: which subject it belongs to and where to
 // start reading it (DESIGN.md "Positions").
 func (m *Monitor) track(ctx context.Context, path string, gen int) error {
+	if m.isGzip(path) {
+		return m.trackGzip(ctx, path, gen)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
@@ -526,12 +629,7 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	}
 	id, _ := StatID(fi)
 	size := fi.Size()
-	done := func() {
-		m.mu.Lock()
-		f := &file{id: id, path: path, seenGen: gen, sizeSeen: size}
-		m.files[id], m.byPath[path] = f, f
-		m.mu.Unlock()
-	}
+	done := func() { m.addFinished(&file{id: id, path: path, seenGen: gen, sizeSeen: size, doneSize: size}) }
 	rec, err := m.kvGet(ctx, id)
 	if err != nil {
 		return err
@@ -560,21 +658,9 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	case s != nil:
 		offset = 0 // a new file took the path (rotation): it comes after the subject's current one
 	default:
-		subj := streams.SourceSubject(streams.KindFile, m.d.Host, src)
-		var last *jetstream.RawStreamMsg
-		if err := m.untilNATS(ctx, func() (err error) {
-			last, err = streams.LastMsg(ctx, m.d.JS, m.d.Stream, subj)
+		lc, lastSeq, err := m.lastChunk(ctx, src)
+		if err != nil {
 			return err
-		}); err != nil {
-			return err
-		}
-		var lastSeq uint64
-		var lc *streams.Chunk
-		if last != nil {
-			lastSeq = last.Sequence
-			if lc, err = streams.DecodeChunk(last.Subject, last.Header, last.Data); err != nil || lc.File == nil {
-				return fmt.Errorf("last message of %s: %v", subj, err)
-			}
 		}
 		matches := lc != nil && FileID{lc.File.Dev, lc.File.Ino} == id && size >= lc.File.End
 		if matches {
@@ -596,10 +682,10 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 		}
 		if lc != nil && !matches {
 			// the subject's last file is not at its path: rotated. Drain it first if found.
+			m.rememberRotated(src, lc.File)
 			pre = m.findRotated(path, lc.File, gen)
 		}
-		s = &subject{source: src, pub: streams.NewPublisher(m.d.JS, m.d.Stream, subj, lastSeq)}
-		s.pub.Gate = m.d.Gate
+		s = m.newSubject(src, lastSeq)
 		if offset > 0 && rec == nil {
 			// a position chosen by start_at: record it so a restart does not read the file again
 			head, _ := readHead(fh, offset)
@@ -612,24 +698,69 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, subj: s}
+	f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, subj: s, keys: m.keysOf(fh, offset, head)}
 	f.tl = NewTailer(&m.cfg, src, fh, id, offset, head, time.Now())
 	keep = true
+	m.place(s, f, pre)
+	return nil
+}
+
+// addFinished records f, a file with nothing to read as it is: it is looked at again if its
+// size changes.
+func (m *Monitor) addFinished(f *file) {
+	m.mu.Lock()
+	m.files[f.id], m.byPath[f.path] = f, f
+	m.mu.Unlock()
+}
+
+// newSubject is the subject of source whose last message has sequence lastSeq.
+func (m *Monitor) newSubject(source string, lastSeq uint64) *subject {
+	subj := streams.SourceSubject(streams.KindFile, m.d.Host, source)
+	pub := streams.NewPublisher(m.d.JS, m.d.Stream, subj, lastSeq)
+	pub.Gate = m.d.Gate
+	return &subject{source: source, pub: pub}
+}
+
+// lastChunk returns the last chunk published for source, and its stream sequence.
+func (m *Monitor) lastChunk(ctx context.Context, source string) (*streams.Chunk, uint64, error) {
+	subj := streams.SourceSubject(streams.KindFile, m.d.Host, source)
+	var last *jetstream.RawStreamMsg
+	if err := m.untilNATS(ctx, func() (err error) {
+		last, err = streams.LastMsg(ctx, m.d.JS, m.d.Stream, subj)
+		return err
+	}); err != nil || last == nil {
+		return nil, 0, err
+	}
+	lc, err := streams.DecodeChunk(last.Subject, last.Header, last.Data)
+	if err != nil || lc.File == nil {
+		return nil, 0, fmt.Errorf("last message of %s: %v", subj, err)
+	}
+	return lc, last.Sequence, nil
+}
+
+// place adds f, a file seen for the first time, to its subject s, after pre (the file the
+// subject's last chunk came from, found rotated next to f's path) if that is not known yet.
+func (m *Monitor) place(s *subject, f, pre *file) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if pre != nil {
 		if old := m.files[pre.id]; old != nil { // already known under its new name
+			pre.tl.Close()
 			pre = nil
 		} else {
 			pre.subj = s
+			pre.content = m.newContentLocked(s.source, pre.tl.Offset(), pre.keys)
 			s.files = append(s.files, pre)
 			m.files[pre.id] = pre
 			m.open++
 		}
 	}
+	if !f.gz {
+		f.content = m.newContentLocked(s.source, f.tl.Offset(), f.keys)
+	}
 	s.files = append(s.files, f)
-	m.files[id], m.byPath[path] = f, f
-	m.subjects[src] = s
+	m.files[f.id], m.byPath[f.path] = f, f
+	m.subjects[s.source] = s
 	if m.open >= m.opts.MaxOpenFiles {
 		f.tl.Close() // reopened when read: max_open_files holds from the first scan on
 	} else {
@@ -637,7 +768,6 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	}
 	m.met.open.Set(float64(m.open))
 	m.enqueueLocked(s)
-	return nil
 }
 
 // findRotated looks next to path for the file a subject's last chunk came from (logrotate
@@ -673,7 +803,7 @@ func (m *Monitor) findRotated(path string, pos *streams.FilePos, gen int) *file 
 		}
 		head, _ := readHead(fh, pos.End)
 		id := FileID{pos.Dev, pos.Ino}
-		f := &file{id: id, path: p, seenGen: gen, sizeSeen: fi.Size()}
+		f := &file{id: id, path: p, seenGen: gen, sizeSeen: fi.Size(), keys: m.keysOf(fh, pos.End, head)}
 		f.tl = NewTailer(&m.cfg, path, fh, id, pos.End, head, time.Now())
 		m.log.Info("file monitor: draining rotated file first", zap.String("path", p), zap.String("subject_path", path), zap.Int64("offset", pos.End))
 		return f
@@ -696,7 +826,13 @@ func (m *Monitor) poll() {
 		}
 		f := s.files[0]
 		t := f.tl
-		if len(s.files) > 1 || f.seenGen < m.doneGen || f.sizeSeen != t.Size() || t.Buffered() || t.Removed() || f.kvDirty || !t.IsOpen() && f.sizeSeen != t.Offset() {
+		if f.after != nil {
+			if !f.after.live {
+				m.enqueueLocked(s) // the file it is a copy of is done: it can go on
+			}
+			continue
+		}
+		if len(s.files) > 1 || f.seenGen < m.doneGen || t.Wants(f.sizeSeen) || t.Buffered() || t.Removed() || f.kvDirty {
 			m.enqueueLocked(s)
 		}
 	}
@@ -780,7 +916,11 @@ func (m *Monitor) setOpen(delta int) {
 }
 
 func (m *Monitor) putPos(ctx context.Context, f *file, s *subject) {
-	if err := m.kvPut(ctx, f.id, posRecord{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset()}); err != nil {
+	r := posRecord{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset()}
+	if f.tl.Done() {
+		r.GzipDone, r.GzipSize = true, f.tl.Size()
+	}
+	if err := m.kvPut(ctx, f.id, r); err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("file monitor: position not saved (the stream still has it)", zap.Error(err))
 		}
@@ -798,6 +938,14 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		return false
 	}
 	f := s.files[0]
+	if f.after != nil {
+		if f.after.live {
+			m.mu.Unlock()
+			return false
+		}
+		f.tl.SkipTo(f.after.end)
+		f.after = nil
+	}
 	var succPath string
 	if len(s.files) > 1 {
 		succPath = s.files[1].path
@@ -823,6 +971,9 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 	}
 	final := false
 	switch {
+	case t.Compressed():
+		// a gzip file ends with its stream: a successor or an idle spell says nothing of it
+		final = t.Done() || (t.Removed() || away) && t.Idle(now) >= m.cfg.CloseRemovedAfter
 	case succPath != "":
 		// A writer that reopened its file writes to the successor only after it stopped
 		// writing here: look at the successor BEFORE reading this file to its end.
@@ -833,12 +984,14 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		final = t.Idle(now) >= m.cfg.CloseRemovedAfter
 	}
 	c, err := t.Next(now, final)
+	final = final || t.Done() // a gzip stream that ended in this call
+	m.noteTruncations(f)
 	if err != nil {
 		m.noteErr(path, fmt.Errorf("read %s: %w", path, err), zap.ErrorLevel)
 		return false
 	}
 	if c != nil {
-		trunc, split := t.Truncations, t.SplitLines
+		split := t.SplitLines
 		start := time.Now()
 		if _, err := s.pub.Publish(ctx, t.Msg(c)); err != nil {
 			if ctx.Err() != nil {
@@ -857,7 +1010,10 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		}
 		m.met.publish.Observe(time.Since(start).Seconds())
 		t.Commit()
-		m.met.truncations.Add(float64(t.Truncations - trunc))
+		m.mu.Lock()
+		m.committedLocked(f.content, c.File.Fingerprint, c.File.End)
+		m.mu.Unlock()
+		m.noteTruncations(f)
 		m.met.split.Add(float64(t.SplitLines - split))
 		m.met.lines.Add(float64(c.Lines))
 		m.met.bytes.Add(float64(len(c.Data)))
@@ -871,7 +1027,7 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		}
 	}
 	if !t.Drained() {
-		return false // a partial line or multiline entry is held
+		return t.Busy() // a partial line or multiline entry is held; or a gzip skip goes on
 	}
 	if f.kvDirty && (final || now.Sub(f.kvAt) >= time.Second) {
 		m.putPos(ctx, f, s)
@@ -882,11 +1038,31 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		if f.kvDirty {
 			return false
 		}
-		m.finish(s, f, true)
+		if err := t.Err(); err != nil {
+			m.gzipFailed(path, err, t.Offset())
+		}
+		m.finish(s, f, !t.Compressed())
 		return true
 	}
 	t.Release()
 	return false
+}
+
+// noteTruncations counts the truncations the tailer found since the last look; each ends
+// a generation of the file's content.
+func (m *Monitor) noteTruncations(f *file) {
+	d := f.tl.Truncations - f.truncs
+	if d <= 0 {
+		return
+	}
+	f.truncs = f.tl.Truncations
+	m.met.truncations.Add(float64(d))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := f.content; c != nil {
+		m.retireLocked(c)
+		f.content = m.newContentLocked(c.source, 0, headKeys{})
+	}
 }
 
 // bound closes the file of a tailer that is not being read when more than max_open_files
@@ -908,7 +1084,7 @@ func (m *Monitor) bound(f *file, away bool) {
 
 // finish drops a drained file from its subject.
 func (m *Monitor) finish(s *subject, f *file, rotated bool) {
-	wasOpen := f.tl.IsOpen()
+	wasOpen, size := f.tl.IsOpen(), f.tl.Size()
 	f.tl.Close()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -920,7 +1096,8 @@ func (m *Monitor) finish(s *subject, f *file, rotated bool) {
 		m.met.rotations.Inc()
 	}
 	s.files = slices.DeleteFunc(s.files, func(x *file) bool { return x == f })
-	f.subj, f.tl = nil, nil
+	f.subj, f.tl, f.doneSize = nil, nil, size
+	m.retireLocked(f.content)
 	if f.seenGen < m.doneGen {
 		delete(m.files, f.id)
 	}

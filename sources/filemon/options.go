@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -31,6 +32,9 @@ type Options struct {
 	CloseRemovedAfter config.Duration `yaml:"close_removed_after"`
 	MaxOpenFiles      int             `yaml:"max_open_files"`
 	Readers           int             `yaml:"readers"`
+	// IncludeCompressed reads gzip files (named *.gz and starting with the gzip magic) that
+	// the globs match, decompressed; other compressed formats stay ignored.
+	IncludeCompressed bool `yaml:"include_compressed"`
 }
 
 // MultilineOpts joins lines into entries: with Start, a line matching it begins an entry
@@ -107,6 +111,9 @@ func (o Options) WithDefaults() (Options, error) {
 	if o.StartAt != "end" && o.StartAt != "beginning" {
 		errs = append(errs, fmt.Errorf("start_at: %q, want beginning or end", o.StartAt))
 	}
+	if o.IncludeCompressed && !slices.ContainsFunc(o.Paths, mayMatchGzip) {
+		errs = append(errs, errors.New(`include_compressed: no glob in paths can match a name ending in .gz (e.g. "/var/log/app.log*" matches app.log.1.gz, "/var/log/*.log" does not)`))
+	}
 	if o.MaxLineBytes > o.MaxChunkBytes {
 		errs = append(errs, fmt.Errorf("max_line_bytes %s is above max_chunk_bytes %s: a chunk never splits an entry", o.MaxLineBytes, o.MaxChunkBytes))
 	}
@@ -142,6 +149,20 @@ func NewMultiline(m *MultilineOpts, maxBytes int) (*Multiline, error) {
 		j.MaxLines = DefaultMultilineMaxLines
 	}
 	return j, nil
+}
+
+// mayMatchGzip reports whether glob can match a name ending in ".gz": not when it ends in a
+// literal character other than 'z' (as "*.log" does), the common mistake.
+func mayMatchGzip(glob string) bool {
+	if glob == "" {
+		return false
+	}
+	switch c := glob[len(glob)-1]; c {
+	case '*', '?', ']', '}', 'z':
+		return true
+	default:
+		return false
+	}
 }
 
 func absGlobs(globs []string) []string {

@@ -24,6 +24,9 @@ type TailConfig struct {
 	MultilineTimeout  time.Duration
 	Multiline         *Multiline
 	CloseRemovedAfter time.Duration
+	// GzipSettle: a gzip file whose stream ended early is decompressed again once it has
+	// grown and then not changed for this long (poll_interval).
+	GzipSettle time.Duration
 }
 
 // Tailer follows one file (one identity): it reads what is ready, frames it into entries
@@ -54,6 +57,8 @@ type Tailer struct {
 	lines   []Line
 	entries []Entry
 
+	gz *gzState // a gzip file: offsets are in its decompressed stream
+
 	Truncations int // total, for metrics
 	SplitLines  int
 }
@@ -83,15 +88,35 @@ func (t *Tailer) IsOpen() bool { return t.f != nil }
 // Idle is how long the file has not grown.
 func (t *Tailer) Idle(now time.Time) time.Duration { return now.Sub(t.lastGrowth) }
 
-// Drained reports whether everything read was committed and nothing more is in the file.
+// Drained reports whether everything read was committed and nothing more is in the file
+// (for a gzip file: nothing more is decodable now).
 func (t *Tailer) Drained() bool {
-	return t.pending == nil && len(t.buf) == 0 && t.offset >= t.size && !t.resetAfter
+	if t.pending != nil || len(t.buf) > 0 {
+		return false
+	}
+	if g := t.gz; g != nil {
+		return g.zr == nil || g.done || g.err != nil
+	}
+	return t.offset >= t.size && !t.resetAfter
+}
+
+// Wants reports whether the tailer may have something to do for a file the last scan saw
+// at size.
+func (t *Tailer) Wants(size int64) bool {
+	if t.gz != nil {
+		return !t.Done() // reading, or waiting for an early end to grow or to stall for good
+	}
+	return size != t.size || t.f == nil && size != t.offset
 }
 
 // Close closes the file; the position stays and Reopen continues there.
 func (t *Tailer) Close() error {
 	if t.f == nil {
 		return nil
+	}
+	if t.gz != nil && t.gz.zr != nil {
+		t.gz.zr.Close() // decompressed again from the start on reopen
+		t.gz.zr = nil
 	}
 	err := t.f.Close()
 	t.f = nil
@@ -154,7 +179,11 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 	t.size, t.removed = fi.Size(), nlink(fi) == 0
 	readPos := t.offset + int64(len(t.buf))
 	final = final || t.resetAfter
-	if !t.resetAfter {
+	if t.gz != nil {
+		// immutable once complete: no truncation to look for; the stream's end is final
+		t.readGzip(now)
+		final = final || t.Done()
+	} else if !t.resetAfter {
 		truncated := t.size < readPos
 		if !truncated {
 			if truncated, err = headChanged(t.f, t.head); err != nil {
@@ -172,7 +201,7 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 			}
 		}
 	}
-	if !t.resetAfter && t.size > readPos && len(t.buf) < t.cfg.MaxChunkBytes {
+	if t.gz == nil && !t.resetAfter && t.size > readPos && len(t.buf) < t.cfg.MaxChunkBytes {
 		want := min(t.size-readPos, int64(t.cfg.MaxChunkBytes))
 		n := len(t.buf)
 		if int64(cap(t.buf)-n) < want {
@@ -195,11 +224,13 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 	if len(t.buf) == 0 {
 		return nil, nil
 	}
+	// A gzip stream that ended early is still being written: its last line is not complete
+	// however long it waits. Only its end (final) flushes.
 	idle := now.Sub(t.lastGrowth)
-	flushPartial := final || idle >= t.cfg.PartialFlush
+	flushPartial := final || t.gz == nil && idle >= t.cfg.PartialFlush
 	var n int
 	t.lines, n = SplitLines(t.buf, t.cfg.MaxLineBytes, flushPartial, t.lines[:0])
-	flushGroup := final || (n == len(t.buf) && idle >= t.cfg.MultilineTimeout)
+	flushGroup := final || (t.gz == nil && n == len(t.buf) && idle >= t.cfg.MultilineTimeout)
 	t.entries, _ = t.cfg.Multiline.Join(t.buf[:n], t.lines, flushGroup, t.entries[:0])
 	if len(t.entries) == 0 {
 		return nil, nil
@@ -261,8 +292,17 @@ func (t *Tailer) Commit() {
 // FP is the fingerprint at the committed offset.
 func (t *Tailer) FP() string { return Fingerprint(t.head[:min(int64(len(t.head)), t.offset)]) }
 
-// Behind is how many bytes of the file (at the last look) are not committed yet.
-func (t *Tailer) Behind() int64 { return max(t.size-t.offset, 0) }
+// Behind is how many bytes of the file (at the last look) are not committed yet; for a
+// gzip file, how many compressed bytes are not decompressed yet.
+func (t *Tailer) Behind() int64 {
+	if t.gz != nil {
+		if t.Done() {
+			return 0
+		}
+		return max(t.size-t.gz.consumed, 0)
+	}
+	return max(t.size-t.offset, 0)
+}
 
 // Buffered reports whether bytes are read but not committed (a held partial line).
 func (t *Tailer) Buffered() bool { return len(t.buf) > 0 || t.pending != nil }
