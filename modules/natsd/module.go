@@ -83,19 +83,11 @@ func (n *natsd) start(ctx context.Context) error {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("nats disconnected", zap.Error(err))
 		}),
-		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			// Log each distinct reason once: a NATS down for an hour is one line, not thousands.
-			why := err.Error()
-			if !strings.HasPrefix(why, "nats: ") {
-				why = "nats: " + why
-			}
-			if why != n.lastConnErr.Swap(why) {
-				n.log.Warn("nats connect attempt failed; retrying", zap.Error(err))
-			}
-			if !n.client.isReady() {
-				n.client.setNotReady(why)
-			}
-		}),
+		// Credentials may be rotated in while logcap waits: without this, nats.go closes the
+		// connection for good after the same authorization error twice, and logcap would
+		// never connect again (found by a flaky TestExternalAuth).
+		nats.IgnoreAuthErrorAbort(),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { n.connectFailed(err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.wasConnected.Store(true)
 			n.lastConnErr.Store("")
@@ -106,7 +98,13 @@ func (n *natsd) start(ctx context.Context) error {
 			n.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(n.closed) }),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			if sub == nil && !nc.IsConnected() {
+				// A connect attempt the server refused (authorization): nats.go reports it
+				// here, not to the reconnect handler.
+				n.connectFailed(err)
+				return
+			}
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
@@ -114,6 +112,8 @@ func (n *natsd) start(ctx context.Context) error {
 			n.log.Warn("nats async error", zap.String("subject", subj), zap.Error(err))
 		}),
 	)
+	// Before Connect: its handlers may already report why a first attempt failed.
+	n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
 		n.shutdownServer()
@@ -147,10 +147,24 @@ func (n *natsd) start(ctx context.Context) error {
 		n.client.setNotReady(err.Error())
 		n.log.Warn("provisioning streams failed; retrying in the background", zap.Error(err))
 	} else {
-		n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
 		n.log.Warn("nats not reachable at start; retrying in the background", zap.Strings("urls", urls))
 	}
 	return n.group.Go("natsd: provision streams", n.provisionLoop)
+}
+
+// connectFailed records why a connect attempt failed: /readyz shows it, and each distinct
+// reason is logged once (a NATS down for an hour is one line, not thousands).
+func (n *natsd) connectFailed(err error) {
+	why := err.Error()
+	if !strings.HasPrefix(why, "nats: ") {
+		why = "nats: " + why
+	}
+	if why != n.lastConnErr.Swap(why) {
+		n.log.Warn("nats connect attempt failed; retrying", zap.Error(err))
+	}
+	if !n.client.isReady() {
+		n.client.setNotReady(why)
+	}
 }
 
 // provisionLoop waits for the connection and provisions, retrying with backoff.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
@@ -60,9 +62,26 @@ func TestEmbeddedInProcess(t *testing.T) {
 	}
 }
 
+// rotatingAuth accepts user logcap with the password it holds now, and counts refusals.
+type rotatingAuth struct {
+	password atomic.Pointer[string]
+	refused  atomic.Int64
+}
+
+func (a *rotatingAuth) Check(c server.ClientAuthentication) bool {
+	if o := c.GetOpts(); o.Username == "logcap" && o.Password == *a.password.Load() {
+		return true
+	}
+	a.refused.Add(1)
+	return false
+}
+
 func TestExternalAuth(t *testing.T) {
+	auth := &rotatingAuth{}
+	pw := "s3cret"
+	auth.password.Store(&pw)
 	opts := natstest.Options(t.TempDir())
-	opts.Username, opts.Password = "logcap", "s3cret"
+	opts.CustomClientAuthentication = auth
 	s := natstest.RunServer(t, opts)
 
 	t.Run("user and password", func(t *testing.T) {
@@ -78,19 +97,32 @@ func TestExternalAuth(t *testing.T) {
 			t.Fatalf("not ready: %s", why)
 		}
 	})
-	t.Run("wrong password", func(t *testing.T) {
+	t.Run("wrong password, then rotated in", func(t *testing.T) {
 		cfg := baseConfig(t)
 		cfg.NATS.Embedded = nil
 		cfg.NATS.URLs = []string{s.ClientURL()}
-		cfg.NATS.User, cfg.NATS.Password = "logcap", "wrong"
+		cfg.NATS.User, cfg.NATS.Password = "logcap", "next"
 		// logcap keeps retrying (credentials may be rotated in), and /readyz names the cause.
+		before := auth.refused.Load()
 		c, err := run(t, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		natstest.Eventually(t, 10*time.Second, func() error {
+		natstest.Eventually(t, 20*time.Second, func() error {
 			if why := c.NotReady(); !strings.Contains(why, "uthorization") {
 				return fmt.Errorf("readiness %q does not name the authorization error", why)
+			}
+			// nats.go used to close the connection for good after the same refusal twice.
+			if n := auth.refused.Load() - before; n < 3 {
+				return fmt.Errorf("%d attempts refused", n)
+			}
+			return nil
+		})
+		next := "next"
+		auth.password.Store(&next)
+		natstest.Eventually(t, 20*time.Second, func() error {
+			if why := c.NotReady(); why != "" {
+				return fmt.Errorf("not ready after the password was rotated in: %s", why)
 			}
 			return nil
 		})
