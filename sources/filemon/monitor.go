@@ -607,15 +607,29 @@ func (m *Monitor) clearErr(path string) {
 	}
 }
 
+// openStat opens path and stats the open file, not the path (it may be replaced meanwhile).
+func openStat(path string) (*os.File, os.FileInfo, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return fh, fi, nil
+}
+
 // track places a file seen for the first time: which subject it belongs to and where to
 // start reading it (DESIGN.md "Positions").
 func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	if m.isGzip(path) {
 		return m.trackGzip(ctx, path, gen)
 	}
-	fh, err := os.Open(path)
+	fh, fi, err := openStat(path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return err
 	}
 	keep := false
 	defer func() {
@@ -623,10 +637,6 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 			fh.Close()
 		}
 	}()
-	fi, err := fh.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
-	}
 	id, _ := StatID(fi)
 	size := fi.Size()
 	done := func() { m.addFinished(&file{id: id, path: path, seenGen: gen, sizeSeen: size, doneSize: size}) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,9 +28,9 @@ var (
 // fingerprint of its decompressed first bytes. A copy of a file still being read waits
 // for that file's end. Else it is read from its beginning (or its end: start_at).
 func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
-	fh, err := os.Open(path)
+	fh, fi, err := openStat(path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return err
 	}
 	keep := false
 	defer func() {
@@ -39,10 +38,6 @@ func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
 			fh.Close()
 		}
 	}()
-	fi, err := fh.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
-	}
 	id, _ := StatID(fi)
 	size := fi.Size()
 	known := func() {
