@@ -90,17 +90,7 @@ func BenchmarkFileToLogs(b *testing.B) {
 		b.ResetTimer()
 		cpu0, t0 := cpuSeconds(), time.Now()
 		h.start(core.Options{Paths: []string{p}, StartAt: "beginning"})
-		s, _ := h.js.Stream(context.Background(), "LOGS")
-		for {
-			info, err := s.Info(context.Background())
-			if err != nil {
-				b.Fatal(err)
-			}
-			if int64(info.State.Bytes) >= size {
-				break
-			}
-			time.Sleep(2 * time.Millisecond) // polling the stream for the end of the run
-		}
+		waitLogsBytes(b, h, size)
 		report(b, size, b.N, time.Since(t0), cpuSeconds()-cpu0)
 	})
 	b.Run("gzip-to-logs", func(b *testing.B) {
@@ -111,17 +101,7 @@ func BenchmarkFileToLogs(b *testing.B) {
 		b.ResetTimer()
 		cpu0, t0 := cpuSeconds(), time.Now()
 		h.start(core.Options{Paths: []string{p}, StartAt: "beginning", IncludeCompressed: true})
-		s, _ := h.js.Stream(context.Background(), "LOGS")
-		for {
-			info, err := s.Info(context.Background())
-			if err != nil {
-				b.Fatal(err)
-			}
-			if int64(info.State.Bytes) >= size {
-				break
-			}
-			time.Sleep(2 * time.Millisecond) // polling the stream for the end of the run
-		}
+		waitLogsBytes(b, h, size)
 		report(b, size, b.N, time.Since(t0), cpuSeconds()-cpu0)
 		b.ReportMetric(float64(size)/float64(fi.Size()), "ratio")
 	})
@@ -204,4 +184,22 @@ func BenchmarkIdleFiles(b *testing.B) {
 	time.Sleep(d) // the measurement window
 	b.ReportMetric(100*(cpuSeconds()-cpu0)/d.Seconds(), "cpu%")
 	b.ReportMetric(float64(r.m.Stats().Open), "fds")
+}
+
+// waitLogsBytes polls LOGS until it holds at least size bytes: the end of a run.
+func waitLogsBytes(b *testing.B, h *harness, size int64) {
+	s, err := h.js.Stream(context.Background(), "LOGS")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		info, err := s.Info(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if int64(info.State.Bytes) >= size {
+			return
+		}
+		time.Sleep(2 * time.Millisecond) // polling the stream for the end of the run
+	}
 }
