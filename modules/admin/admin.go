@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +28,7 @@ import (
 // Module provides the metrics registry and runs the admin server.
 var Module = fx.Module("admin",
 	fx.Provide(NewRegistry),
+	fx.Provide(func() *Checks { return &Checks{} }),
 	fx.Provide(func(r *prometheus.Registry) prometheus.Registerer { return r }),
 	fx.Invoke(Serve),
 )
@@ -39,13 +43,13 @@ func NewRegistry() *prometheus.Registry {
 
 // Serve listens on admin.listen at start (a port in use fails the start, naming the
 // address) and serves until stop.
-func Serve(lc fx.Lifecycle, cfg *config.Config, reg *prometheus.Registry, client *natsd.Client, log *zap.Logger) {
+func Serve(lc fx.Lifecycle, cfg *config.Config, reg *prometheus.Registry, client *natsd.Client, checks *Checks, log *zap.Logger) {
 	if cfg.Admin.Listen == "none" {
 		return
 	}
 	log = log.Named("admin")
 	g := lifecycle.New("admin", log)
-	srv := &http.Server{Handler: Handler(reg, client), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: Handler(reg, client, checks), ReadHeaderTimeout: 10 * time.Second}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", cfg.Admin.Listen)
@@ -71,13 +75,17 @@ func Serve(lc fx.Lifecycle, cfg *config.Config, reg *prometheus.Registry, client
 }
 
 // Handler is the admin mux.
-func Handler(reg *prometheus.Registry, client *natsd.Client) http.Handler {
+func Handler(reg *prometheus.Registry, client *natsd.Client, checks *Checks) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if why := readiness(r.Context(), client); why != "" {
+		why := readiness(r.Context(), client)
+		if why == "" {
+			why = checks.NotReady()
+		}
+		if why != "" {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
@@ -105,4 +113,35 @@ func readiness(ctx context.Context, c *natsd.Client) string {
 		}
 	}
 	return ""
+}
+
+// Checks are the readiness conditions of components beside NATS's: each returns "" while
+// all is well, else why logcap is not ready (a source that lost a file, for example).
+type Checks struct {
+	mu  sync.Mutex
+	fns []func() string
+}
+
+// Add registers a condition.
+func (c *Checks) Add(notReady func() string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fns = append(c.fns, notReady)
+}
+
+// NotReady is "" if every condition holds, else the reasons of those that do not.
+func (c *Checks) NotReady() string {
+	if c == nil {
+		return ""
+	}
+	c.mu.Lock()
+	fns := slices.Clone(c.fns)
+	c.mu.Unlock()
+	var why []string
+	for _, fn := range fns {
+		if w := fn(); w != "" {
+			why = append(why, w)
+		}
+	}
+	return strings.Join(why, "; ")
 }

@@ -75,9 +75,8 @@ func (h *harness) start(o core.Options) *running {
 		h.t.Fatal(err)
 	}
 	g := lifecycle.New("filemon", h.log)
-	g.Go("filemon: discover", m.Discover)
-	for i := range m.Readers() {
-		g.Go(fmt.Sprintf("filemon: read #%d", i), m.Read)
+	for _, t := range m.Tasks() {
+		g.Go("filemon: "+t.Name, t.Run)
 	}
 	r := &running{m: m, g: g}
 	h.t.Cleanup(func() { r.stop(h.t) })

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	core "github.com/logcap/logcap/sources/filemon"
@@ -32,6 +33,7 @@ type params struct {
 	Log    *zap.Logger
 	Reg    prometheus.Registerer
 	Gate   *streams.MemoryGate `optional:"true"` // nil: no memory_limit
+	Checks *admin.Checks       `optional:"true"` // readiness: a source that lost a file says so
 }
 
 // Decode reads a file source's options strictly and applies the defaults.
@@ -82,16 +84,20 @@ func start(p params) error {
 					return err
 				}
 				mons = append(mons, m)
-				if err := g.Go("filemon: discover "+src.Name, func(ctx context.Context) error {
-					if err := p.Client.WaitReady(ctx); err != nil {
-						return nil
-					}
-					return m.Discover(ctx)
-				}); err != nil {
-					return err
+				if p.Checks != nil {
+					p.Checks.Add(m.NotReady)
 				}
-				for r := range m.Readers() {
-					if err := g.Go(fmt.Sprintf("filemon: read %s #%d", src.Name, r), m.Read); err != nil {
+				for _, t := range m.Tasks() {
+					run := t.Run
+					if t.Name == "discover" { // nothing to discover into before NATS first answers
+						run = func(ctx context.Context) error {
+							if err := p.Client.WaitReady(ctx); err != nil {
+								return nil
+							}
+							return m.Discover(ctx)
+						}
+					}
+					if err := g.Go(fmt.Sprintf("filemon: %s %s", t.Name, src.Name), run); err != nil {
 						return err
 					}
 				}

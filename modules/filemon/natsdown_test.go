@@ -3,6 +3,7 @@ package filemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -83,4 +84,66 @@ func TestRotationsWhileNATSDown(t *testing.T) {
 	})
 	got := h.waitLines(path, 400, 30*time.Second)
 	exactlyOnce(t, got, numbered("a", 0, 400))
+}
+
+// Eight rotations while NATS is down, generations older than three deleted: each generation
+// is held from its creation and read through its descriptor once NATS is back, in order.
+// A monitor that opened a file only once NATS answered for its position lost every
+// generation created and renamed away meanwhile; one that looked at a successor by its path
+// (now another file, or none) waited close_removed_after per generation.
+func TestHeldGenerationsWhileNATSDown(t *testing.T) {
+	opts := natstest.Options(t.TempDir())
+	s1 := natstest.RunServer(t, opts)
+	opts.Port = s1.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(s1.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	t.Cleanup(func() { nc.Close(); <-closed })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgSize: 8 << 20, Replicas: 1, DuplicateWindow: 2 * time.Minute, Storage: "file", Discard: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	obs, logs := observer.New(zapcore.DebugLevel)
+	h := &harness{t: t, srv: s1, nc: nc, js: js, dir: t.TempDir(), logs: logs, log: zap.New(obs)}
+	path := h.path("app.log")
+	r := h.start(core.Options{Paths: []string{path}, StartAt: "beginning"})
+	defer r.stop(t)
+
+	appendFile(t, path, numbered("a", 0, 100))
+	h.waitLines(path, 100, 20*time.Second)
+	s1.Shutdown()
+	s1.WaitForShutdown()
+	n := 100
+	var gens []string
+	for g := 1; g <= 8; g++ {
+		appendFile(t, path, numbered("a", n, n+100))
+		n += 100
+		time.Sleep(100 * time.Millisecond)
+		to := fmt.Sprintf("%s.%d", path, g)
+		if err := os.Rename(path, to); err != nil {
+			t.Fatal(err)
+		}
+		gens = append(gens, to)
+		if len(gens) > 3 {
+			os.Remove(gens[0])
+			gens = gens[1:]
+		}
+	}
+	natstest.RunServer(t, opts)
+	natstest.Eventually(t, 10*time.Second, func() error {
+		if !nc.IsConnected() {
+			return errors.New("not reconnected yet")
+		}
+		return nil
+	})
+	got := h.waitLines(path, n, 30*time.Second)
+	exactlyOnce(t, got, numbered("a", 0, n))
 }

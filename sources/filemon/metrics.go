@@ -10,7 +10,7 @@ import (
 type Metrics struct {
 	Lines, Bytes, Chunks                     *prometheus.CounterVec
 	Rotations, Truncations, SplitLines, Errs *prometheus.CounterVec
-	GzipErrs                                 *prometheus.CounterVec
+	GzipErrs, Lost                           *prometheus.CounterVec
 	FilesOpen, BytesBehind                   *prometheus.GaugeVec
 	Publish                                  *prometheus.HistogramVec
 }
@@ -32,6 +32,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		SplitLines:  cv("split_lines_total", "Parts of lines longer than max_line_bytes that continue in the next entry."),
 		Errs:        cv("errors_total", "Errors opening, reading or publishing files."),
 		GzipErrs:    cv("gzip_errors_total", "Gzip files given up (include_compressed): corrupt, truncated for longer than close_removed_after, or named .gz without the gzip magic."),
+		Lost:        cv("files_lost_total", "Files given up with lines unread: rotated away before they could be held (max_open_files), or while closed to stay under it."),
 		FilesOpen:   gv("files_open", "File descriptors held."),
 		BytesBehind: gv("bytes_behind", "File sizes minus published positions, summed."),
 		Publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -42,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.Lines, m.Bytes, m.Chunks, m.Rotations, m.Truncations, m.SplitLines, m.Errs, m.GzipErrs, m.FilesOpen, m.BytesBehind, m.Publish} {
+	for _, c := range []prometheus.Collector{m.Lines, m.Bytes, m.Chunks, m.Rotations, m.Truncations, m.SplitLines, m.Errs, m.GzipErrs, m.Lost, m.FilesOpen, m.BytesBehind, m.Publish} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -55,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 type sourceMetrics struct {
 	lines, bytes, chunks, rotations, truncations, split, errs prometheus.Counter
-	gzipErrs                                                  prometheus.Counter
+	gzipErrs, lost                                            prometheus.Counter
 	open, behind                                              prometheus.Gauge
 	publish                                                   prometheus.Observer
 }
@@ -65,8 +66,8 @@ func (m *Metrics) forSource(name string) sourceMetrics {
 		lines: m.Lines.WithLabelValues(name), bytes: m.Bytes.WithLabelValues(name), chunks: m.Chunks.WithLabelValues(name),
 		rotations: m.Rotations.WithLabelValues(name), truncations: m.Truncations.WithLabelValues(name),
 		split: m.SplitLines.WithLabelValues(name), errs: m.Errs.WithLabelValues(name),
-		gzipErrs: m.GzipErrs.WithLabelValues(name),
-		open:     m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
+		gzipErrs: m.GzipErrs.WithLabelValues(name), lost: m.Lost.WithLabelValues(name),
+		open: m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
 		publish: m.Publish.WithLabelValues(name),
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/fsnotify/fsnotify"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -62,9 +63,20 @@ type Monitor struct {
 	watched     map[string]bool
 	watchFailed map[string]bool // directories whose watch could not be added
 	watchedAll  bool            // every directory of the globs has an fsnotify watch
-	trackFailed int             // files the last scan could not place: retried every tick
+	holdFailed  int             // files the last scan could not open: retried every tick
 	wake        chan struct{}
-	ready       chan struct{} // closed once the first scan is done
+	ready       chan struct{} // closed once the first scan's files are placed
+
+	// held files waiting to be placed (hold.go)
+	pending      []*file
+	pendWake     chan struct{}
+	resolving    *file
+	parked       int  // held files that could not be placed yet: a full rescan every tick
+	firstScanned bool // the first scan is done
+	readyClosed  bool
+	lostFiles    int
+	lastLost     string
+	lostAt       time.Time
 
 	// include_compressed only (see content.go and gzip.go)
 	fps     map[string]*contentPos // fingerprint → the content generation it leads to
@@ -77,7 +89,6 @@ type Monitor struct {
 type gzWait struct {
 	size  int64
 	since time.Time // since when it has this size
-	gen   int
 }
 
 // subject is one LOGS subject: the files published under it, oldest first. Only files[0]
@@ -92,9 +103,18 @@ type subject struct {
 	stopped bool // fenced: another writer
 }
 
+// file is one file (one identity) the monitor knows. It is held (pending, its descriptor in
+// fh) from discovery until Resolve places it on a subject (subj, tl) or settles it (done).
+// The monitor's mutex guards every field; tl is used outside it by the reader holding subj
+// (busy) only.
 type file struct {
 	id       FileID
 	path     string // latest path it was seen at
+	src      string // the path it was found at: the subject it starts under
+	pending  bool   // held, not placed yet
+	parked   bool   // could not be placed yet: tried again when a scan sees it
+	initial  bool   // found by the first scan (start_at applies)
+	fh       *os.File
 	seenGen  int
 	sizeSeen int64
 	tl       *Tailer  // nil once done
@@ -137,7 +157,7 @@ func New(name string, opts Options, d Deps) (*Monitor, error) {
 		name: name, opts: opts, cfg: cfg, d: d, log: d.Log.With(zap.String("source", name)),
 		met: d.Metrics.forSource(name), subjects: map[string]*subject{}, files: map[FileID]*file{},
 		byPath: map[string]*file{}, errs: map[string]string{}, watched: map[string]bool{},
-		wake: make(chan struct{}, 1), ready: make(chan struct{}),
+		wake: make(chan struct{}, 1), ready: make(chan struct{}), pendWake: make(chan struct{}, 1),
 	}
 	if opts.IncludeCompressed {
 		m.fps, m.gzWait = map[string]*contentPos{}, map[FileID]gzWait{}
@@ -148,8 +168,24 @@ func New(name string, opts Options, d Deps) (*Monitor, error) {
 // Ready is closed once the first scan has placed every file found.
 func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 
-// Readers is how many Read calls the monitor wants beside its one Discover.
+// Readers is how many Read calls the monitor wants beside its one Discover and one Resolve.
 func (m *Monitor) Readers() int { return m.opts.Readers }
+
+// Task is one blocking function of a monitor, to be run on a goroutine of its own.
+type Task struct {
+	Name string // "discover", "resolve", "read #N"
+	Run  func(ctx context.Context) error
+}
+
+// Tasks are the monitor's blocking functions: one Discover, one Resolve and Readers Read.
+// Each returns when ctx is done; the caller runs each once and waits for all of them.
+func (m *Monitor) Tasks() []Task {
+	ts := []Task{{"discover", m.Discover}, {"resolve", m.Resolve}}
+	for i := range m.opts.Readers {
+		ts = append(ts, Task{fmt.Sprintf("read #%d", i), m.Read})
+	}
+	return ts
+}
 
 func kvToken(s string) string {
 	var b strings.Builder
@@ -203,12 +239,11 @@ func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
 	return &r, nil
 }
 
-// untilNATS runs op, a NATS request, until it succeeds or ctx is done. A file seen for the
-// first time is placed only once NATS answers (its position lives there); meanwhile its
-// descriptor stays open, so a rotation during the outage cannot take its lines away. Giving
-// up instead lost every file created and rotated away while NATS was down (found by the soak
-// with NATS restarted every 2 minutes and the file rotated every 2 s).
+// untilNATS runs op, a NATS request, until it succeeds or ctx is done, trying again at once
+// when the connection comes back. Only placing a file waits here: the file is held open
+// meanwhile (hold.go), so a rotation during the outage cannot take its lines away.
 func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
+	var reconnected chan nats.Status
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := op()
@@ -217,13 +252,19 @@ func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
 		}
 		if attempt == 0 {
 			m.log.Warn("file monitor: NATS request failed; retrying until it answers", zap.Error(err))
+			if nc := m.d.JS.Conn(); nc != nil {
+				reconnected = nc.StatusChanged(nats.CONNECTED)
+				defer nc.RemoveStatusListener(reconnected)
+			}
 		}
-		select {
-		case <-ctx.Done():
+		if m.waitNATS(ctx, reconnected, backoff) {
+			backoff = 100 * time.Millisecond
+		} else {
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		if ctx.Err() != nil {
 			return err
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -292,15 +333,13 @@ func (m *Monitor) Discover(ctx context.Context) error {
 		events, werrs = w.Events, w.Errors
 	}
 	m.scan(ctx, w)
-	if m.firstStart {
-		if _, err := m.kv.Put(ctx, m.markerKey(), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
-			m.log.Error("file monitor: cannot record the first start", zap.Error(err))
-		}
-		m.mu.Lock()
-		m.firstStart = false
-		m.mu.Unlock()
+	m.mu.Lock()
+	m.firstScanned = true // Resolve opens Ready once it has placed what this scan found
+	select {
+	case m.pendWake <- struct{}{}:
+	default:
 	}
-	close(m.ready)
+	m.mu.Unlock()
 	tick := time.NewTicker(m.opts.PollInterval.D())
 	defer tick.Stop()
 	rescan := time.NewTimer(time.Hour)
@@ -323,6 +362,9 @@ func (m *Monitor) Discover(ctx context.Context) error {
 					m.enqueueLocked(f.subj)
 				}
 				m.mu.Unlock()
+			}
+			if ev.Has(fsnotify.Create) {
+				m.holdPath(ev.Name)
 			}
 			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Chmod) {
 				if !pending { // coalesce a burst of events into one rescan
@@ -351,7 +393,10 @@ func (m *Monitor) Discover(ctx context.Context) error {
 			// fullScanEvery ticks. The cheap poll (partial lines, removed files, positions)
 			// runs on every tick.
 			ticks++
-			if w == nil || !m.watchedAll || m.trackFailed > 0 || ticks%fullScanEvery == 0 {
+			m.mu.Lock()
+			parked := m.parked
+			m.mu.Unlock()
+			if w == nil || !m.watchedAll || parked+m.holdFailed > 0 || ticks%fullScanEvery == 0 {
 				m.scan(ctx, w)
 			}
 			m.poll()
@@ -504,7 +549,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		id, _ := StatID(fi)
 		m.mu.Lock()
 		f := m.files[id]
-		if f != nil && f.subj == nil && fi.Size() != f.doneSize {
+		if f != nil && f.subj == nil && !f.pending && fi.Size() != f.doneSize {
 			// A finished file changed size: look at it again (track checks its first bytes
 			// against its position). logrotate's delaycompress deletes app.log.1 and creates
 			// the new app.log with the same inode within milliseconds: without this, a glob
@@ -518,34 +563,36 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			if c := f.content; c != nil && c.live && c.full == "" && fi.Size() >= FingerprintBytes {
 				heads = append(heads, f)
 			}
+			if f.parked { // held, not placed yet: Resolve tries again
+				f.parked = false
+				m.parked--
+				m.queuePendingLocked(f)
+			}
 			m.mu.Unlock()
 			continue
 		}
 		m.mu.Unlock()
-		err = m.track(ctx, p, gen)
-		switch {
-		case err == nil:
-			m.clearErr(p)
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, errGzipWait):
-			failed++ // not an error yet: looked at again on the next tick
-		case errors.Is(err, errReported):
-		default:
+		if err := m.hold(p, gen); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			failed++
 			m.noteErr(p, err, zap.ErrorLevel)
 		}
 	}
-	m.trackFailed = failed
+	m.holdFailed = failed
 	m.mu.Lock()
 	m.doneGen = gen
 	for id, f := range m.files {
-		if f.subj == nil && f.seenGen != gen {
-			delete(m.files, id) // a finished file that left the globs: forget it
+		if f.subj == nil && (!f.pending || f.parked) && f.seenGen != gen {
+			// a finished file, or one that could not be placed, left the globs: forget it
+			if f.parked {
+				f.parked = false
+				m.parked--
+			}
+			m.releaseLocked(f)
+			delete(m.files, id)
 		}
 	}
-	for id, w := range m.gzWait {
-		if w.gen != gen {
+	for id := range m.gzWait {
+		if m.files[id] == nil {
 			delete(m.gzWait, id)
 		}
 	}
@@ -621,25 +668,22 @@ func openStat(path string) (*os.File, os.FileInfo, error) {
 	return fh, fi, nil
 }
 
-// track places a file seen for the first time: which subject it belongs to and where to
-// start reading it (DESIGN.md "Positions").
-func (m *Monitor) track(ctx context.Context, path string, gen int) error {
-	if m.isGzip(path) {
-		return m.trackGzip(ctx, path, gen)
-	}
-	fh, fi, err := openStat(path)
+// track places f, a held file: which subject it belongs to and where to start reading it
+// (DESIGN.md "Positions"). Placing needs NATS only for a subject not read yet and for the
+// KV record of the file's identity.
+func (m *Monitor) track(ctx context.Context, f *file) error {
+	fh, err := m.heldOpen(f)
 	if err != nil {
 		return err
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			fh.Close()
-		}
-	}()
-	id, _ := StatID(fi)
-	size := fi.Size()
-	done := func() { m.addFinished(&file{id: id, path: path, seenGen: gen, sizeSeen: size, doneSize: size}) }
+	if f.gz {
+		return m.trackGzip(ctx, f, fh)
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.src, err)
+	}
+	id, path, size := f.id, f.src, fi.Size()
 	rec, err := m.kvGet(ctx, id)
 	if err != nil {
 		return err
@@ -657,13 +701,13 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 	}
 	m.mu.Lock()
 	s := m.subjects[src]
-	firstStart := m.firstStart
+	firstStart := f.initial && m.firstStart
 	m.mu.Unlock()
 	var offset int64
 	var pre *file
 	switch {
 	case s != nil && src != path:
-		done() // renamed away from a subject that has moved on to a newer file: it was drained
+		m.settle(f, size) // renamed away from a subject that has moved on to a newer file: it was drained
 		return nil
 	case s != nil:
 		offset = 0 // a new file took the path (rotation): it comes after the subject's current one
@@ -680,7 +724,7 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 		case matches:
 			offset = lc.File.End
 		case src != path && lc != nil:
-			done() // renamed, and its subject went on with another file since
+			m.settle(f, size) // renamed, and its subject went on with another file since
 			return nil
 		case rec != nil:
 			offset = rec.End // retention removed the subject's messages: the KV remembers
@@ -693,34 +737,30 @@ func (m *Monitor) track(ctx context.Context, path string, gen int) error {
 		if lc != nil && !matches {
 			// the subject's last file is not at its path: rotated. Drain it first if found.
 			m.rememberRotated(src, lc.File)
-			pre = m.findRotated(path, lc.File, gen)
+			pre = m.findRotated(path, lc.File)
 		}
 		s = m.newSubject(src, lastSeq)
 		if offset > 0 && rec == nil {
 			// a position chosen by start_at: record it so a restart does not read the file again
 			head, _ := readHead(fh, offset)
 			if err := m.untilNATS(ctx, func() error { return m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}) }); err != nil {
+				if pre != nil {
+					pre.tl.Close()
+				}
 				return err
 			}
 		}
 	}
 	head, err := readHead(fh, offset)
 	if err != nil {
+		if pre != nil {
+			pre.tl.Close()
+		}
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, subj: s, keys: m.keysOf(fh, offset, head)}
-	f.tl = NewTailer(&m.cfg, src, fh, id, offset, head, time.Now())
-	keep = true
-	m.place(s, f, pre)
+	keys := m.keysOf(fh, offset, head)
+	m.place(s, f, pre, NewTailer(&m.cfg, src, fh, id, offset, head, time.Now()), keys)
 	return nil
-}
-
-// addFinished records f, a file with nothing to read as it is: it is looked at again if its
-// size changes.
-func (m *Monitor) addFinished(f *file) {
-	m.mu.Lock()
-	m.files[f.id], m.byPath[f.path] = f, f
-	m.mu.Unlock()
 }
 
 // newSubject is the subject of source whose last message has sequence lastSeq.
@@ -748,16 +788,21 @@ func (m *Monitor) lastChunk(ctx context.Context, source string) (*streams.Chunk,
 	return lc, last.Sequence, nil
 }
 
-// place adds f, a file seen for the first time, to its subject s, after pre (the file the
-// subject's last chunk came from, found rotated next to f's path) if that is not known yet.
-func (m *Monitor) place(s *subject, f, pre *file) {
+// place puts f, a held file, on its subject s with tailer tl (which takes over its
+// descriptor), after pre (the file the subject's last chunk came from, found rotated next to
+// f's path) if that is not known yet.
+func (m *Monitor) place(s *subject, f, pre *file, tl *Tailer, keys headKeys) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if pre != nil {
-		if old := m.files[pre.id]; old != nil { // already known under its new name
+		switch old := m.files[pre.id]; {
+		case old != nil && !old.pending: // already known under its new name
 			pre.tl.Close()
 			pre = nil
-		} else {
+		case old != nil:
+			m.takeOverPendingLocked(old)
+			fallthrough
+		default:
 			pre.subj = s
 			pre.content = m.newContentLocked(s.source, pre.tl.Offset(), pre.keys)
 			s.files = append(s.files, pre)
@@ -765,16 +810,19 @@ func (m *Monitor) place(s *subject, f, pre *file) {
 			m.open++
 		}
 	}
+	f.fh, f.pending, f.subj, f.tl, f.keys = nil, false, s, tl, keys
 	if !f.gz {
-		f.content = m.newContentLocked(s.source, f.tl.Offset(), f.keys)
+		f.content = m.newContentLocked(s.source, tl.Offset(), keys)
 	}
 	s.files = append(s.files, f)
-	m.files[f.id], m.byPath[f.path] = f, f
+	m.files[f.id] = f
+	if f.seenGen == m.gen {
+		m.byPath[f.path] = f
+	}
 	m.subjects[s.source] = s
-	if m.open >= m.opts.MaxOpenFiles {
-		f.tl.Close() // reopened when read: max_open_files holds from the first scan on
-	} else {
-		m.open++
+	if m.open > m.opts.MaxOpenFiles && f.seenGen >= m.doneGen {
+		tl.Close() // reopened at its path when read: max_open_files holds from the first scan on
+		m.open--
 	}
 	m.met.open.Set(float64(m.open))
 	m.enqueueLocked(s)
@@ -783,7 +831,7 @@ func (m *Monitor) place(s *subject, f, pre *file) {
 // findRotated looks next to path for the file a subject's last chunk came from (logrotate
 // renames app.log to app.log.1, app.log-20240101, …) and returns it, open at that chunk's
 // end, if it has more to read.
-func (m *Monitor) findRotated(path string, pos *streams.FilePos, gen int) *file {
+func (m *Monitor) findRotated(path string, pos *streams.FilePos) *file {
 	dir, base := filepath.Split(path)
 	stem := strings.TrimSuffix(base, filepath.Ext(base))
 	ents, err := os.ReadDir(filepath.Clean(dir))
@@ -813,7 +861,10 @@ func (m *Monitor) findRotated(path string, pos *streams.FilePos, gen int) *file 
 		}
 		head, _ := readHead(fh, pos.End)
 		id := FileID{pos.Dev, pos.Ino}
-		f := &file{id: id, path: p, seenGen: gen, sizeSeen: fi.Size(), keys: m.keysOf(fh, pos.End, head)}
+		m.mu.Lock()
+		gen := m.gen
+		m.mu.Unlock()
+		f := &file{id: id, path: p, src: path, seenGen: gen, sizeSeen: fi.Size(), keys: m.keysOf(fh, pos.End, head)}
 		f.tl = NewTailer(&m.cfg, path, fh, id, pos.End, head, time.Now())
 		m.log.Info("file monitor: draining rotated file first", zap.String("path", p), zap.String("subject_path", path), zap.Int64("offset", pos.End))
 		return f
@@ -956,9 +1007,10 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		f.tl.SkipTo(f.after.end)
 		f.after = nil
 	}
+	var succ *file
 	var succPath string
 	if len(s.files) > 1 {
-		succPath = s.files[1].path
+		succ, succPath = s.files[1], s.files[1].path
 	}
 	path, away := f.path, f.seenGen < m.doneGen
 	m.mu.Unlock()
@@ -969,9 +1021,8 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		if err := t.Reopen(path); err != nil {
 			if errors.Is(err, ErrNotSameFile) || errors.Is(err, fs.ErrNotExist) {
 				// it was rotated while closed to stay under max_open_files
-				m.log.Warn("file monitor: file left its path while closed (max_open_files); what it got since is not read",
-					zap.String("path", path), zap.Int64("offset", t.Offset()))
 				m.finish(s, f, false)
+				m.noteLost(path, s.source, fmt.Sprintf("it left its path while closed to stay under max_open_files; what it got after offset %d is not read", t.Offset()))
 				return true
 			}
 			m.noteErr(path, fmt.Errorf("reopen %s: %w", path, err), zap.ErrorLevel)
@@ -984,10 +1035,10 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 	case t.Compressed():
 		// a gzip file ends with its stream: a successor or an idle spell says nothing of it
 		final = t.Done() || (t.Removed() || away) && t.Idle(now) >= m.cfg.CloseRemovedAfter
-	case succPath != "":
+	case succ != nil:
 		// A writer that reopened its file writes to the successor only after it stopped
 		// writing here: look at the successor BEFORE reading this file to its end.
-		if fi, err := os.Stat(succPath); err == nil && fi.Size() > 0 || t.Idle(now) >= m.cfg.CloseRemovedAfter {
+		if succ.tl.HasData(succPath) || t.Idle(now) >= m.cfg.CloseRemovedAfter {
 			final = true
 		}
 	case t.Removed() || away:
@@ -1127,6 +1178,9 @@ func (m *Monitor) Close() error {
 				m.open--
 			}
 		}
+	}
+	for _, f := range m.files {
+		m.releaseLocked(f) // held, not placed
 	}
 	m.met.open.Set(float64(m.open))
 	return nil

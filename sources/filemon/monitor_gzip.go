@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,22 +28,13 @@ var (
 // file it is a copy of (logrotate's compress): the generation whose fingerprint equals the
 // fingerprint of its decompressed first bytes. A copy of a file still being read waits
 // for that file's end. Else it is read from its beginning (or its end: start_at).
-func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
-	fh, fi, err := openStat(path)
+func (m *Monitor) trackGzip(ctx context.Context, f *file, fh *os.File) error {
+	fi, err := fh.Stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("stat %s: %w", f.src, err)
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			fh.Close()
-		}
-	}()
-	id, _ := StatID(fi)
-	size := fi.Size()
-	known := func() {
-		m.addFinished(&file{id: id, path: path, seenGen: gen, sizeSeen: size, gz: true, doneSize: size})
-	}
+	id, path, size := f.id, f.src, fi.Size()
+	known := func() { m.settle(f, size) }
 	head, err := GzipHead(fh)
 	if errors.Is(err, ErrGzipPartial) {
 		m.mu.Lock()
@@ -50,7 +42,6 @@ func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
 		if !ok || w.size != size {
 			w = gzWait{size: size, since: time.Now()}
 		}
-		w.gen = gen
 		m.gzWait[id] = w
 		m.mu.Unlock()
 		if time.Since(w.since) < m.cfg.CloseRemovedAfter {
@@ -83,7 +74,7 @@ func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
 	}
 	m.mu.Lock()
 	s := m.subjects[path]
-	firstStart := m.firstStart
+	firstStart := f.initial && m.firstStart
 	m.mu.Unlock()
 	var pos int64
 	if s == nil {
@@ -122,10 +113,10 @@ func (m *Monitor) trackGzip(ctx context.Context, path string, gen int) error {
 			toEnd = true
 		}
 	}
-	f := &file{id: id, path: path, seenGen: gen, sizeSeen: size, subj: s, gz: true, after: after, kvDirty: true}
-	f.tl = NewGzipTailer(&m.cfg, path, fh, id, pos, head, toEnd, time.Now())
-	keep = true
-	m.place(s, f, nil)
+	m.mu.Lock()
+	f.after, f.kvDirty = after, true
+	m.mu.Unlock()
+	m.place(s, f, nil, NewGzipTailer(&m.cfg, path, fh, id, pos, head, toEnd, time.Now()), headKeys{})
 	return nil
 }
 

@@ -109,6 +109,21 @@ func (t *Tailer) Wants(size int64) bool {
 	return size != t.size || t.f == nil && size != t.offset
 }
 
+// HasData reports whether the file holds any bytes now: through the descriptor while it is
+// open (a rotated file's path leads elsewhere), else at path if that is still the file.
+func (t *Tailer) HasData(path string) bool {
+	var fi os.FileInfo
+	var err error
+	if t.f != nil {
+		fi, err = t.f.Stat()
+	} else if fi, err = os.Stat(path); err == nil {
+		if id, _ := StatID(fi); id != t.ID {
+			return false
+		}
+	}
+	return err == nil && fi.Size() > 0
+}
+
 // Close closes the file; the position stays and Reopen continues there.
 func (t *Tailer) Close() error {
 	if t.f == nil {
