@@ -52,8 +52,10 @@ bench: tools build
 	PATH=$(BIN):$$PATH $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench.out
 	set -o pipefail; $(GO) run ./internal/cmd/bench -bin $(BIN)/logcap $(BENCH_FLAGS) | tee -a bench.out
 
+# SOAK_FLAGS="-external-nats -nats-every 30s -nats-down 6s": NATS outages longer than a rotation.
+SOAK_FLAGS ?=
 soak: build
-	$(GO) run ./internal/cmd/soak -duration $${SOAK_DURATION:-10m}
+	$(GO) run ./internal/cmd/soak -duration $${SOAK_DURATION:-10m} $(SOAK_FLAGS)
 
 # The nats CLI, for interop tests and for users reading the streams; nats-server, for the
 # tests against an external three-node cluster (internal/cluster).

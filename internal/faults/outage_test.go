@@ -1,19 +1,23 @@
 package faults
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/logcap/logcap/internal/dockertest"
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/streams"
 )
 
 // rotatingWriter appends numbered lines to path at a steady rate and rotates it by rename
@@ -150,4 +154,58 @@ func TestNATSOutageReportsWhatItCouldNotHold(t *testing.T) {
 			ta.total, ta.dups, ta.outOfOrder, ta.seen[w.written-1])
 	}
 	t.Logf("%d lines written, %d read back (%d missing in lost generations)", w.written, ta.total, ta.missing(w.written))
+}
+
+// A container that starts, logs, exits and is removed while NATS is down: removal deletes
+// its json-file log, so logcap must hold the log stream open before it knows the position
+// (which lives in NATS). Every line it printed is in LOGS once NATS is back, in order.
+// Before, the follower waited for the position first, found the container gone, and its
+// lines were lost without a word.
+func TestNATSOutageContainerRemoved(t *testing.T) {
+	cli := dockertest.Engine(t)
+	dockertest.Image(t, cli)
+	port, opts := restartable(t)
+	s := natstest.RunServer(t, opts())
+	_, js := natstest.Connect(t, s)
+	prefix := uniq("outage")
+	n := newNodeWith(t, port, fmt.Sprintf(`sources:
+  - {name: docker, type: docker, include_names: [%q]}
+`, prefix+"*"))
+	p := n.start(t)
+	dumpLogsOnFailure(t, p)
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	const lines = 2000
+	name := prefix + "-short"
+	id := dockertest.Run(t, cli, dockertest.Spec{Name: name, Args: []string{"-n", strconv.Itoa(lines), "-rate", "20000", "-len", "60"}})
+	poll(t, time.Minute, 20*time.Millisecond, func() error {
+		if ok, err := dockertest.Exited(context.Background(), cli, id); err != nil || !ok {
+			return fmt.Errorf("container still running (%v)", err)
+		}
+		return nil
+	})
+	wrote := dockerLines(t, cli, id)
+	poll(t, time.Minute, 50*time.Millisecond, func() error { // logcap has seen it start
+		if c, err := metric(n.adminPort, "logcap_dockermon_containers_followed"); err != nil || c != 1 {
+			return fmt.Errorf("%v containers followed (%v)", c, err)
+		}
+		return nil
+	})
+	dockertest.Remove(t, cli, id)
+	s = natstest.RunServer(t, opts())
+
+	subject := streams.SourceSubject(streams.KindDocker, "faults", name)
+	var f figures
+	poll(t, time.Minute, 200*time.Millisecond, func() error {
+		f = compareLines(wrote, logsLines(t, js, subject))
+		if f.lost != 0 {
+			return fmt.Errorf("%v", f)
+		}
+		return nil
+	})
+	if f.dups != 0 || f.outOfOrder != 0 {
+		t.Errorf("%s: %v", name, f)
+	}
+	t.Logf("%s: %v", name, f)
 }

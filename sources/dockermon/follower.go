@@ -203,39 +203,25 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 	f := &follower{m: m, t: t, log: m.log.With(zap.String("container", t.Name), zap.String("id", short(t.ID)))}
 	f.subject = streams.SourceSubject(streams.KindDocker, m.cfg.Host, t.Name)
 	f.hint = hint
-	if err := f.resume(ctx); err != nil {
+	held, err := f.resumeOrHold(ctx)
+	if err != nil {
 		return Position{}, err
 	}
 	f.extra = m.metaHeaders(t)
 
 	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			m.metrics.Reconnects.WithLabelValues(m.cfg.Source, "logs").Inc()
-		}
-		insp, err := m.cli.ContainerInspect(ctx, t.ID, client.ContainerInspectOptions{})
-		if cerrdefs.IsNotFound(err) {
-			return f.ch.committed, nil // removed: its logs are gone with it
-		}
-		if err != nil {
-			return f.ch.committed, fmt.Errorf("container %s: inspect: %w", t.Name, err)
-		}
-		running := insp.Container.State != nil && insp.Container.State.Running
-		tty := insp.Container.Config != nil && insp.Container.Config.Tty
-		if attempt > 0 && !running {
-			// The stream ended because the container stopped. A follow stream can end
-			// before the last lines when the container exits (seen with dockerd 20.10 under
-			// load): read once more, without follow, from the position to the end.
-			before := f.records
-			err = f.stream(ctx, tty, false)
-			if err == nil {
-				if n := f.records - before; n > 0 {
-					f.log.Info("lines read after the follow stream ended", zap.Int("records", n))
-				}
-				return f.ch.committed, f.flushJoinFinal(ctx)
-			}
+	for attempt := 0; ; {
+		if held != nil {
+			// opened while NATS was away: read it now that the position is known
+			err = f.read(ctx, held.body, held.tty)
+			held.body.Close()
+			held = nil
 		} else {
-			err = f.stream(ctx, tty, true)
+			var stopped bool
+			if stopped, err = f.attach(ctx, attempt); stopped {
+				return f.ch.committed, err
+			}
+			attempt++
 		}
 		if ctx.Err() != nil {
 			return f.ch.committed, ctx.Err()
@@ -269,16 +255,93 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 	}
 }
 
+// attach reads the container's log from the position once: following it while the
+// container runs, or to its end if it stopped. stopped reports that following is over
+// (the container stopped and was read to its end, or is gone), with err the outcome.
+func (f *follower) attach(ctx context.Context, attempt int) (stopped bool, err error) {
+	m, t := f.m, f.t
+	if attempt > 0 {
+		m.metrics.Reconnects.WithLabelValues(m.cfg.Source, "logs").Inc()
+	}
+	insp, err := m.cli.ContainerInspect(ctx, t.ID, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return true, nil // removed: its logs are gone with it
+	}
+	if err != nil {
+		return true, fmt.Errorf("container %s: inspect: %w", t.Name, err)
+	}
+	running := insp.Container.State != nil && insp.Container.State.Running
+	tty := insp.Container.Config != nil && insp.Container.Config.Tty
+	if attempt == 0 || running {
+		return false, f.stream(ctx, tty, true)
+	}
+	// The stream ended because the container stopped. A follow stream can end before the
+	// last lines when the container exits (seen with dockerd 20.10 under load): read once
+	// more, without follow, from the position to the end.
+	before := f.records
+	if err := f.stream(ctx, tty, false); err != nil {
+		return false, err
+	}
+	if n := f.records - before; n > 0 {
+		f.log.Info("lines read after the follow stream ended", zap.Int("records", n))
+	}
+	return true, f.flushJoinFinal(ctx)
+}
+
 // resume sets the position and the publisher from the last message on the subject: the
 // stream is the position. A last message of another container (an earlier one with this
 // name) means this one is read from its start — or from hint, its position under the name
 // it had before a rename.
 func (f *follower) resume(ctx context.Context) error {
-	m := f.m
 	last, err := f.lastMsg(ctx)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", f.t.Name, err)
 	}
+	return f.resumeFrom(last)
+}
+
+// heldLog is a container's log stream opened before its position was known.
+type heldLog struct {
+	body io.ReadCloser
+	tty  bool
+}
+
+// resumeOrHold resumes from the subject's last message. While NATS does not answer it
+// first opens the container's log from its start (or hint): a container that exits and is
+// removed during the outage takes its json-file log with it, and only a stream already
+// open still reads it. What the subject already holds is skipped once NATS answers.
+func (f *follower) resumeOrHold(ctx context.Context) (*heldLog, error) {
+	m := f.m
+	last, err := streams.LastMsg(ctx, m.js, m.cfg.Stream, f.subject)
+	if err == nil {
+		return nil, f.resumeFrom(last)
+	}
+	var held *heldLog
+	insp, ierr := m.cli.ContainerInspect(ctx, f.t.ID, client.ContainerInspectOptions{})
+	if ierr == nil {
+		tty := insp.Container.Config != nil && insp.Container.Config.Tty
+		from := Position{}
+		if f.hint != nil {
+			from = *f.hint
+		}
+		f.attached = time.Now()
+		if body, lerr := m.cli.ContainerLogs(ctx, f.t.ID, f.logsOptions(from, tty, true)); lerr == nil {
+			held = &heldLog{body: body, tty: tty}
+			f.log.Info("NATS does not answer: container log held open until it does", zap.Error(err))
+		}
+	}
+	if err := f.resume(ctx); err != nil {
+		if held != nil {
+			held.body.Close()
+		}
+		return nil, err
+	}
+	return held, nil
+}
+
+// resumeFrom sets the position and the publisher from last, the subject's last message.
+func (f *follower) resumeFrom(last *jetstream.RawStreamMsg) error {
+	m := f.m
 	var lastSeq uint64
 	f.ch.committed = Position{}
 	if last != nil {
@@ -317,6 +380,7 @@ func (f *follower) resume(ctx context.Context) error {
 // NATS is back, not given up — a short-lived one would never be discovered again (found by
 // the soak with NATS restarted every 2 minutes). Only a stop ends the wait.
 func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+	var rc *streams.Reconnects
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		last, err := streams.LastMsg(ctx, f.m.js, f.m.cfg.Stream, f.subject)
@@ -325,35 +389,49 @@ func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error)
 		}
 		if attempt == 0 {
 			f.log.Warn("reading the resume position failed; retrying until NATS answers", zap.Error(err))
+			rc = streams.WatchReconnects(f.m.js.Conn())
+			defer rc.Stop()
 		}
-		select {
-		case <-ctx.Done():
+		if rc.Wait(ctx, backoff) {
+			backoff = 100 * time.Millisecond
+		} else {
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
 // stream runs one ContainerLogs call from the committed position to its end.
 // A join in progress is dropped first: its parts are read again from the position.
 func (f *follower) stream(ctx context.Context, tty, follow bool) error {
-	m := f.m
-	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: follow}
-	f.joinOut.reset()
-	f.joinErr.reset()
-	f.skip = f.ch.committed
-	if since := f.ch.committed.since(tty); !since.IsZero() {
-		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
-	}
 	f.attached = time.Now()
-	body, err := m.cli.ContainerLogs(ctx, f.t.ID, opts)
+	body, err := f.m.cli.ContainerLogs(ctx, f.t.ID, f.logsOptions(f.ch.committed, tty, follow))
 	if err != nil {
 		return fmt.Errorf("logs: %w", err)
 	}
 	// The client closes the body when ctx is done, which unblocks a Read on a daemon that
 	// hangs; Close here covers every other way out.
 	defer body.Close()
+	return f.read(ctx, body, tty)
+}
+
+// logsOptions asks for the log from pos on (since is inclusive: read skips what pos covers).
+func (f *follower) logsOptions(pos Position, tty, follow bool) client.ContainerLogsOptions {
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: follow}
+	if since := pos.since(tty); !since.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
+	}
+	return opts
+}
+
+// read publishes what body holds past the committed position, to its end.
+func (f *follower) read(ctx context.Context, body io.Reader, tty bool) error {
+	m := f.m
+	f.joinOut.reset()
+	f.joinErr.reset()
+	f.skip = f.ch.committed
 	d := NewDecoder(body, tty, 256<<10)
 	for {
 		if d.Buffered() == 0 && !f.ch.empty() {

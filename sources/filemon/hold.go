@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 )
 
@@ -290,19 +289,4 @@ func (m *Monitor) takeOverPendingLocked(old *file) {
 		old.parked = false
 		m.parked--
 	}
-}
-
-// waitNATS waits after a failed NATS request: for backoff, or less if the connection comes
-// back meanwhile (a reconnect wakes it at once: a back-off that outlasted an outage let
-// rotations run ahead of the monitor). It reports whether it woke on a reconnect.
-func (m *Monitor) waitNATS(ctx context.Context, reconnected <-chan nats.Status, backoff time.Duration) bool {
-	t := time.NewTimer(backoff)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-reconnected:
-		return true
-	}
-	return false
 }

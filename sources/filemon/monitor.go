@@ -15,7 +15,6 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/fsnotify/fsnotify"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -243,7 +242,7 @@ func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
 // when the connection comes back. Only placing a file waits here: the file is held open
 // meanwhile (hold.go), so a rotation during the outage cannot take its lines away.
 func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
-	var reconnected chan nats.Status
+	var rc *streams.Reconnects
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := op()
@@ -252,12 +251,10 @@ func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
 		}
 		if attempt == 0 {
 			m.log.Warn("file monitor: NATS request failed; retrying until it answers", zap.Error(err))
-			if nc := m.d.JS.Conn(); nc != nil {
-				reconnected = nc.StatusChanged(nats.CONNECTED)
-				defer nc.RemoveStatusListener(reconnected)
-			}
+			rc = streams.WatchReconnects(m.d.JS.Conn())
+			defer rc.Stop()
 		}
-		if m.waitNATS(ctx, reconnected, backoff) {
+		if rc.Wait(ctx, backoff) {
 			backoff = 100 * time.Millisecond
 		} else {
 			backoff = min(2*backoff, 5*time.Second)

@@ -1,7 +1,8 @@
 // Command soak runs a real `logcap run` for a while under churn and fails if anything leaks or
 // any line is lost or duplicated. The churn: a file rotated every 2 s (rename + create), one
 // loggen container started and stopped every second, the http sink's destination closed and
-// reopened every 30 s, and with -external-nats the NATS server restarted every 2 minutes.
+// reopened every 30 s, and with -external-nats the NATS server stopped every 2 minutes
+// (-nats-every) for 2 s (-nats-down).
 //
 //	go run ./internal/cmd/soak -duration 10m      (make soak; SOAK_DURATION=90s make soak)
 //
@@ -35,6 +36,7 @@ import (
 type options struct {
 	duration, warmup, sample time.Duration
 	externalNATS             bool
+	natsEvery, natsDown      time.Duration
 	bin                      string
 	keep                     bool
 	leakProfile              bool
@@ -48,7 +50,9 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the churn runs")
 	flag.DurationVar(&o.warmup, "warmup", 0, "samples before this are not judged (default: duration/4)")
 	flag.DurationVar(&o.sample, "sample", 5*time.Second, "metrics sampling interval")
-	flag.BoolVar(&o.externalNATS, "external-nats", false, "run nats-server in the driver (restarted every 2 minutes) instead of logcap's embedded one")
+	flag.BoolVar(&o.externalNATS, "external-nats", false, "run nats-server in the driver (restarted every -nats-every) instead of logcap's embedded one")
+	flag.DurationVar(&o.natsEvery, "nats-every", 2*time.Minute, "with -external-nats: how often the server is stopped")
+	flag.DurationVar(&o.natsDown, "nats-down", 2*time.Second, "with -external-nats: how long it stays down (longer than the 2 s rotation: generations are created and renamed away meanwhile)")
 	flag.StringVar(&o.bin, "bin", "", "logcap binary to run (default: build ./cmd/logcap into the work dir)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory even when the soak passes")
 	flag.BoolVar(&o.leakProfile, "leakprofile", false, "build logcap with GOEXPERIMENT=goroutineleakprofile and check /debug/pprof/goroutineleak")
@@ -156,7 +160,7 @@ func (d *driver) run(ctx context.Context) error {
 	}
 	mode := "embedded NATS"
 	if d.nats != nil {
-		mode = "external NATS (restarted every 2m)"
+		mode = fmt.Sprintf("external NATS (down %v every %v)", d.o.natsDown, d.o.natsEvery)
 	}
 	logf("logcap ready (%s); soaking for %v, warm-up %v, sampling every %v; work dir %s", mode, d.o.duration, d.o.warmup, d.o.sample, d.dir)
 
@@ -186,7 +190,7 @@ func (d *driver) run(ctx context.Context) error {
 		}
 	}
 	if d.nats != nil {
-		if err := churn.Go("soak: restart nats", d.nats.restartEvery(2*time.Minute)); err != nil {
+		if err := churn.Go("soak: restart nats", d.nats.restartEvery(d.o.natsEvery, d.o.natsDown)); err != nil {
 			return err
 		}
 	}

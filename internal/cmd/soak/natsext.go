@@ -11,7 +11,7 @@ import (
 )
 
 // extNATS is the external NATS of -external-nats: a JetStream server in the driver process,
-// on a fixed port and store, that is shut down and started again every 2 minutes.
+// on a fixed port and store, that is shut down and started again periodically.
 type extNATS struct {
 	store string
 	port  int
@@ -56,7 +56,7 @@ func (n *extNATS) stop() {
 	}
 }
 
-func (n *extNATS) restartEvery(period time.Duration) func(context.Context) error {
+func (n *extNATS) restartEvery(period, down time.Duration) func(context.Context) error {
 	return func(ctx context.Context) error {
 		t := time.NewTicker(period)
 		defer t.Stop()
@@ -67,7 +67,10 @@ func (n *extNATS) restartEvery(period time.Duration) func(context.Context) error
 			case <-t.C:
 			}
 			n.stop()
-			time.Sleep(2 * time.Second) // logcap sees the server gone, not a blip
+			select { // the outage: logcap sees the server gone, not a blip
+			case <-ctx.Done():
+			case <-time.After(down):
+			}
 			if err := n.start(); err != nil {
 				return err
 			}
