@@ -57,7 +57,7 @@ func TestNATSRestart(t *testing.T) {
 // lines keep coming: each sink's output holds every line exactly once, in order. The
 // restarts land while pulls, acks and publishes are in flight: a message delivered to a
 // pull the client gave up on, an ack buffered across the reconnect, a processor publish
-// retried against the new server.
+// retried against the new server. The last outage lasts 8 s, longer than ack_wait.
 func TestNATSRestartsSinks(t *testing.T) {
 	restarts := size(6, 30)
 	perStep := 5_000
@@ -92,7 +92,11 @@ sinks:
 		s.WaitForShutdown()
 		writeLines(t, path, written, written+perStep/5)
 		written += perStep / 5
-		time.Sleep(time.Duration(200+100*(i%8)) * time.Millisecond) // down long enough for reconnects to fail, at varied points
+		down := time.Duration(200+100*(i%8)) * time.Millisecond // long enough for reconnects to fail, at varied points
+		if i == restarts-1 {
+			down = 8 * time.Second // and once longer than ack_wait: pulls expire, acks are lost
+		}
+		time.Sleep(down)
 		s = natstest.RunServer(t, opts())
 	}
 	writeLines(t, path, written, written+perStep)
