@@ -90,6 +90,9 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := app.Validate(cfg); err != nil { // every error, as check prints them, before anything starts
+				return &exitError{exitUsage, err}
+			}
 			if level != "" {
 				cfg.Log.Level = level
 			}

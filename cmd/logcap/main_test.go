@@ -19,8 +19,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Every broken config makes `logcap check` exit 2 with one line per error, each naming the
-// file and line.
+// Every broken config makes `logcap check` and `logcap run` exit 2 with one line per error,
+// each naming the file and line (run exited 1 for an error in a source's or sink's options).
 func TestCheckBrokenConfigs(t *testing.T) {
 	files, err := filepath.Glob("../../config/testdata/broken/*.yaml")
 	if err != nil || len(files) < 15 {
@@ -29,19 +29,21 @@ func TestCheckBrokenConfigs(t *testing.T) {
 	t.Setenv("LOGCAP_TEST_UNSET", "")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run([]string{"check", "-c", f}, &stdout, &stderr)
-			if code != exitUsage {
-				t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, stderr.String())
-			}
-			lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(stderr.String(), "logcap: ")), "\n")
-			for _, l := range lines {
-				if !strings.HasPrefix(l, f+":") {
-					t.Errorf("error line %q does not start with %q", l, f+":")
+			for _, cmd := range []string{"check", "run"} {
+				var stdout, stderr bytes.Buffer
+				code := run([]string{cmd, "-c", f}, &stdout, &stderr)
+				if code != exitUsage {
+					t.Fatalf("%s: exit %d, want %d; stderr %q", cmd, code, exitUsage, stderr.String())
 				}
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("printed a config for a broken file: %q", stdout.String())
+				lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(stderr.String(), "logcap: ")), "\n")
+				for _, l := range lines {
+					if !strings.HasPrefix(l, f+":") {
+						t.Errorf("%s: error line %q does not start with %q", cmd, l, f+":")
+					}
+				}
+				if stdout.Len() != 0 {
+					t.Errorf("%s: printed to stdout for a broken file: %q", cmd, stdout.String())
+				}
 			}
 		})
 	}
