@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -44,6 +45,14 @@ func startRsyslogd(t *testing.T) *rsyslogd {
 		t.Skip("SKIPPING rsyslog integration test: rsyslogd not in PATH " +
 			"(apt-get install rsyslog rsyslog-gnutls; set LOGCAP_REQUIRE_RSYSLOG=1 to make this a failure)")
 	}
+	// The TLS listener needs rsyslog's gnutls driver (Debian: rsyslog-gnutls); without it
+	// rsyslogd starts but never listens on the TLS port.
+	if gtls, _ := filepath.Glob("/usr/lib/*/rsyslog/lmnsd_gtls.so"); len(gtls) == 0 {
+		if os.Getenv("LOGCAP_REQUIRE_RSYSLOG") == "1" {
+			t.Fatal("rsyslog's TLS driver lmnsd_gtls.so is missing and LOGCAP_REQUIRE_RSYSLOG=1: apt-get install rsyslog-gnutls")
+		}
+		t.Skip("SKIPPING rsyslog integration test: lmnsd_gtls.so missing (apt-get install rsyslog-gnutls)")
+	}
 	dir := t.TempDir()
 	writeTestPKI(t, dir)
 	freePort := func() string {
@@ -64,7 +73,7 @@ func startRsyslogd(t *testing.T) *rsyslogd {
 	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
+	var out lockedBuffer // written by exec's copying goroutine while the test reads it
 	ctx, stop := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -245,4 +254,22 @@ func TestSyslogRsyslog(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
