@@ -114,3 +114,31 @@ func runAsNobody(t *testing.T, name string) {
 		t.Fatalf("as nobody: %v", err)
 	}
 }
+
+// A directory symlink that leads back to an ancestor, under a `**` glob: the files are read
+// once, under their shortest path, and the loop gets one warning. Before, the glob followed
+// it 40 levels deep (ELOOP) and published each file under 40 subjects, up to 411 characters
+// long, which the file sink then could not open (`file name too long`).
+func TestSymlinkDirLoop(t *testing.T) {
+	h := newHarness(t)
+	app := h.path("logs/app.log")
+	appendFile(t, app, numbered("a", 0, 10))
+	// logs/a → logs: logs/a/a/…/app.log sorts before logs/app.log
+	if err := os.Symlink(".", h.path("logs/a")); err != nil {
+		t.Fatal(err)
+	}
+	h.start(core.Options{Paths: []string{h.dir + "/logs/**/*.log"}, StartAt: "beginning"})
+	exactlyOnce(t, h.waitLines(app, 10, 10*time.Second), numbered("a", 0, 10))
+	appendFile(t, app, numbered("a", 10, 20))
+	exactlyOnce(t, h.waitLines(app, 20, 10*time.Second), numbered("a", 0, 20))
+	if subjects := h.stored(); len(subjects) != 1 {
+		var names []string
+		for s := range subjects {
+			names = append(names, s)
+		}
+		t.Errorf("%d subjects, want 1: %.300q", len(subjects), names)
+	}
+	if n := h.logs.FilterMessageSnippet("symlink loop").FilterLevelExact(zapcore.WarnLevel).Len(); n != 1 {
+		t.Errorf("%d symlink loop warnings, want 1", n)
+	}
+}

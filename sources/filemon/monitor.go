@@ -63,6 +63,7 @@ type Monitor struct {
 	watchFailed map[string]bool // directories whose watch could not be added
 	watchedAll  bool            // every directory of the globs has an fsnotify watch
 	holdFailed  int             // files the last scan could not open: retried every tick
+	loops       map[string]bool // directories found to be symlink loops, warned about once
 	wake        chan struct{}
 	ready       chan struct{} // closed once the first scan's files are placed
 
@@ -492,6 +493,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			}
 		}
 	}
+	m.dropSymlinkedDirs(matched)
 	paths := make([]string, 0, len(matched))
 	for p := range matched {
 		paths = append(paths, p)
