@@ -43,6 +43,7 @@ var brokenFiles = []struct{ file, want string }{
 	{"bad_sync_interval.yaml", `:3: nats.embedded.sync_interval: invalid "sometimes" (want a duration such as 2m, or "always")`},
 	{"bad_durable_name.yaml", `:2: processors[0].name: "parsed.v2": only letters, digits, - and _ are allowed (it names a durable consumer)`},
 	{"bad_node.yaml", `:1: node: "web.1" is not a valid NATS subject token (no ., *, > or white space)`},
+	{"alias_bomb.yaml", `:2: aliases expand the document to more than 200000 values (an alias bomb?)`},
 }
 
 func TestBrokenFiles(t *testing.T) {
@@ -293,5 +294,17 @@ func TestFlowSequenceColonWorkaround(t *testing.T) {
 	_, err = Parse("f.yaml", []byte("nats:\n  embedded:\n    cluster: { name: c, listen: :6222, routes: [a: b] }\n"))
 	if err == nil || !strings.Contains(err.Error(), "routes[0]: want a string, got a mapping") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// A config file is read up to 4 MiB; a longer one is an error, not a read of whatever it is.
+func TestLoadTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, []byte("# "+strings.Repeat("x", maxConfigBytes)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if want := path + ": read config: larger than 4 MiB"; err == nil || err.Error() != want {
+		t.Fatalf("Load = %v, want %q", err, want)
 	}
 }
