@@ -72,8 +72,8 @@ func newProcessor(pl *Pipeline, pc config.Processor, chain *processors.Chain, ro
 func routeTargets(steps []config.Options) ([]string, error) {
 	var out []string
 	for i, st := range steps {
-		typ, opts, ok := st.SingleKey()
-		if !ok || typ != "route" {
+		typ, opts, err := st.Step()
+		if err != nil || typ != "route" {
 			continue
 		}
 		var o struct {
