@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.uber.org/fx"
 )
@@ -57,4 +58,24 @@ func StartHook(lc fx.Lifecycle, g *Group, start func(ctx context.Context, c *Clo
 		},
 		OnStop: stop,
 	})
+}
+
+// WithGrace returns a context that outlives parent by grace: work in hand when a stop
+// begins (a sink's batch) may finish within it; after that its I/O is cancelled. The wait
+// runs in a goroutine of this package (context.AfterFunc), gone once cancel is called.
+func WithGrace(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }

@@ -210,26 +210,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// withGrace returns a context that outlives parent by grace: a batch in hand when a stop
-// begins may finish (and be acked) within it; after that its I/O is cancelled and its
-// unacked messages are redelivered (at-least-once).
-func withGrace(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	stop := context.AfterFunc(parent, func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-ctx.Done():
-		}
-	})
-	return ctx, func() {
-		stop()
-		cancel()
-	}
-}
-
 // setupLoop retries fn with backoff until it succeeds or ctx is done: NATS may not be ready
 // yet, and a sink's input stream may be provisioned by a processor starting at the same time.
 func setupLoop(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/processors"
 	"github.com/logcap/logcap/sinks"
@@ -182,7 +183,7 @@ type output struct {
 // and the kept ones out as one derived chunk per (input, output subject), all published
 // asynchronously; an input is acked only once all of its outputs are stored.
 func (p *processor) handle(parent context.Context, msgs []jetstream.Msg) {
-	ctx, cancel := withGrace(parent, p.pl.tuning.Grace)
+	ctx, cancel := lifecycle.WithGrace(parent, p.pl.tuning.Grace)
 	defer cancel()
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/sinks"
 	"github.com/logcap/logcap/streams"
 )
@@ -207,7 +208,7 @@ func (r *sinkRunner) decode(ctx context.Context, msgs []jetstream.Msg) *batch {
 // still in progress after the grace period (a destination that does not answer): the stop
 // was not clean, and the user must learn which sink hung.
 func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) error {
-	ctx, cancel := withGrace(parent, r.pl.tuning.Grace)
+	ctx, cancel := lifecycle.WithGrace(parent, r.pl.tuning.Grace)
 	defer cancel()
 	b := r.decode(ctx, msgs)
 	todo := make([]int, len(b.recs))
