@@ -262,6 +262,9 @@ func (v *validator) components() {
 		if s.MaxDeliver < 0 {
 			v.errorf(path+".max_deliver", "must be 0 (the default) or more")
 		}
+		if b := s.Backoff; b.Initial > 0 && b.Max > 0 && b.Initial > b.Max {
+			v.errorf(path+".backoff.max", "%v is less than initial (%v)", b.Max, b.Initial)
+		}
 	}
 }
 

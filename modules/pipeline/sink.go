@@ -39,6 +39,8 @@ type sinkRunner struct {
 	maxEntries, maxBytes int
 	maxWait, ackWait     time.Duration
 	maxDel               int
+	// backoffBase and backoffMax: the sink's `backoff:`, else the pipeline's Tuning.
+	backoffBase, backoffMax time.Duration
 
 	entries, batches, retries, dead atomic.Uint64
 
@@ -52,6 +54,7 @@ func newSinkRunner(pl *Pipeline, sc config.Component, s sinks.Sink) *sinkRunner 
 		pl: pl, cfg: sc, sink: s, log: pl.log.With(zap.String("sink", sc.Name)),
 		maxEntries: sc.Batch.MaxEntries, maxBytes: int(sc.Batch.MaxBytes), maxWait: sc.Batch.MaxWait.D(),
 		ackWait: sc.AckWait.D(), maxDel: sc.MaxDeliver,
+		backoffBase: sc.Backoff.Initial.D(), backoffMax: sc.Backoff.Max.D(),
 		mEntries: pl.m.sinkEntries.WithLabelValues(sc.Name), mBytes: pl.m.sinkBytes.WithLabelValues(sc.Name),
 		mBatches: pl.m.sinkBatches.WithLabelValues(sc.Name), mRetries: pl.m.sinkRetries.WithLabelValues(sc.Name),
 		mDead: pl.m.deadLetters.WithLabelValues(sc.Name), mLatency: pl.m.sinkLatency.WithLabelValues(sc.Name),
@@ -71,6 +74,12 @@ func newSinkRunner(pl *Pipeline, sc config.Component, s sinks.Sink) *sinkRunner 
 	}
 	if r.maxDel <= 0 {
 		r.maxDel = defaultSinkMaxDeliver
+	}
+	if r.backoffBase <= 0 {
+		r.backoffBase = pl.tuning.BackoffBase
+	}
+	if r.backoffMax <= 0 {
+		r.backoffMax = max(pl.tuning.BackoffMax, r.backoffBase)
 	}
 	r.mHealthy.Set(1)
 	return r
@@ -283,7 +292,7 @@ func (r *sinkRunner) deliver(parent context.Context, msgs []jetstream.Msg) error
 		r.retries.Add(1)
 		r.mRetries.Inc()
 		r.mHealthy.Set(0)
-		delay := sinks.Backoff(attempt-1, r.pl.tuning.BackoffBase, r.pl.tuning.BackoffMax)
+		delay := sinks.Backoff(attempt-1, r.backoffBase, r.backoffMax)
 		if waitHint > 0 {
 			delay = waitHint
 		}
@@ -415,7 +424,7 @@ func (r *sinkRunner) waitHealthy(ctx context.Context, b *batch, delay time.Durat
 		if probe == 0 {
 			r.log.Warn("destination down; waiting for it (fetching paused)", zap.Error(err))
 		}
-		deadline = time.Now().Add(sinks.Backoff(probe, r.pl.tuning.BackoffBase, r.pl.tuning.BackoffMax) + r.pl.tuning.BackoffBase/2)
+		deadline = time.Now().Add(sinks.Backoff(probe, r.backoffBase, r.backoffMax) + r.backoffBase/2)
 		probe++
 	}
 }
