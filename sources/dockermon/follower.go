@@ -208,7 +208,7 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 	}
 	f.extra = m.metaHeaders(t)
 
-	backoff := 100 * time.Millisecond
+	backoff := streamRetry.New()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			m.metrics.Reconnects.WithLabelValues(m.cfg.Source, "logs").Inc()
@@ -251,7 +251,7 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 				return f.ch.committed, rerr
 			}
 		} else if time.Since(f.attached) > time.Second {
-			backoff = 100 * time.Millisecond
+			backoff.Reset()
 		}
 		// An EOF comes both when the container stops and when the daemon shuts down:
 		// inspect at the top of the loop tells which. Parts of a line not yet complete are
@@ -259,12 +259,9 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 		// Back off after an error, and after a stream that ended at once for a container
 		// that runs (a daemon answering EOF in a loop must not make us spin).
 		if err != nil || time.Since(f.attached) < time.Second {
-			select {
-			case <-ctx.Done():
+			if !backoff.Wait(ctx) {
 				return f.ch.committed, ctx.Err()
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
 }
@@ -317,21 +314,18 @@ func (f *follower) resume(ctx context.Context) error {
 // NATS is back, not given up — a short-lived one would never be discovered again (found by
 // the soak with NATS restarted every 2 minutes). Only a stop ends the wait.
 func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error) {
-	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	backoff := streamRetry.New()
+	for {
 		last, err := streams.LastMsg(ctx, f.m.js, f.m.cfg.Stream, f.subject)
 		if err == nil {
 			return last, nil
 		}
-		if attempt == 0 {
+		if backoff.Attempts() == 0 {
 			f.log.Warn("reading the resume position failed; retrying until NATS answers", zap.Error(err))
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx) {
 			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
