@@ -197,37 +197,3 @@ func (pl *Pipeline) Stats() Stats {
 	}
 	return st
 }
-
-// sleep waits d or until ctx is done; false means ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// setupLoop retries fn with backoff until it succeeds or ctx is done: NATS may not be ready
-// yet, and a sink's input stream may be provisioned by a processor starting at the same time.
-func setupLoop(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) error {
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := fn(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if attempt > 0 {
-			log.Warn("setup failed; retrying", zap.String("component", what), zap.Error(err))
-		}
-		if !sleep(ctx, sinks.Backoff(attempt, 100*time.Millisecond, 5*time.Second)+50*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-}
