@@ -106,7 +106,17 @@ type Component struct {
 	Batch      Batch    `yaml:"batch"`       // sinks
 	MaxDeliver int      `yaml:"max_deliver"` // sinks
 	AckWait    Duration `yaml:"ack_wait"`    // sinks
+	Backoff    Backoff  `yaml:"backoff"`     // sinks
 	Options    Options  `yaml:"-"`
+}
+
+// Backoff shapes a sink's retries of the batch in hand and its health probes while the
+// destination is down: exponential from Initial, capped at Max, with full jitter (like
+// Vector's retry_initial_backoff_secs and Fluent Bit's scheduler.base / scheduler.cap). Zero
+// means the pipeline's default (500ms and 30s). A Retry-After from the destination wins.
+type Backoff struct {
+	Initial Duration `yaml:"initial"`
+	Max     Duration `yaml:"max"`
 }
 
 // Batch bounds a sink's batches.

@@ -39,7 +39,7 @@ var brokenFiles = []struct{ file, want string }{
 	{"duplicate_key_nested.yaml", `:6: sinks[0].url: duplicate key (first on line 5)`},
 	{"bad_listen.yaml", `:2: admin.listen: invalid address "localhost" (want host:port or "none")`},
 	{"replicas_7.yaml", `:3: streams.logs.replicas: 7 is out of range (1 to 5)`},
-	{"step_two_keys.yaml", `:5: processors[0].steps[0]: a step is a mapping with exactly one key, its type (e.g. "- json: {}")`},
+	{"step_two_keys.yaml", ":5: processors[0].steps[0]: one step per list item, got 2 keys (json, drop): start each with its own `- `"},
 	{"bad_sync_interval.yaml", `:3: nats.embedded.sync_interval: invalid "sometimes" (want a duration such as 2m, or "always")`},
 	{"bad_durable_name.yaml", `:2: processors[0].name: "parsed.v2": only letters, digits, - and _ are allowed (it names a durable consumer)`},
 	{"bad_node.yaml", `:1: node: "web.1" is not a valid NATS subject token (no ., *, > or white space)`},
@@ -168,16 +168,16 @@ func TestFullExample(t *testing.T) {
 	}
 	var steps []string
 	for _, st := range p.Steps {
-		k, _, ok := st.SingleKey()
-		if !ok {
-			t.Fatalf("step %+v not one key", st)
+		k, _, err := st.Step()
+		if err != nil {
+			t.Fatalf("step %+v: %v", st, err)
 		}
 		steps = append(steps, k)
 	}
 	if strings.Join(steps, ",") != "json,drop,redact" {
 		t.Errorf("steps = %v", steps)
 	}
-	_, drop, _ := p.Steps[1].SingleKey()
+	_, drop, _ := p.Steps[1].Step()
 	var expr string
 	if err := drop.Decode(&expr); err != nil || expr != `fields.level == "debug"` {
 		t.Errorf("drop step: %q, %v", expr, err)

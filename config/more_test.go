@@ -275,7 +275,7 @@ func TestWrapOptionsError(t *testing.T) {
 		Fields []string `yaml:"fields"`
 		Mode   string   `yaml:"mode"`
 	}
-	_, redact, _ := c.Processors[0].Steps[1].SingleKey()
+	_, redact, _ := c.Processors[0].Steps[1].Step()
 	for _, tc := range []struct {
 		name, path string
 		err        error

@@ -133,14 +133,3 @@ func firstUnknownKey(node ast.Node, out any) error {
 // PipelineKeys are the keys of a sink's mapping that the pipeline decodes itself; a sink
 // factory passes them to Decode as the keys to skip.
 var PipelineKeys = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait", "backoff"}
-
-// SingleKey splits a one-key mapping such as a processor step (`- redact: {fields: [x]}`) into
-// its key ("redact") and value; ok is false unless the options are exactly one such key.
-func (o Options) SingleKey() (key string, value Options, ok bool) {
-	m, isMap := o.node.(*ast.MappingNode)
-	if !isMap || len(m.Values) != 1 {
-		return "", Options{}, false
-	}
-	mv := m.Values[0]
-	return keyOf(mv), Options{node: mv.Value}, true
-}

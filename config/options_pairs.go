@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/goccy/go-yaml/ast"
 )
@@ -26,4 +28,27 @@ func (o Options) Pairs() (keys []string, values []Options, err error) {
 		values = append(values, Options{node: mv.Value})
 	}
 	return keys, values, nil
+}
+
+// Step splits a processor step into its type and options. A step is a one-key mapping
+// `TYPE: OPTIONS` (`- redact: {fields: [x]}`), or a bare `TYPE` for a step that takes no
+// options (`- json`). config.Validate, processors.BuildChain and `logcap check` all read
+// steps through it, so they accept the same shapes.
+func (o Options) Step() (typ string, opts Options, err error) {
+	if s, ok := o.node.(*ast.StringNode); ok && s.Value != "" {
+		return s.Value, Options{}, nil
+	}
+	keys, values, err := o.Pairs()
+	if err != nil {
+		return "", Options{}, fmt.Errorf("want a one-key mapping like `json: {}` or a step name, got %s", o.node.GetToken().Value)
+	}
+	switch len(keys) {
+	case 1:
+		return keys[0], values[0], nil
+	case 0:
+		return "", Options{}, errors.New("empty step: want a one-key mapping like `json: {}`")
+	default:
+		return "", Options{}, fmt.Errorf("one step per list item, got %d keys (%s): start each with its own `- `",
+			len(keys), strings.Join(keys, ", "))
+	}
 }

@@ -241,8 +241,8 @@ func (v *validator) components() {
 			v.errorf(path+".steps", "at least one step is required")
 		}
 		for j, st := range p.Steps {
-			if _, _, ok := st.SingleKey(); !ok {
-				v.errorf(fmt.Sprintf("%s.steps[%d]", path, j), `a step is a mapping with exactly one key, its type (e.g. "- json: {}")`)
+			if _, _, err := st.Step(); err != nil {
+				v.errorf(fmt.Sprintf("%s.steps[%d]", path, j), "%v", err)
 			}
 		}
 		if p.MaxDeliver < 0 {
@@ -261,6 +261,9 @@ func (v *validator) components() {
 		}
 		if s.MaxDeliver < 0 {
 			v.errorf(path+".max_deliver", "must be 0 (the default) or more")
+		}
+		if b := s.Backoff; b.Initial > 0 && b.Max > 0 && b.Initial > b.Max {
+			v.errorf(path+".backoff.max", "%v is less than initial (%v)", b.Max, b.Initial)
 		}
 	}
 }

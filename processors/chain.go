@@ -3,7 +3,6 @@ package processors
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"github.com/logcap/logcap/config"
@@ -55,7 +54,7 @@ type Chain struct {
 func BuildChain(steps []config.Options) (*Chain, error) {
 	c := &Chain{steps: make([]*chainStep, 0, len(steps))}
 	for i, s := range steps {
-		typ, opts, err := stepTypeOf(s)
+		typ, opts, err := s.Step()
 		if err != nil {
 			return nil, fmt.Errorf("steps[%d]: %w", i, err)
 		}
@@ -66,28 +65,6 @@ func BuildChain(steps []config.Options) (*Chain, error) {
 		c.steps = append(c.steps, &chainStep{typ: typ, step: st})
 	}
 	return c, nil
-}
-
-func stepTypeOf(s config.Options) (string, config.Options, error) {
-	keys, values, err := s.Pairs()
-	if err != nil {
-		// A bare scalar names a step that takes no options: `- json`.
-		if v, merr := s.MarshalYAML(); merr == nil {
-			if name, ok := v.(string); ok && name != "" {
-				return name, config.Options{}, nil
-			}
-		}
-		return "", config.Options{}, fmt.Errorf("want a one-key mapping like `json: {}`: %w", err)
-	}
-	switch len(keys) {
-	case 1:
-		return keys[0], values[0], nil
-	case 0:
-		return "", config.Options{}, errors.New("empty step: want a one-key mapping like `json: {}`")
-	default:
-		return "", config.Options{}, fmt.Errorf("one step per list item, got %d keys (%s): start each with its own `- `",
-			len(keys), strings.Join(keys, ", "))
-	}
 }
 
 // Process runs e through the steps in order, in place. keep=false means a step dropped it;

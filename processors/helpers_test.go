@@ -49,7 +49,7 @@ func buildStep(t testing.TB, item string) (Step, error) {
 	if len(opts) != 1 {
 		t.Fatalf("want one step in %q", item)
 	}
-	typ, o, err := stepTypeOf(opts[0])
+	typ, o, err := opts[0].Step()
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,26 +36,6 @@ func (e *RetryAfterError) Error() string {
 }
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
-
-// Backoff is the delay before retry number attempt (0 for the first retry): exponential from
-// base, capped at max, with full jitter (uniform in [0, min(max, base·2^attempt)]), so that
-// many sinks failing together do not retry in lockstep.
-func Backoff(attempt int, base, max time.Duration) time.Duration {
-	if base <= 0 || max <= 0 {
-		return 0
-	}
-	if attempt < 0 {
-		attempt = 0
-	}
-	ceil := max
-	// Shifting by 62 or more overflows int64; by then the cap has long been reached.
-	if attempt < 62 {
-		if d := base << attempt; d > 0 && d>>attempt == base && d < max {
-			ceil = d
-		}
-	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
-}
 
 // maxRetryAfter bounds what a server may ask for: a bogus header must not park a sink for
 // years (nor overflow time.Duration).

@@ -105,37 +105,6 @@ func isTransient(err error) bool {
 
 // --- tests ---
 
-func TestBackoff(t *testing.T) {
-	for _, tc := range []struct {
-		attempt   int
-		base, max time.Duration
-		ceil      time.Duration
-	}{
-		{0, 100 * time.Millisecond, 10 * time.Second, 100 * time.Millisecond},
-		{1, 100 * time.Millisecond, 10 * time.Second, 200 * time.Millisecond},
-		{5, 100 * time.Millisecond, 10 * time.Second, 3200 * time.Millisecond},
-		{7, 100 * time.Millisecond, 10 * time.Second, 10 * time.Second},
-		{63, time.Second, time.Minute, time.Minute},
-		{1 << 30, time.Second, time.Minute, time.Minute},
-		{-3, time.Second, time.Minute, time.Second},
-		{3, time.Minute, time.Second, time.Second}, // base above max: max wins
-		{3, 0, time.Second, 0},
-	} {
-		var maxSeen time.Duration
-		for range 2000 {
-			d := Backoff(tc.attempt, tc.base, tc.max)
-			if d < 0 || d > tc.ceil {
-				t.Fatalf("Backoff(%d, %s, %s) = %s, want within [0, %s]", tc.attempt, tc.base, tc.max, d, tc.ceil)
-			}
-			maxSeen = max(maxSeen, d)
-		}
-		// Full jitter spreads over the whole range: 2000 draws reach its upper half.
-		if tc.ceil > 0 && maxSeen < tc.ceil/2 {
-			t.Errorf("Backoff(%d, %s, %s): largest of 2000 draws %s, want jitter up to %s", tc.attempt, tc.base, tc.max, maxSeen, tc.ceil)
-		}
-	}
-}
-
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {

@@ -87,3 +87,31 @@ func BenchmarkParseDockerLine(b *testing.B) {
 		}
 	}
 }
+
+// TestCutDockerTimestamp: the one parser of the prefix Docker writes on every record.
+func TestCutDockerTimestamp(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Time
+		rest    string
+		wantErr bool
+	}{
+		{in: "2026-11-27T10:00:00.000000001Z x", want: time.Date(2026, 11, 27, 10, 0, 0, 1, time.UTC), rest: "x"},
+		{in: "2026-11-27T10:00:00.5+01:00 y", want: time.Date(2026, 11, 27, 9, 0, 0, 5e8, time.UTC), rest: "y"},
+		{in: "2026-11-27T10:00:00Z ", want: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), rest: ""},
+		{in: "nonsense line", wantErr: true},
+		{in: "", wantErr: true},
+		{in: strings.Repeat("a", 100), wantErr: true},
+		{in: "2026-11-27 10:00:00Z x", wantErr: true},
+	}
+	for _, tt := range tests {
+		ts, _, rest, err := CutDockerTimestamp([]byte(tt.in))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("CutDockerTimestamp(%q): error %v", tt.in, err)
+			continue
+		}
+		if err == nil && (!ts.Equal(tt.want) || string(rest) != tt.rest) {
+			t.Errorf("CutDockerTimestamp(%q) = %v %q, want %v %q", tt.in, ts, rest, tt.want, tt.rest)
+		}
+	}
+}

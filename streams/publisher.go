@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/logcap/logcap/retry"
 )
 
 // ErrFenced means another writer published to this source's subject since our last chunk:
@@ -60,7 +62,7 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 		return nil, fmt.Errorf("publish %s: %w", p.subject, err)
 	}
 	id := msg.Header.Get(nats.MsgIdHdr)
-	backoff := p.MinBackoff
+	backoff := retry.Policy{Initial: p.MinBackoff, Max: p.MaxBackoff}.New()
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.AttemptTimeout)
 		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectLastSequencePerSubject(p.lastSeq))
@@ -82,12 +84,9 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 		if p.OnRetry != nil {
 			p.OnRetry(attempt, err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx) {
 			return nil, fmt.Errorf("publish %s: %w (last error: %v)", p.subject, ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, p.MaxBackoff)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/logcap/logcap/modules/natsd"
 	core "github.com/logcap/logcap/sources/dockermon"
 	"github.com/logcap/logcap/streams"
-	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -64,47 +63,31 @@ func start(p Params) error {
 		return fmt.Errorf("dockermon: metrics: %w", err)
 	}
 	g := lifecycle.New("dockermon", p.Log)
-	var clients []*client.Client
-	p.Lifecycle.Append(fx.Hook{
-		// Built at start, not at invoke time: the NATS connection exists once natsd started.
-		OnStart: func(context.Context) error {
-			for i, s := range srcs {
-				cli, err := core.NewClient(opts[i])
-				if err != nil {
-					closeAll(clients)
-					return fmt.Errorf("source %s: %w", s.Name, err)
-				}
-				clients = append(clients, cli)
-				mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Gate: p.Gate, Options: opts[i]},
-					cli, p.NATS.JS, g.Go, p.Log.Named("dockermon"), metrics)
-				if err != nil {
-					closeAll(clients)
-					return err
-				}
-				if err := g.Go("dockermon: events "+s.Name, func(ctx context.Context) error {
-					// Publishing needs the streams: wait for them (an external NATS may come late).
-					if err := p.NATS.WaitReady(ctx); err != nil {
-						return nil
-					}
-					return mon.Run(ctx)
-				}); err != nil {
-					return err
-				}
+	// Built at start, not at invoke time: the NATS connection exists once natsd started.
+	// The readers stop before the clients close (a failed start included).
+	lifecycle.StartHook(p.Lifecycle, g, func(_ context.Context, closers *lifecycle.Closers) error {
+		for i, s := range srcs {
+			cli, err := core.NewClient(opts[i])
+			if err != nil {
+				return fmt.Errorf("source %s: %w", s.Name, err)
 			}
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			err := g.Stop(ctx)
-			// The readers are gone (or named in err): now the clients' idle connections can go.
-			closeAll(clients)
-			return err
-		},
+			closers.Add(cli.Close)
+			mon, err := core.New(core.Config{Source: s.Name, Host: p.Config.Node, Stream: p.NATS.LogsStream, Gate: p.Gate, Options: opts[i]},
+				cli, p.NATS.JS, g.Go, p.Log.Named("dockermon"), metrics)
+			if err != nil {
+				return err // names the source
+			}
+			if err := g.Go("dockermon: events "+s.Name, func(ctx context.Context) error {
+				// Publishing needs the streams: wait for them (an external NATS may come late).
+				if err := p.NATS.WaitReady(ctx); err != nil {
+					return nil
+				}
+				return mon.Run(ctx)
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return nil
-}
-
-func closeAll(cs []*client.Client) {
-	for _, c := range cs {
-		_ = c.Close()
-	}
 }

@@ -102,3 +102,40 @@ func TestModuleRejectsUnknownKeys(t *testing.T) {
 		t.Fatalf("want an error naming the unknown key, got %v", err)
 	}
 }
+
+// TestModuleStartFailureStopsGroup: a source whose client cannot be built (here the second
+// one) fails OnStart after the first source's goroutine has started. fx runs no OnStop for
+// a hook whose OnStart failed, so the module itself must stop what it started and close
+// the clients after the goroutines are gone.
+func TestModuleStartFailureStopsGroup(t *testing.T) {
+	cases := []struct {
+		name string
+		bad  map[string]any
+	}{
+		{"bad host", map[string]any{"host": "not a docker host"}},
+		{"missing TLS files", map[string]any{"host": "tcp://127.0.0.1:1", "tls": map[string]any{"ca": "/nonexistent/ca.pem"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := goleak.IgnoreCurrent()
+			// Not ready: the first source's goroutine waits for NATS, as during a real start.
+			nclient := natsd.NewClient(nil, nil)
+			cfg := &config.Config{Node: "n", Sources: []config.Component{
+				source(t, "good", map[string]any{"host": "unix:///nonexistent/docker.sock"}),
+				source(t, "bad", tc.bad),
+			}}
+			app := fx.New(
+				fx.Supply(cfg, nclient, zaptest.NewLogger(t), fx.Annotate(prometheus.NewRegistry(), fx.As(new(prometheus.Registerer)))),
+				Module, fx.NopLogger,
+			)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := app.Start(ctx); err == nil || !strings.Contains(err.Error(), "source bad") {
+				t.Fatalf("start: want the bad source's error, got %v", err)
+			}
+			if err := goleak.Find(before); err != nil {
+				t.Fatalf("the started source's goroutine outlived the failed start: %v", err)
+			}
+		})
+	}
+}

@@ -69,49 +69,39 @@ func start(p params) error {
 	if err != nil {
 		return fmt.Errorf("filemon: metrics: %w", err)
 	}
-	var mons []*core.Monitor
 	g := lifecycle.New("filemon", p.Log)
-	p.LC.Append(fx.Hook{
-		// The monitors are built here, not at invoke time: the NATS connection they publish
-		// on exists once natsd has started (its hook runs first).
-		OnStart: func(context.Context) error {
-			for i, src := range srcs {
-				m, err := core.New(src.Name, opts[i], core.Deps{
-					JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
-					Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas, Gate: p.Gate,
-				})
-				if err != nil {
+	// The monitors are built at start, not at invoke time: the NATS connection they publish
+	// on exists once natsd has started (its hook runs first). Their goroutines stop before
+	// they are closed, a failed start included.
+	lifecycle.StartHook(p.LC, g, func(_ context.Context, closers *lifecycle.Closers) error {
+		for i, src := range srcs {
+			m, err := core.New(src.Name, opts[i], core.Deps{
+				JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
+				Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas, Gate: p.Gate,
+			})
+			if err != nil {
+				return err
+			}
+			closers.Add(func() error { m.Close(); return nil })
+			if p.Checks != nil {
+				p.Checks.Add(m.NotReady)
+			}
+			for _, t := range m.Tasks() {
+				run := t.Run
+				if t.Name == "discover" { // nothing to discover into before NATS first answers
+					run = func(ctx context.Context) error {
+						if err := p.Client.WaitReady(ctx); err != nil {
+							return nil
+						}
+						return m.Discover(ctx)
+					}
+				}
+				if err := g.Go(fmt.Sprintf("filemon: %s %s", t.Name, src.Name), run); err != nil {
 					return err
 				}
-				mons = append(mons, m)
-				if p.Checks != nil {
-					p.Checks.Add(m.NotReady)
-				}
-				for _, t := range m.Tasks() {
-					run := t.Run
-					if t.Name == "discover" { // nothing to discover into before NATS first answers
-						run = func(ctx context.Context) error {
-							if err := p.Client.WaitReady(ctx); err != nil {
-								return nil
-							}
-							return m.Discover(ctx)
-						}
-					}
-					if err := g.Go(fmt.Sprintf("filemon: %s %s", t.Name, src.Name), run); err != nil {
-						return err
-					}
-				}
 			}
-			return nil
-		},
-		// fx stops in reverse order: this runs after the group has stopped.
-		OnStop: func(context.Context) error {
-			for _, m := range mons {
-				m.Close()
-			}
-			return nil
-		},
+		}
+		return nil
 	})
-	lifecycle.Hook(p.LC, g)
 	return nil
 }

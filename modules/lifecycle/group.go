@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"go.uber.org/fx"
 	"go.uber.org/zap"
 )
 
@@ -129,10 +128,4 @@ func (g *Group) Stop(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return errors.Join(g.errs...)
-}
-
-// Hook ties the group to fx: OnStop stops it, bounded by fx's stop context (fx.StopTimeout,
-// set from shutdown_timeout).
-func Hook(lc fx.Lifecycle, g *Group) {
-	lc.Append(fx.StopHook(g.Stop))
 }

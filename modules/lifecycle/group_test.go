@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -74,7 +75,13 @@ func TestErrorsAndPanicsAreReported(t *testing.T) {
 }
 
 // TestNoBareGoStatements walks the repository: the only `go` statement in logcap is the one
-// in this package. Every other goroutine starts through Group.Go and so has an owner.
+// in this package. Every other goroutine starts through Group.Go and so has an owner. The
+// calls that start a goroutine without saying `go` count too: context.AfterFunc (its
+// callback runs in a goroutine of its own) and a one-argument Go method (sync.WaitGroup.Go,
+// errgroup.Group.Go). Exceptions, each with its reason on the line above the call in a
+// comment starting `goroutine:ok`: a callback that returns at once (moving a deadline) has
+// nothing to own. Tests may use WaitGroup.Go: they wait for it before they return, and a
+// test below modules cannot import this package.
 func TestNoBareGoStatements(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -96,17 +103,14 @@ func TestNoBareGoStatements(t *testing.T) {
 		if !strings.HasSuffix(path, ".go") || filepath.Dir(path) == self {
 			return nil
 		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
 		if err != nil {
 			return err
 		}
 		checked++
-		ast.Inspect(f, func(n ast.Node) bool {
-			if g, ok := n.(*ast.GoStmt); ok {
-				t.Errorf("%s: bare go statement: start it with lifecycle.Group.Go so it has an owner", fset.Position(g.Pos()))
-			}
-			return true
-		})
+		for _, bad := range goroutineStarts(fset, f, strings.HasSuffix(path, "_test.go")) {
+			t.Errorf("%s: start it with lifecycle.Group.Go so it has an owner", bad)
+		}
 		return nil
 	})
 	if err != nil {
@@ -114,5 +118,71 @@ func TestNoBareGoStatements(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("checked only %d files: is the walk rooted right (%s)?", checked, root)
+	}
+}
+
+// goroutineStarts lists, by position, what starts a goroutine in f outside Group.Go.
+func goroutineStarts(fset *token.FileSet, f *ast.File, test bool) []string {
+	ok := map[int]bool{} // lines excused by a goroutine:ok comment on the line above
+	for _, cg := range f.Comments {
+		for _, c := range cg.List {
+			if strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(c.Text, "//")), "goroutine:ok") {
+				ok[fset.Position(c.End()).Line+1] = true
+			}
+		}
+	}
+	var out []string
+	report := func(n ast.Node, what string) {
+		if pos := fset.Position(n.Pos()); !ok[pos.Line] {
+			out = append(out, fmt.Sprintf("%s: %s", pos, what))
+		}
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.GoStmt:
+			report(n, "bare go statement")
+		case *ast.CallExpr:
+			sel, isSel := n.Fun.(*ast.SelectorExpr)
+			if !isSel {
+				return true
+			}
+			if pkg, isIdent := sel.X.(*ast.Ident); isIdent && pkg.Name == "context" && sel.Sel.Name == "AfterFunc" {
+				report(n, "context.AfterFunc runs its callback in a goroutine")
+			}
+			if sel.Sel.Name == "Go" && len(n.Args) == 1 && !test {
+				report(n, "a Go(fn) method (WaitGroup.Go, errgroup) starts a goroutine")
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// TestGoroutineStarts: the walk catches every way of starting a goroutine it claims to.
+func TestGoroutineStarts(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		test      bool
+		want      int
+	}{
+		{"go statement", "go f()", false, 1},
+		{"go statement in a test", "go f()", true, 1},
+		{"context.AfterFunc", "context.AfterFunc(ctx, f)", false, 1},
+		{"context.AfterFunc excused", "// goroutine:ok: sets a deadline\n\tcontext.AfterFunc(ctx, f)", false, 0},
+		{"WaitGroup.Go", "wg.Go(f)", false, 1},
+		{"WaitGroup.Go in a test", "wg.Go(f)", true, 0},
+		{"Group.Go", `g.Go("name", f)`, false, 0},
+		{"time.AfterFunc", "time.AfterFunc(d, cancel)", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, "x.go", "package x\nfunc _() {\n\t"+tc.src+"\n}\n", parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := goroutineStarts(fset, f, tc.test); len(got) != tc.want {
+				t.Errorf("%q: got %v, want %d", tc.src, got, tc.want)
+			}
+		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/lifecycle"
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -181,10 +181,8 @@ func (n *natsd) provisionLoop(ctx context.Context) error {
 			n.client.setNotReady(err.Error())
 			n.log.Warn("provisioning streams failed; retrying", zap.Error(err))
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, reconnectDelay(attempt)) {
 			return nil
-		case <-time.After(reconnectDelay(attempt)):
 		}
 	}
 }
@@ -267,11 +265,9 @@ func (n *natsd) shutdownServer() {
 
 // reconnectDelay backs off from 100ms to 5s with jitter, so many agents do not stampede a
 // recovering cluster.
-func reconnectDelay(attempts int) time.Duration {
-	d := 100 * time.Millisecond << min(attempts, 6)
-	d = min(d, 5*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
+func reconnectDelay(attempts int) time.Duration { return reconnectPolicy.Delay(attempts) }
+
+var reconnectPolicy = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: retry.Equal}
 
 func authOptions(c config.NATS) ([]nats.Option, error) {
 	var opts []nats.Option

@@ -2,10 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
+	"github.com/logcap/logcap/delivery"
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -13,6 +17,61 @@ import (
 // the batch fills at once (by count or bytes); when lines trickle in, a batch is what came
 // within readyWait, so an entry waits milliseconds, not max_wait, before it is written.
 const readyWait = 5 * time.Millisecond
+
+// setupRetry spaces the attempts to provision a consumer: NATS may not be ready yet, and a
+// sink's input stream may be provisioned by a processor starting at the same time.
+var setupRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: retry.Equal}
+
+// consumer is one processor's or sink's durable consumer, for Pipeline.consume.
+type consumer struct {
+	what  string // "sink NAME", "processor NAME": for logs
+	input string // the subject filter consumed
+	stage *delivery.Stage
+	fetch streams.FetchOpts
+	spec  func(stream string) streams.ConsumerSpec
+	// prepare, if set, runs before the input's stream is looked up (a processor provisions
+	// its derived stream: another stage's input may be in it).
+	prepare func(ctx context.Context, js jetstream.JetStream) error
+	running func(stream string)
+	handle  func(ctx context.Context, msgs []*delivery.Msg) error
+}
+
+// consume waits for NATS, sets the consumer up (retrying), then fetches and hands batches to
+// the delivery engine until ctx is done.
+func (pl *Pipeline) consume(ctx context.Context, c consumer) error {
+	if err := pl.client.WaitReady(ctx); err != nil {
+		return nil
+	}
+	js := pl.client.JS
+	var cons jetstream.Consumer
+	var stream string
+	err := setupRetry.Until(ctx, 10*time.Second, func(ctx context.Context) error {
+		if c.prepare != nil {
+			if err := c.prepare(ctx, js); err != nil {
+				return err
+			}
+		}
+		s, err := js.StreamNameBySubject(ctx, c.input)
+		if err != nil {
+			return fmt.Errorf("input %s: find its stream: %w", c.input, err)
+		}
+		stream = s
+		cons, err = streams.EnsureConsumer(ctx, js, c.spec(s))
+		return err
+	}, func(attempt int, err error) {
+		if attempt > 0 {
+			c.stage.Log.Warn("setup failed; retrying", zap.String("component", c.what), zap.Error(err))
+		}
+	})
+	if err != nil {
+		return nil
+	}
+	c.running(stream)
+	return c.stage.Consume(ctx, func(ctx context.Context) ([]*delivery.Msg, error) {
+		msgs, err := fetch(ctx, cons, c.fetch)
+		return adapt(ctx, c.stage, js, msgs), err
+	}, c.handle)
+}
 
 // fetch pulls one batch in two steps: it waits up to MaxWait for the first message (of any
 // size: a chunk bigger than MaxBytes is delivered alone instead of stalling the consumer,
@@ -46,25 +105,46 @@ func fetch(ctx context.Context, c jetstream.Consumer, opts streams.FetchOpts) ([
 	return msgs, nil
 }
 
-// pending is the consumer's lag after the batch: the last message's metadata carries the
-// number of messages not yet delivered, so sampling it costs no request.
-func pending(msgs []jetstream.Msg) float64 {
-	if len(msgs) == 0 {
-		return 0
+// adapt turns fetched JetStream messages into the engine's, each settled by its jsMsg. A
+// message whose metadata cannot be read (it names the stream and sequence) goes to dead
+// letters at once.
+func adapt(ctx context.Context, stage *delivery.Stage, js jetstream.JetStream, in []jetstream.Msg) []*delivery.Msg {
+	out := make([]*delivery.Msg, 0, len(in))
+	for _, m := range in {
+		settle := &jsMsg{m: m, js: js, consumer: stage.Name}
+		meta, err := m.Metadata()
+		if err != nil {
+			_ = stage.DeadLetter(ctx, &delivery.Msg{Subject: m.Subject(), Settle: settle}, fmt.Errorf("metadata: %w", err))
+			continue
+		}
+		out = append(out, &delivery.Msg{
+			Stream: meta.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Seq: meta.Sequence.Stream,
+			Delivered: meta.NumDelivered, Pending: meta.NumPending, Time: meta.Timestamp, Settle: settle,
+		})
 	}
-	meta, err := msgs[len(msgs)-1].Metadata()
-	if err != nil {
-		return 0
-	}
-	return float64(meta.NumPending)
+	return out
 }
 
-// nakAll hands messages back for immediate redelivery (to this node or another sharing the
-// durable): used when a stop interrupts a batch.
-func nakAll(msgs []jetstream.Msg) {
-	for _, m := range msgs {
-		if m != nil {
-			_ = m.Nak()
-		}
-	}
+// jsMsg settles a JetStream message for the delivery engine; its dead letters go to the
+// DEADLETTER stream (streams.DeadLetter).
+type jsMsg struct {
+	m        jetstream.Msg
+	js       jetstream.JetStream
+	consumer string
 }
+
+func (j *jsMsg) Ack() error        { return j.m.Ack() }
+func (j *jsMsg) InProgress() error { return j.m.InProgress() }
+
+func (j *jsMsg) Nak(delay time.Duration) error {
+	if delay > 0 {
+		return j.m.NakWithDelay(delay)
+	}
+	return j.m.Nak()
+}
+
+func (j *jsMsg) DeadLetter(ctx context.Context, cause error) error {
+	return streams.DeadLetter(ctx, j.js, j.consumer, j.m, cause)
+}
+
+var _ delivery.Settler = (*jsMsg)(nil)

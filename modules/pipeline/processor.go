@@ -13,10 +13,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/delivery"
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/processors"
-	"github.com/logcap/logcap/sinks"
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -28,22 +30,24 @@ const (
 	procFetchWait            = time.Second
 	procMaxAckPending        = 10000
 	publishRetries           = 3
-	procPublishRetryBackoff  = 200 * time.Millisecond
 	processorRedeliveryDelay = 2 * time.Second
 )
 
+// publishRetry spaces the publishes of a derived chunk that failed (a timeout, a reconnect).
+var publishRetry = retry.Policy{Initial: 400 * time.Millisecond, Max: 800 * time.Millisecond}
+
+// processor is one processor's consumer: the delivery engine settles its input
+// (delivery.Stage); this transforms each input chunk and publishes the derived ones.
 type processor struct {
-	pl      *Pipeline
-	cfg     config.Processor
-	chain   *processors.Chain
-	prefix  string   // subject prefix of the default output: lower(name)
-	routes  []string // route step targets: more subject prefixes of the derived stream
-	log     *zap.Logger
-	js      jetstream.JetStream
-	cons    jetstream.Consumer
-	stream  string // the input's stream
-	ackWait time.Duration
-	maxDel  int
+	pl     *Pipeline
+	cfg    config.Processor
+	chain  *processors.Chain
+	stage  *delivery.Stage
+	prefix string   // subject prefix of the default output: lower(name)
+	routes []string // route step targets: more subject prefixes of the derived stream
+	log    *zap.Logger
+	js     jetstream.JetStream
+	stream string // the input's stream
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	mIn, mOut, mDropped, mErrors   prometheus.Counter
@@ -54,26 +58,30 @@ type processor struct {
 func newProcessor(pl *Pipeline, pc config.Processor, chain *processors.Chain, routes []string) *processor {
 	p := &processor{
 		pl: pl, cfg: pc, chain: chain, prefix: strings.ToLower(pc.Name), routes: routes,
-		log: pl.log.With(zap.String("processor", pc.Name)), ackWait: pc.AckWait.D(), maxDel: pc.MaxDeliver,
+		log: pl.log.With(zap.String("processor", pc.Name)),
 		mIn: pl.m.procIn.WithLabelValues(pc.Name), mOut: pl.m.procOut.WithLabelValues(pc.Name),
 		mDropped: pl.m.procDropped.WithLabelValues(pc.Name), mErrors: pl.m.procErrors.WithLabelValues(pc.Name),
 		mDead: pl.m.deadLetters.WithLabelValues(pc.Name), mPending: pl.m.pending.WithLabelValues(pc.Name),
 	}
-	if p.ackWait <= 0 {
-		p.ackWait = defaultAckWait
-	}
-	if p.maxDel <= 0 {
-		p.maxDel = defaultProcMaxDeliver
-	}
+	p.stage = processorStage(pc, p.log, (*procObserver)(p))
 	return p
+}
+
+// processorStage is the delivery policy of processor pc.
+func processorStage(pc config.Processor, log *zap.Logger, obs delivery.Observer) *delivery.Stage {
+	return &delivery.Stage{
+		Name: pc.Name, Log: log, Obs: obs, Prefix: "processor " + pc.Name,
+		MaxDeliver: orDefault(pc.MaxDeliver, defaultProcMaxDeliver), Redeliver: processorRedeliveryDelay,
+		AckWait: orDefault(pc.AckWait.D(), defaultAckWait),
+	}
 }
 
 // routeTargets lists the `to:` of the route steps: the derived stream must take them too.
 func routeTargets(steps []config.Options) ([]string, error) {
 	var out []string
 	for i, st := range steps {
-		typ, opts, ok := st.SingleKey()
-		if !ok || typ != "route" {
+		typ, opts, err := st.Step()
+		if err != nil || typ != "route" {
 			continue
 		}
 		var o struct {
@@ -111,62 +119,35 @@ func DerivedSpec(cfg *config.Config, pc config.Processor) (streams.Spec, error) 
 }
 
 // consumerSpec is the processor's durable consumer on its input's stream.
-func (p *processor) consumerSpec(stream string) streams.ConsumerSpec {
+func consumerSpec(pc config.Processor, stage *delivery.Stage, stream string) streams.ConsumerSpec {
 	return streams.ConsumerSpec{
-		Stream: stream, Durable: p.cfg.Name, Filters: []string{p.cfg.Input}, AckWait: p.ackWait,
+		Stream: stream, Durable: pc.Name, Filters: []string{pc.Input}, AckWait: stage.AckWait,
 		// The pipeline dead-letters by itself; a JetStream max_deliver would stop delivering
 		// a message silently.
 		MaxDeliver: -1, MaxAckPending: procMaxAckPending,
 	}
 }
 
-func (p *processor) setup(ctx context.Context) error {
-	spec, err := DerivedSpec(p.pl.cfg, p.cfg)
-	if err != nil {
-		return err
-	}
-	if _, err := streams.Provision(ctx, p.js, spec); err != nil {
-		return err
-	}
-	stream, err := p.js.StreamNameBySubject(ctx, p.cfg.Input)
-	if err != nil {
-		return fmt.Errorf("input %s: find its stream: %w", p.cfg.Input, err)
-	}
-	p.stream = stream
-	p.cons, err = streams.EnsureConsumer(ctx, p.js, p.consumerSpec(stream))
-	return err
-}
-
 func (p *processor) run(ctx context.Context) error {
-	if err := p.pl.client.WaitReady(ctx); err != nil {
-		return nil
-	}
-	p.js = p.pl.client.JS
-	if err := setupLoop(ctx, p.log, "processor "+p.cfg.Name, p.setup); err != nil {
-		return nil
-	}
-	p.log.Info("processor running", zap.String("input", p.cfg.Input), zap.String("input_stream", p.stream))
-	opts := streams.FetchOpts{MaxMsgs: procFetchMsgs, MaxBytes: procFetchBytes, MaxWait: procFetchWait}
-	for attempt := 0; ; {
-		msgs, err := fetch(ctx, p.cons, opts)
-		if ctx.Err() != nil {
-			nakAll(msgs)
-			return nil
-		}
-		if err != nil {
-			p.log.Warn("fetch failed", zap.Error(err))
-			if !sleep(ctx, sinks.Backoff(attempt, 100*time.Millisecond, 5*time.Second)) {
-				return nil
+	return p.pl.consume(ctx, consumer{
+		what: "processor " + p.cfg.Name, input: p.cfg.Input, stage: p.stage,
+		fetch: streams.FetchOpts{MaxMsgs: procFetchMsgs, MaxBytes: procFetchBytes, MaxWait: procFetchWait},
+		spec:  func(stream string) streams.ConsumerSpec { return consumerSpec(p.cfg, p.stage, stream) },
+		prepare: func(ctx context.Context, js jetstream.JetStream) error {
+			spec, err := DerivedSpec(p.pl.cfg, p.cfg)
+			if err != nil {
+				return err
 			}
-			attempt++
-			continue
-		}
-		attempt = 0
-		p.mPending.Set(pending(msgs))
-		if len(msgs) > 0 {
-			p.handle(ctx, msgs)
-		}
-	}
+			p.js = js
+			_, err = streams.Provision(ctx, js, spec)
+			return err
+		},
+		running: func(stream string) {
+			p.stream = stream
+			p.log.Info("processor running", zap.String("input", p.cfg.Input), zap.String("input_stream", stream))
+		},
+		handle: p.handle,
+	})
 }
 
 // output is one derived chunk: the entries of one input message for one output subject.
@@ -180,9 +161,9 @@ type output struct {
 
 // handle processes a fetched batch: every input message's entries go through the chain,
 // and the kept ones out as one derived chunk per (input, output subject), all published
-// asynchronously; an input is acked only once all of its outputs are stored.
-func (p *processor) handle(parent context.Context, msgs []jetstream.Msg) {
-	ctx, cancel := withGrace(parent, p.pl.tuning.Grace)
+// asynchronously; the engine acks an input only once all of its outputs are stored.
+func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
+	ctx, cancel := lifecycle.WithGrace(stop, p.pl.tuning.Grace)
 	defer cancel()
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give
@@ -190,13 +171,28 @@ func (p *processor) handle(parent context.Context, msgs []jetstream.Msg) {
 		o, err := p.transform(m)
 		if err != nil {
 			settled[i] = true
-			p.deadLetter(ctx, m, err)
+			_ = p.stage.DeadLetter(ctx, m, err)
 			continue
 		}
 		for _, om := range o {
 			outs = append(outs, output{in: i, msg: om})
 		}
 	}
+	p.publish(ctx, outs)
+	failed := make([]error, len(msgs))
+	for _, o := range outs {
+		if !o.ok && failed[o.in] == nil {
+			failed[o.in] = o.err
+		}
+	}
+	p.stage.Settle(ctx, msgs, failed, settled, "publish output")
+	return nil
+}
+
+// publish sends every output asynchronously and waits for the acks. A failed publish (a
+// timeout, a reconnect) is sent again with the same msg id, so a copy that was stored after
+// all is not stored twice.
+func (p *processor) publish(ctx context.Context, outs []output) {
 	for k := range outs {
 		outs[k].fut, outs[k].err = p.js.PublishMsgAsync(outs[k].msg)
 	}
@@ -213,12 +209,10 @@ func (p *processor) handle(parent context.Context, msgs []jetstream.Msg) {
 			o.err = ctx.Err()
 		}
 	}
-	// A failed publish (a timeout, a reconnect) is sent again with the same msg id, so a
-	// copy that was stored after all is not stored twice.
 	for k := range outs {
 		o := &outs[k]
 		for try := 0; !o.ok && try < publishRetries && ctx.Err() == nil; try++ {
-			if try > 0 && !sleep(ctx, procPublishRetryBackoff<<try) {
+			if try > 0 && !retry.Sleep(ctx, publishRetry.Delay(try-1)) {
 				break
 			}
 			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -227,43 +221,13 @@ func (p *processor) handle(parent context.Context, msgs []jetstream.Msg) {
 			o.ok, o.err = err == nil, err
 		}
 	}
-	failed := make([]error, len(msgs))
-	for _, o := range outs {
-		if !o.ok && failed[o.in] == nil {
-			failed[o.in] = o.err
-		}
-	}
-	for i, m := range msgs {
-		if settled[i] {
-			continue
-		}
-		if failed[i] == nil {
-			_ = m.Ack()
-			continue
-		}
-		if ctx.Err() != nil {
-			_ = m.Nak() // stopping: let another node (or the next start) take it at once
-			continue
-		}
-		meta, err := m.Metadata()
-		if err == nil && meta.NumDelivered >= uint64(p.maxDel) {
-			p.deadLetter(ctx, m, fmt.Errorf("publish output (delivery %d of %d): %w", meta.NumDelivered, p.maxDel, failed[i]))
-			continue
-		}
-		p.log.Warn("publishing output failed; input will be redelivered", zap.String("subject", m.Subject()), zap.Error(failed[i]))
-		_ = m.NakWithDelay(processorRedeliveryDelay)
-	}
 }
 
 // transform decodes one input message and runs its entries through the chain. It returns
 // the derived chunks to publish (none when every entry was dropped); an error means the
 // message is poison (undecodable, a step failed or panicked) and goes to dead letters.
-func (p *processor) transform(m jetstream.Msg) ([]*nats.Msg, error) {
-	meta, err := m.Metadata()
-	if err != nil {
-		return nil, err
-	}
-	entries, err := streams.Entries(m.Subject(), m.Headers(), m.Data())
+func (p *processor) transform(m *delivery.Msg) ([]*nats.Msg, error) {
+	entries, err := streams.Entries(m.Subject, m.Header, m.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -273,44 +237,19 @@ func (p *processor) transform(m jetstream.Msg) ([]*nats.Msg, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	// The output subject names the input's source: all entries of a chunk share it, and a
-	// step that rewrites host or source must not split the chunk's output.
-	kind, host, source := entries[0].Kind, entries[0].Host, entries[0].Source
-	type group struct {
-		route   string
-		entries []event.Entry
-	}
-	var groups []group
-	kept := 0
-	for i := range entries {
-		e := &entries[i]
-		keep, err := p.chain.Process(e)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
-		}
-		if !keep {
-			continue
-		}
-		kept++
-		gi := -1
-		for j := range groups {
-			if groups[j].route == e.Route {
-				gi = j
-				break
-			}
-		}
-		if gi < 0 {
-			groups = append(groups, group{route: e.Route})
-			gi = len(groups) - 1
-		}
-		groups[gi].entries = append(groups[gi].entries, *e)
+	groups, kept, err := p.route(entries)
+	if err != nil {
+		return nil, err
 	}
 	dropped := len(entries) - kept
 	p.dropped.Add(uint64(dropped))
 	p.mDropped.Add(float64(dropped))
+	// The output subject names the input's source: all entries of a chunk share it, and a
+	// step that rewrites host or source must not split the chunk's output.
+	kind, host, source := entries[0].Kind, entries[0].Host, entries[0].Source
 	out := make([]*nats.Msg, 0, len(groups))
 	for _, g := range groups {
-		prefix, id := p.prefix, fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream)
+		prefix, id := p.prefix, fmt.Sprintf("%s:%d", m.Stream, m.Seq)
 		if g.route != "" {
 			prefix, id = g.route, id+":"+g.route
 		}
@@ -325,17 +264,50 @@ func (p *processor) transform(m jetstream.Msg) ([]*nats.Msg, error) {
 	return out, nil
 }
 
-func (p *processor) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
-	p.mErrors.Inc()
-	err := streams.DeadLetter(ctx, p.js, p.cfg.Name, m, fmt.Errorf("processor %s: %w", p.cfg.Name, cause))
-	if err != nil {
-		// Not stored as a dead letter: leave it unacked, JetStream redelivers it and the
-		// next attempt dead-letters it again (the dead letter's msg id makes that safe).
-		p.log.Error("dead letter failed; the message will be redelivered", zap.String("subject", m.Subject()), zap.Error(err))
-		_ = m.NakWithDelay(processorRedeliveryDelay)
-		return
+// routed is the kept entries of one chunk for one route ("": the default output).
+type routed struct {
+	route   string
+	entries []event.Entry
+}
+
+// route runs the entries through the chain and groups the kept ones by route, in order.
+func (p *processor) route(entries []event.Entry) (groups []routed, kept int, err error) {
+	for i := range entries {
+		e := &entries[i]
+		keep, err := p.chain.Process(e)
+		if err != nil {
+			return nil, 0, fmt.Errorf("entry %d: %w", i, err)
+		}
+		if !keep {
+			continue
+		}
+		kept++
+		gi := -1
+		for j := range groups {
+			if groups[j].route == e.Route {
+				gi = j
+				break
+			}
+		}
+		if gi < 0 {
+			groups = append(groups, routed{route: e.Route})
+			gi = len(groups) - 1
+		}
+		groups[gi].entries = append(groups[gi].entries, *e)
 	}
-	p.dead.Add(1)
-	p.mDead.Inc()
-	p.log.Warn("input dead-lettered", zap.String("subject", m.Subject()), zap.Error(cause))
+	return groups, kept, nil
+}
+
+// procObserver counts what the engine reports for one processor.
+type procObserver processor
+
+func (o *procObserver) Fetched(pending uint64)             { o.mPending.Set(float64(pending)) }
+func (o *procObserver) Wrote(int, int, time.Duration)      {}
+func (o *procObserver) Retrying(int, time.Duration, error) {}
+func (o *procObserver) Healthy(bool)                       {}
+
+func (o *procObserver) DeadLettered() {
+	o.mErrors.Inc()
+	o.dead.Add(1)
+	o.mDead.Inc()
 }

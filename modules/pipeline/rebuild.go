@@ -10,6 +10,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -71,7 +72,7 @@ func Rebuild(ctx context.Context, client *natsd.Client, cfg *config.Config, proc
 		}
 		return nil
 	}
-	if !sleep(ctx, dedupSettle) {
+	if !retry.Sleep(ctx, dedupSettle) {
 		return errors.Join(ctx.Err(), restore())
 	}
 	if err := s.Purge(ctx); err != nil {
@@ -80,12 +81,7 @@ func Rebuild(ctx context.Context, client *natsd.Client, cfg *config.Config, proc
 	if err := restore(); err != nil {
 		return err
 	}
-	p := &processor{cfg: *pc}
-	p.ackWait, p.maxDel = pc.AckWait.D(), pc.MaxDeliver
-	if p.ackWait <= 0 {
-		p.ackWait = defaultAckWait
-	}
-	if _, err := streams.EnsureConsumer(ctx, js, p.consumerSpec(in)); err != nil {
+	if _, err := streams.EnsureConsumer(ctx, js, consumerSpec(*pc, processorStage(*pc, nil, nil), in)); err != nil {
 		return fmt.Errorf("rebuild %s: %w", processorName, err)
 	}
 	return nil

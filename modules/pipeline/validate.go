@@ -16,8 +16,8 @@ func Validate(cfg *config.Config) config.Errors {
 	for i, pc := range cfg.Processors {
 		for j, st := range pc.Steps {
 			path := fmt.Sprintf("processors[%d].steps[%d]", i, j)
-			typ, opts, ok := st.SingleKey()
-			if !ok {
+			typ, opts, err := st.Step()
+			if err != nil {
 				continue // config.Validate reports the shape
 			}
 			if _, err := processors.NewStep(typ, opts); err != nil {

@@ -2,10 +2,8 @@ package replay
 
 import (
 	"bytes"
-	"fmt"
 	"strconv"
 
-	"github.com/logcap/logcap/sinks"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -20,22 +18,4 @@ func countEntries(m Msg) int {
 		n++
 	}
 	return n
-}
-
-// Records decodes a message into sink records the way the pipeline does (streams.EntriesRaw):
-// Stream, Seq and Index from where it is stored, so a record's ID is the same whether a sink
-// got it live or from a replay; Raw the entry's original bytes for LOGS chunks.
-func Records(m Msg) ([]sinks.Record, error) {
-	ents, raws, err := streams.EntriesRaw(m.Subject, m.Header, m.Data)
-	if err != nil {
-		return nil, fmt.Errorf("%s seq %d: %w", m.Stream, m.Seq, err)
-	}
-	out := make([]sinks.Record, len(ents))
-	for i := range ents {
-		out[i] = sinks.Record{Entry: ents[i], Stream: m.Stream, Seq: m.Seq, Index: i}
-		if raws != nil {
-			out[i].Raw = raws[i]
-		}
-	}
-	return out, nil
 }

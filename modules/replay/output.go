@@ -3,13 +3,12 @@ package replay
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"time"
 
+	"github.com/logcap/logcap/delivery"
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/sinks"
 )
 
@@ -36,9 +35,11 @@ func (o *RawOutput) Flush(context.Context) error {
 	return nil
 }
 
-// SinkOutput writes records to a sink in batches, retrying transient errors with
-// sinks.Backoff. A permanent error, or a transient one that outlasts MaxAttempts, ends the
-// replay: a replay is run by a person who should see it, not a dead-letter stream.
+// SinkOutput writes records to a sink in batches through the delivery engine (the one the
+// pipeline's sinks use): transient errors are retried with back-off or after the
+// destination's Retry-After, a partial failure retries only the failed records. A permanent
+// error, or a transient one that outlasts MaxAttempts, ends the replay: a replay is run by a
+// person who should see it, not a dead-letter stream (delivery.Stage.FailFast).
 type SinkOutput struct {
 	Sink sinks.Sink
 	Name string
@@ -51,73 +52,50 @@ type SinkOutput struct {
 	// OnRetry, if set, is told about every failed attempt that will be retried.
 	OnRetry func(attempt int, err error, wait time.Duration)
 
-	batch []sinks.Record
+	batch delivery.Batch
 	bytes int
 }
 
 func (o *SinkOutput) Add(ctx context.Context, m Msg) (int, error) {
-	recs, err := Records(m)
+	n, err := o.batch.Add(&delivery.Msg{Stream: m.Stream, Subject: m.Subject, Header: m.Header, Data: m.Data, Seq: m.Seq, Time: m.Time})
 	if err != nil {
 		return 0, err
 	}
-	o.batch = append(o.batch, recs...)
 	o.bytes += len(m.Data)
-	if len(o.batch) >= cmp0(o.MaxEntries, 1000) || o.bytes >= cmp0(o.MaxBytes, 4<<20) {
+	if o.batch.Len() >= cmp0(o.MaxEntries, 1000) || o.bytes >= cmp0(o.MaxBytes, 4<<20) {
 		if err := o.Flush(ctx); err != nil {
 			return 0, err
 		}
 	}
-	return len(recs), nil
+	return n, nil
 }
 
 func (o *SinkOutput) Flush(ctx context.Context) error {
-	if len(o.batch) == 0 {
+	if o.batch.Len() == 0 {
 		return nil
 	}
-	batch := o.batch
-	for attempt := 0; ; attempt++ {
-		err := o.Sink.Write(ctx, batch)
-		if err == nil {
-			o.batch, o.bytes = o.batch[:0], 0
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("sink %s: %w", o.Name, err)
-		}
-		var pe *sinks.PartialError
-		if errors.As(err, &pe) {
-			// Retry only what failed; a permanent failure of any record ends the replay.
-			var retry []sinks.Record
-			for _, i := range slices.Sorted(maps.Keys(pe.Failed)) {
-				if errors.Is(pe.Failed[i], sinks.ErrPermanent) {
-					return fmt.Errorf("sink %s: record %s: %w", o.Name, batch[i].ID(), pe.Failed[i])
-				}
-				retry = append(retry, batch[i])
-			}
-			batch = retry
-			if len(batch) == 0 {
-				o.batch, o.bytes = o.batch[:0], 0
-				return nil
-			}
-		} else if errors.Is(err, sinks.ErrPermanent) {
-			return fmt.Errorf("sink %s: %w", o.Name, err)
-		}
-		if attempt+1 >= cmp0(o.MaxAttempts, 8) {
-			return fmt.Errorf("sink %s: giving up after %d attempts: %w", o.Name, attempt+1, err)
-		}
-		wait := sinks.Backoff(attempt, cmpD(o.BackoffBase, 200*time.Millisecond), cmpD(o.BackoffMax, 10*time.Second))
-		if o.OnRetry != nil {
-			o.OnRetry(attempt+1, err, wait)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("sink %s: %w (last error: %w)", o.Name, ctx.Err(), err)
-		case <-t.C:
-		}
+	stage := delivery.Stage{
+		Name: o.Name, Obs: onRetry(o.OnRetry), MaxDeliver: cmp0(o.MaxAttempts, 8), FailFast: true,
+		Retry: retry.Policy{Initial: cmpD(o.BackoffBase, 200*time.Millisecond), Max: cmpD(o.BackoffMax, 10*time.Second), Jitter: retry.Full},
+	}
+	err := stage.Deliver(ctx, ctx, o.Sink, &o.batch)
+	o.batch.Reset()
+	o.bytes = 0
+	return err
+}
+
+// onRetry tells a SinkOutput's OnRetry about the engine's retries.
+type onRetry func(attempt int, err error, wait time.Duration)
+
+func (f onRetry) Retrying(attempt int, wait time.Duration, err error) {
+	if f != nil {
+		f(attempt, err, wait)
 	}
 }
+func (onRetry) Fetched(uint64)                {}
+func (onRetry) Wrote(int, int, time.Duration) {}
+func (onRetry) Healthy(bool)                  {}
+func (onRetry) DeadLettered()                 {}
 
 func cmp0(v, def int) int {
 	if v > 0 {

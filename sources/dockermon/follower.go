@@ -209,7 +209,7 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 	}
 	f.extra = m.metaHeaders(t)
 
-	backoff := 100 * time.Millisecond
+	backoff := streamRetry.New()
 	for attempt := 0; ; {
 		if held != nil {
 			// opened while NATS was away: read it now that the position is known
@@ -237,7 +237,7 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 				return f.ch.committed, rerr
 			}
 		} else if time.Since(f.attached) > time.Second {
-			backoff = 100 * time.Millisecond
+			backoff.Reset()
 		}
 		// An EOF comes both when the container stops and when the daemon shuts down:
 		// inspect at the top of the loop tells which. Parts of a line not yet complete are
@@ -245,12 +245,9 @@ func (m *Monitor) Follow(ctx context.Context, t Target, hint *Position) (Positio
 		// Back off after an error, and after a stream that ended at once for a container
 		// that runs (a daemon answering EOF in a loop must not make us spin).
 		if err != nil || time.Since(f.attached) < time.Second {
-			select {
-			case <-ctx.Done():
+			if !backoff.Wait(ctx) {
 				return f.ch.committed, ctx.Err()
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
 }
@@ -381,21 +378,19 @@ func (f *follower) resumeFrom(last *jetstream.RawStreamMsg) error {
 // the soak with NATS restarted every 2 minutes). Only a stop ends the wait.
 func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error) {
 	var rc *streams.Reconnects
-	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	backoff := streamRetry.New()
+	for {
 		last, err := streams.LastMsg(ctx, f.m.js, f.m.cfg.Stream, f.subject)
 		if err == nil {
 			return last, nil
 		}
-		if attempt == 0 {
+		if rc == nil {
 			f.log.Warn("reading the resume position failed; retrying until NATS answers", zap.Error(err))
 			rc = streams.WatchReconnects(f.m.js.Conn())
 			defer rc.Stop()
 		}
-		if rc.Wait(ctx, backoff) {
-			backoff = 100 * time.Millisecond
-		} else {
-			backoff = min(2*backoff, 5*time.Second)
+		if rc.Wait(ctx, backoff.Next()) {
+			backoff.Reset()
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)

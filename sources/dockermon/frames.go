@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/logcap/logcap/streams"
 )
 
 // Stream names as Docker and logcap's headers spell them.
@@ -22,10 +24,6 @@ const (
 // DockerPartialSize is where Docker's log copier splits a long line: parts of exactly this
 // many bytes, all with the line's timestamp, only the last one ending in '\n'.
 const DockerPartialSize = 16 * 1024
-
-// tsLen is the length of Docker's fixed-width RFC 3339 timestamp in UTC
-// ("2006-01-02T15:04:05.000000000Z"); other zones are parsed too, at a slower path.
-const tsLen = len("2006-01-02T15:04:05.000000000Z")
 
 // maxFrame bounds one frame's payload: Docker writes one frame per log record (at most a
 // 16 KiB part plus its timestamp), so a bigger length means a corrupt stream, and trusting
@@ -155,7 +153,7 @@ func (d *Decoder) Next() (Record, error) {
 	}
 	// One frame is one record in practice; a frame holding several lines is split on '\n'
 	// so that no daemon's framing choice can glue two records together.
-	ts, raw, rest, err := parseTS(d.payload)
+	ts, raw, rest, err := streams.CutDockerTimestamp(d.payload)
 	if err != nil {
 		d.payload = nil
 		return Record{}, fmt.Errorf("%s frame: %w", d.stream, err)
@@ -191,7 +189,7 @@ func (d *Decoder) nextTTY() (Record, error) {
 			return Record{}, err
 		}
 	}
-	ts, raw, _, err := parseTS(d.buf[d.off:d.end])
+	ts, raw, _, err := streams.CutDockerTimestamp(d.buf[d.off:d.end])
 	if err != nil {
 		return Record{}, d.skipLine(fmt.Errorf("tty stream: %w", err))
 	}
@@ -207,11 +205,11 @@ func (d *Decoder) nextTTY() (Record, error) {
 		}
 		scanned = lim
 		if len(content) >= d.partSize {
-			if err := d.fill(head + d.partSize + tsLen + 1); err != nil && err != io.EOF {
+			if err := d.fill(head + d.partSize + streams.DockerTSLen + 1); err != nil && err != io.EOF {
 				return Record{}, err
 			}
 			content = d.buf[d.off+head : d.end]
-			if _, _, _, err := parseTS(content[d.partSize:]); err == nil {
+			if _, _, _, err := streams.CutDockerTimestamp(content[d.partSize:]); err == nil {
 				return d.takeTTY(ts, head, d.partSize, true), nil
 			}
 			// Not a split made by Docker: the line goes on to its '\n'.
@@ -246,27 +244,4 @@ func (d *Decoder) skipLine(err error) error {
 		d.off = d.end
 	}
 	return err
-}
-
-// parseTS splits "<timestamp> <rest>" as Docker writes each record with timestamps=1.
-func parseTS(p []byte) (ts time.Time, raw, rest []byte, err error) {
-	sp := -1
-	if len(p) > tsLen && p[tsLen] == ' ' {
-		sp = tsLen
-	} else {
-		for i := 0; i < len(p) && i < 64; i++ {
-			if p[i] == ' ' {
-				sp = i
-				break
-			}
-		}
-	}
-	if sp <= 0 {
-		return time.Time{}, nil, nil, fmt.Errorf("no timestamp at record start %.40q", p)
-	}
-	ts, err = time.Parse(time.RFC3339Nano, string(p[:sp]))
-	if err != nil {
-		return time.Time{}, nil, nil, fmt.Errorf("timestamp %.40q: %w", p[:sp], err)
-	}
-	return ts, p[:sp], p[sp+1:], nil
 }

@@ -170,32 +170,6 @@ func TestDecoderBrokenStream(t *testing.T) {
 	}
 }
 
-func TestParseTS(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Time
-		rest    string
-		wantErr bool
-	}{
-		{in: ts1 + " x", want: time.Date(2026, 11, 27, 10, 0, 0, 1, time.UTC), rest: "x"},
-		{in: "2026-11-27T10:00:00.5+01:00 y", want: time.Date(2026, 11, 27, 9, 0, 0, 5e8, time.UTC), rest: "y"},
-		{in: "2026-11-27T10:00:00Z ", want: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), rest: ""},
-		{in: "nonsense line", wantErr: true},
-		{in: "", wantErr: true},
-		{in: strings.Repeat("a", 100), wantErr: true},
-	}
-	for _, tt := range tests {
-		ts, _, rest, err := parseTS([]byte(tt.in))
-		if (err != nil) != tt.wantErr {
-			t.Errorf("parseTS(%q): error %v", tt.in, err)
-			continue
-		}
-		if err == nil && (!ts.Equal(tt.want) || string(rest) != tt.rest) {
-			t.Errorf("parseTS(%q) = %v %q, want %v %q", tt.in, ts, rest, tt.want, tt.rest)
-		}
-	}
-}
-
 // FuzzFrameDecoder: any input ends in a bounded number of records without panicking, and
 // every record it returns carries a timestamp that parses and a line whose partial flag
 // matches its last byte.

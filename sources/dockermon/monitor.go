@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -91,7 +92,7 @@ func (m *Monitor) Following() []string {
 // (re)connect and every reconcile_interval, until ctx is done. Errors reaching the daemon
 // are retried with backoff, never returned.
 func (m *Monitor) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	backoff := streamRetry.New()
 	var since time.Time
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -102,18 +103,20 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.log.Warn("docker events: reconnecting", zap.Error(err), zap.Duration("backoff", backoff))
 		if time.Since(started) > time.Minute {
-			backoff = 100 * time.Millisecond
+			backoff.Reset()
 		}
-		select {
-		case <-ctx.Done():
+		d := backoff.Next()
+		m.log.Warn("docker events: reconnecting", zap.Error(err), zap.Duration("backoff", d))
+		if !retry.Sleep(ctx, d) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
+
+// streamRetry spaces the reconnects of the events stream and of a container's log stream,
+// and the reads of a resume position while NATS is away: 100ms doubling to 5s.
+var streamRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // eventsAnswerTimeout bounds the wait for the daemon to answer an events request (a
 // variable for the tests).

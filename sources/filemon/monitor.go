@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -244,27 +245,28 @@ func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
 // meanwhile (hold.go), so a rotation during the outage cannot take its lines away.
 func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
 	var rc *streams.Reconnects
-	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	backoff := natsRetry.New()
+	for {
 		err := op()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		if attempt == 0 {
+		if rc == nil {
 			m.log.Warn("file monitor: NATS request failed; retrying until it answers", zap.Error(err))
 			rc = streams.WatchReconnects(m.d.JS.Conn())
 			defer rc.Stop()
 		}
-		if rc.Wait(ctx, backoff) {
-			backoff = 100 * time.Millisecond
-		} else {
-			backoff = min(2*backoff, 5*time.Second)
+		if rc.Wait(ctx, backoff.Next()) {
+			backoff.Reset()
 		}
 		if ctx.Err() != nil {
 			return err
 		}
 	}
 }
+
+// natsRetry paces the requests to a NATS that does not answer (a reconnect cuts it short).
+var natsRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 func (m *Monitor) kvPut(ctx context.Context, id FileID, r posRecord) error {
 	b, _ := json.Marshal(r)
@@ -309,17 +311,10 @@ func (m *Monitor) markerKey() string {
 // poll_interval as the safety net) and hands files with work to the readers. It blocks
 // until ctx is done.
 func (m *Monitor) Discover(ctx context.Context) error {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		err := m.setup(ctx)
-		if err == nil {
-			break
-		}
+	if natsRetry.Until(ctx, 0, m.setup, func(_ int, err error) {
 		m.log.Error("file monitor setup failed, retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
+	}) != nil {
+		return nil
 	}
 	var events <-chan fsnotify.Event
 	var werrs <-chan error

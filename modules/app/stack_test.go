@@ -1,5 +1,0 @@
-package app_test
-
-import "runtime"
-
-func runtimeStack(buf []byte) int { return runtime.Stack(buf, true) }
