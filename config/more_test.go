@@ -126,10 +126,16 @@ func TestSize(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	src := `
 nats:
-  urls: [nats://n1:4222]
+  urls: [nats://n1:4222, "nats://admin:natspw1@n2:4222"]
   user: logcap
   password: hunter2
 sinks:
+  - name: loki
+    type: loki
+    input: logs.>
+    url: "https://bob:urlpw1@loki.example/push?api_key=qk1&org=acme"
+    auth: { bearer: br1 }
+    headers: { Cookie: "session=ck1", X-Auth: xa1, X-Session-Token: st1 }
   - name: hook
     type: http
     input: logs.>
@@ -156,7 +162,8 @@ sinks:
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, secret := range []string{"hunter2", "abc123", "k1", "k2", "/k.pem", "s3", "s4"} {
+	for _, secret := range []string{"hunter2", "abc123", "k1", "k2", "/k.pem", "s3", "s4",
+		"natspw1", "urlpw1", "qk1", "br1", "ck1", "xa1", "st1"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("Redacted shows secret %q:\n%s", secret, s)
 		}
@@ -165,6 +172,7 @@ sinks:
 		"user: logcap", "password: \"****\"", "Authorization: \"****\"", "X-Api-Key: \"****\"",
 		"cert: /c.pem", "user: u", "max_tokens: \"****\"", "key: not-a-secret",
 		"url: https://example.internal/ingest", "name: LOGS", "max_age: 72h",
+		"bob:****@loki.example", "org=acme", "admin:****@n2:4222",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("Redacted lacks %q:\n%s", want, s)

@@ -3,7 +3,9 @@ package config
 import (
 	"encoding"
 	"fmt"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -71,6 +73,8 @@ func (r *redactor) value(v reflect.Value) any {
 			out[i] = r.value(v.Index(i))
 		}
 		return out
+	case reflect.String:
+		return MaskURL(v.String())
 	}
 	return v.Interface()
 }
@@ -131,7 +135,7 @@ func (r *redactor) node(n ast.Node, parent string) any {
 		for _, mv := range n.Values {
 			k := keyOf(mv)
 			var v any
-			if secretKey(k, parent) && !emptyValue(mv.Value) {
+			if secretKey(k, parent) && !emptyValue(mv.Value) && !isCollection(mv.Value) {
 				v = Mask
 			} else {
 				v = r.node(mv.Value, k)
@@ -146,7 +150,7 @@ func (r *redactor) node(n ast.Node, parent string) any {
 		}
 		return out
 	case *ast.StringNode:
-		return n.Value
+		return MaskURL(n.Value)
 	case *ast.LiteralNode:
 		return n.Value.Value
 	case *ast.IntegerNode:
@@ -161,7 +165,12 @@ func (r *redactor) node(n ast.Node, parent string) any {
 	return n.GetToken().Value
 }
 
-var secretWords = []string{"password", "passwd", "token", "secret", "api_key", "apikey", "authorization", "credential"}
+var (
+	// secretWords anywhere in a key make it a secret; secretParts only as a whole part
+	// (X-Auth, auth.bearer, Cookie, session_id — but not author or sessions_max).
+	secretWords = []string{"password", "passwd", "token", "secret", "api_key", "apikey", "authorization", "credential", "signature"}
+	secretParts = []string{"auth", "bearer", "cookie", "session", "sig", "pass", "pw", "pwd"}
+)
 
 func secretKey(key, parent string) bool {
 	k := strings.ReplaceAll(strings.ToLower(key), "-", "_") // X-Api-Key is api_key too
@@ -170,8 +179,60 @@ func secretKey(key, parent string) bool {
 			return true
 		}
 	}
+	for _, part := range strings.Split(k, "_") {
+		if slices.Contains(secretParts, part) {
+			return true
+		}
+	}
 	p := strings.ToLower(parent)
 	return k == "key" && (p == "tls" || p == "auth")
+}
+
+// MaskURL masks the secrets of s if it is a URL: the password of its user info and the
+// values of query parameters named like secrets (?api_key=, ?token=, ?sig=). Anything else
+// is returned as it is. Errors and logs that name a destination use it too.
+func MaskURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return s
+	}
+	changed := false
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), Mask)
+		changed = true
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k, vs := range q {
+			if secretKey(k, "") {
+				for i := range vs {
+					vs[i] = Mask
+				}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	if !changed {
+		return s
+	}
+	// url.String escapes the mask in the user info; keep it readable.
+	return strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1)
+}
+
+// isCollection is a mapping or a list: a key named like a secret with such a value (auth:
+// { user, bearer }) is masked inside, key by key.
+func isCollection(n ast.Node) bool {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.SequenceNode:
+		return true
+	}
+	return false
 }
 
 // emptyValue is a missing or empty value: masking it would suggest a secret is set.

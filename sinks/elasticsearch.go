@@ -71,7 +71,7 @@ func newESSink(_ string, opts config.Options) (Sink, error) {
 		return nil, err
 	}
 	base := strings.TrimRight(u.String(), "/")
-	s := &ElasticsearchSink{bulkURL: base + "/_bulk", rootURL: base + "/", display: u.Redacted()}
+	s := &ElasticsearchSink{bulkURL: base + "/_bulk", rootURL: base + "/", display: config.MaskURL(u.String())}
 	switch o.Mode {
 	case "", "index":
 		if o.Index == "" {

@@ -49,7 +49,7 @@ func newHTTPSink(_ string, opts config.Options) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &HTTPSink{url: u.String(), display: u.Redacted()}
+	s := &HTTPSink{url: u.String(), display: config.MaskURL(u.String())}
 	switch o.Method {
 	case "", "POST":
 		s.method = http.MethodPost

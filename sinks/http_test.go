@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -249,5 +250,29 @@ func BenchmarkHTTPSinkWrite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A failed request names its destination with the URL's secrets masked: the error is logged
+// on every failed write (it printed ?api_key= and the user info's password in clear).
+func TestHTTPSinkErrorMasksURLSecrets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the request fails with the URL in its error
+	s := newTestSink(t, "http", map[string]any{"url": "http://bob:urlpw1@" + addr + "/in?api_key=qk1&org=acme"})
+	err = s.Write(context.Background(), httpTestRecords(1, 1, "a"))
+	if err == nil {
+		t.Fatal("write to a closed port succeeded")
+	}
+	for _, secret := range []string{"urlpw1", "qk1"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error shows %q: %v", secret, err)
+		}
+	}
+	if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "org=acme") {
+		t.Errorf("error does not name the destination: %v", err)
 	}
 }

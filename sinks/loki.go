@@ -80,7 +80,7 @@ func newLokiSink(_ string, opts config.Options) (Sink, error) {
 	s := &LokiSink{
 		pushURL:  base + "/loki/api/v1/push",
 		readyURL: base + "/ready",
-		display:  u.Redacted(),
+		display:  config.MaskURL(u.String()),
 		tenant:   o.Tenant,
 		maxVals:  o.MaxLabelValues,
 		seenVals: map[string]map[string]struct{}{},

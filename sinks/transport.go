@@ -241,10 +241,10 @@ func parseURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("url: want an http:// or https:// URL, got %q", u.Redacted())
+		return nil, fmt.Errorf("url: want an http:// or https:// URL, got %q", config.MaskURL(u.String()))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("url: %q has no host", u.Redacted())
+		return nil, fmt.Errorf("url: %q has no host", config.MaskURL(u.String()))
 	}
 	return u, nil
 }
@@ -309,6 +309,9 @@ func (t *transport) do(ctx context.Context, method, u, contentType string, body 
 	req.Header.Set("User-Agent", "logcap")
 	resp, err := t.client.Do(req)
 	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			ue.URL = config.MaskURL(ue.URL) // logged on every failed write: no ?api_key= in clear
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
