@@ -14,6 +14,10 @@ type Entry struct {
 	Stream  string         `json:"stream,omitempty"` // "stdout" or "stderr" for containers
 	Message string         `json:"message"`
 	Fields  map[string]any `json:"fields,omitempty"`
+	// Continued marks a part of a line longer than max_line_bytes that continues in the next
+	// entry, in the next chunk (a line longer than max_chunk_bytes): raw sinks write the
+	// parts as one line.
+	Continued bool `json:"continued,omitempty"`
 
 	// Route, when set by a route step, names the output subject prefix the entry goes to
 	// instead of the processor's default. It is not part of the wire format.

@@ -108,5 +108,8 @@ func appendLine(buf []byte, r *Record, format string) ([]byte, error) {
 	} else {
 		buf = append(buf, r.Message...)
 	}
+	if r.Continued { // the next record holds the rest of the line
+		return buf, nil
+	}
 	return append(buf, '\n'), nil
 }

@@ -131,9 +131,9 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 		}
 	})
 	if pending {
-		// The chunk ended inside a split line: the monitor never does this, but the parts
-		// are still the source's data, so they make one entry rather than vanish.
-		first.Message = string(msg)
+		// The chunk ends inside a split line, longer than a chunk can hold: its parts here are
+		// one entry that continues in the next chunk.
+		first.Message, first.Continued = string(msg), true
 		entries = append(entries, first)
 		if wantRaw {
 			raws = append(raws, raw)

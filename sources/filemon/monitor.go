@@ -124,6 +124,7 @@ type file struct {
 	kvDirty  bool
 	kvAt     time.Time
 	truncs   int         // the tailer's truncations counted so far
+	splits   int         // the tailer's split lines counted so far
 	content  *contentPos // its content in the index (include_compressed)
 	keys     headKeys    // index keys found when it was placed
 	gz       bool        // a gzip file
@@ -1046,7 +1047,6 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		return false
 	}
 	if c != nil {
-		split := t.SplitLines
 		start := time.Now()
 		if _, err := s.pub.Publish(ctx, t.Msg(c)); err != nil {
 			if ctx.Err() != nil {
@@ -1069,7 +1069,8 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		m.committedLocked(f.content, c.File.Fingerprint, c.File.End)
 		m.mu.Unlock()
 		m.noteTruncations(f)
-		m.met.split.Add(float64(t.SplitLines - split))
+		m.met.split.Add(float64(t.SplitLines - f.splits)) // counted once published
+		f.splits = t.SplitLines
 		m.met.lines.Add(float64(c.Lines))
 		m.met.bytes.Add(float64(len(c.Data)))
 		m.met.chunks.Inc()
