@@ -62,7 +62,7 @@ func TestEntries(t *testing.T) {
 		{name: "file split line joined", msg: file("aaa\rbbbccc\nz\n", func(c *streams.Chunk) { c.Entries = []int{4, 3, 4, 2}; c.Continued = []int{0, 1} }),
 			want: []event.Entry{fe("aaa\rbbbccc"), fe("z")}, wantRaw: []string{"aaa\rbbbccc", "z"}},
 		{name: "file chunk ending inside a split line", msg: file("aaabbb", func(c *streams.Chunk) { c.Entries = []int{3, 3}; c.Continued = []int{0, 1} }),
-			want: []event.Entry{fe("aaabbb")}, wantRaw: []string{"aaabbb"}},
+			want: []event.Entry{continues(fe("aaabbb"))}, wantRaw: []string{"aaabbb"}},
 		{name: "docker lines", msg: docker("stderr", "2026-11-27T13:18:38.123456789Z hello\n2026-11-27T13:18:39Z  two spaces\r\n", nil),
 			want:    []event.Entry{de(ts1, "stderr", "hello"), de(ts2, "stderr", " two spaces")},
 			wantRaw: []string{"2026-11-27T13:18:38.123456789Z hello", "2026-11-27T13:18:39Z  two spaces"}},
@@ -194,4 +194,10 @@ func FuzzEntries(f *testing.F) {
 			}
 		}
 	})
+}
+
+// continues marks e as a part that the next chunk's first entry continues.
+func continues(e event.Entry) event.Entry {
+	e.Continued = true
+	return e
 }
