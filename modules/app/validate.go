@@ -18,7 +18,7 @@ func Validate(cfg *config.Config) error {
 		var err error
 		switch src.Type {
 		case filemon.Type:
-			_, err = filemon.Decode(src)
+			_, err = filemon.Decode(src, cfg.DataDir)
 		case dockermon.Type:
 			_, err = dockermon.Decode(src)
 		}

@@ -378,9 +378,32 @@ func TestDecodeIncludeCompressed(t *testing.T) {
 		{map[string]any{"paths": []string{"/var/log/*.log"}, "include_compressed": "sometimes"}, "include_compressed"},
 	} {
 		opts, _ := config.OptionsFrom(tc.opts)
-		_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts})
+		_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts}, "/var/lib/logcap")
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%v: got %v, want %q", tc.opts, err, tc.err)
+		}
+	}
+}
+
+// A glob aimed into logcap's own data_dir is refused by check and run: every line captured
+// would be captured again (one seed line became 6.4 million lines of block files in 25 s).
+func TestDecodeRefusesDataDir(t *testing.T) {
+	for _, tc := range []struct {
+		paths []string
+		err   string
+	}{
+		{[]string{"/var/lib/logcap/**"}, `paths: "/var/lib/logcap/**" reads logcap's own data_dir /var/lib/logcap`},
+		{[]string{"/var/log/*.log", "/var/lib/logcap/jetstream/*/*"}, `"/var/lib/logcap/jetstream/*/*" reads logcap's own data_dir`},
+		{[]string{"/var/lib/logcap"}, `"/var/lib/logcap" reads logcap's own data_dir`},
+		{[]string{"/var/lib/**/*.log"}, ""}, // wider: the monitor skips data_dir
+		{[]string{"/**"}, ""},
+		{[]string{"/var/log/*.log"}, ""},
+		{[]string{"/var/lib/logcap-other/*.log"}, ""},
+	} {
+		opts, _ := config.OptionsFrom(map[string]any{"paths": tc.paths})
+		_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts}, "/var/lib/logcap")
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: got %v, want %q", tc.paths, err, tc.err)
 		}
 	}
 }

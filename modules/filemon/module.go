@@ -6,6 +6,7 @@ package filemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -36,13 +37,17 @@ type params struct {
 	Checks *admin.Checks       `optional:"true"` // readiness: a source that lost a file says so
 }
 
-// Decode reads a file source's options strictly and applies the defaults.
-func Decode(src config.Component) (core.Options, error) {
+// Decode reads a file source's options strictly, applies the defaults, and refuses globs
+// aimed at logcap's own dataDir.
+func Decode(src config.Component, dataDir string) (core.Options, error) {
 	var o core.Options
 	if err := src.Options.Decode(&o, "name", "type"); err != nil {
 		return o, fmt.Errorf("source %s: %w", src.Name, err)
 	}
 	o, err := o.WithDefaults()
+	if err == nil {
+		err = o.CheckDataDir(dataDir)
+	}
 	if err != nil {
 		return o, fmt.Errorf("source %s: %w", src.Name, err)
 	}
@@ -56,7 +61,7 @@ func start(p params) error {
 		if src.Type != Type {
 			continue
 		}
-		o, err := Decode(src)
+		o, err := Decode(src, p.Config.DataDir)
 		if err != nil {
 			return err
 		}
@@ -69,6 +74,7 @@ func start(p params) error {
 	if err != nil {
 		return fmt.Errorf("filemon: metrics: %w", err)
 	}
+	dataDir, _ := filepath.Abs(p.Config.DataDir)
 	g := lifecycle.New("filemon", p.Log)
 	// The monitors are built at start, not at invoke time: the NATS connection they publish
 	// on exists once natsd has started (its hook runs first). Their goroutines stop before
@@ -77,7 +83,7 @@ func start(p params) error {
 		for i, src := range srcs {
 			m, err := core.New(src.Name, opts[i], core.Deps{
 				JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
-				Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas, Gate: p.Gate,
+				Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas, Gate: p.Gate, DataDir: dataDir,
 			})
 			if err != nil {
 				return err

@@ -62,12 +62,12 @@ func TestModule(t *testing.T) {
 
 func TestModuleBadOptions(t *testing.T) {
 	opts, _ := config.OptionsFrom(map[string]any{"name": "app", "type": "file", "paths": []string{"/x"}, "start_at": "middle", "bogus": 1})
-	_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts})
+	_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts}, "/var/lib/logcap")
 	if err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Fatalf("unknown key not reported: %v", err)
 	}
 	opts, _ = config.OptionsFrom(map[string]any{"paths": []string{"/x"}, "start_at": "middle"})
-	if _, err := Decode(config.Component{Name: "app", Options: opts}); err == nil || !strings.Contains(err.Error(), "start_at") {
+	if _, err := Decode(config.Component{Name: "app", Options: opts}, "/var/lib/logcap"); err == nil || !strings.Contains(err.Error(), "start_at") {
 		t.Fatalf("bad start_at not reported: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -174,4 +175,27 @@ func absGlobs(globs []string) []string {
 		}
 	}
 	return out
+}
+
+// CheckDataDir refuses globs aimed into logcap's own data_dir: its block files grow with
+// every line captured (one seed line became 6.4 million lines of block files in 25 s). A
+// wider glob (/var/**, /**) is fine: the monitor skips data_dir.
+func (o Options) CheckDataDir(dataDir string) error {
+	dd, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	for _, p := range o.Paths {
+		if base, _ := doublestar.SplitPattern(filepath.ToSlash(p)); within(filepath.FromSlash(base), dd) || within(p, dd) {
+			errs = append(errs, fmt.Errorf("paths: %q reads logcap's own data_dir %s: every line captured would be captured again", p, dd))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
