@@ -127,6 +127,7 @@ func TestNATSOutageReportsWhatItCouldNotHold(t *testing.T) {
 	w := &rotatingWriter{t: t, path: path, perTick: 20, tick: 100 * time.Millisecond, rotateEvery: 10, keep: 100}
 	w.run(time.Second)
 	s = outage(t, s, opts, w, 4*time.Second)
+	w.rotateEvery = 1 << 30 // the last generation stays at its path: it can be reopened
 	w.run(time.Second)
 
 	poll(t, time.Minute, 100*time.Millisecond, func() error {
@@ -148,7 +149,13 @@ func TestNATSOutageReportsWhatItCouldNotHold(t *testing.T) {
 		t.Error("no log line about the lost file")
 	}
 	// Everything not lost arrives once, in order: the last generation is complete.
-	ta := readAll(t, js, "logs.file.>", w.written, 20*time.Second)
+	var ta *tally
+	poll(t, time.Minute, 100*time.Millisecond, func() error {
+		if ta = readAll(t, js, "logs.file.>", w.written, 3*time.Second); ta.seen[w.written-1] == 0 {
+			return fmt.Errorf("%d lines read back, not the last one", ta.total)
+		}
+		return nil
+	})
 	if ta.dups != 0 || ta.outOfOrder != 0 || ta.seen[w.written-1] != 1 {
 		t.Errorf("%d lines read back: %d duplicated, %d out of order, last line seen %d times",
 			ta.total, ta.dups, ta.outOfOrder, ta.seen[w.written-1])
