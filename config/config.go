@@ -60,6 +60,10 @@ type Embedded struct {
 	SyncInterval string   `yaml:"sync_interval"` // a duration, or "always" to fsync every write
 	MaxPayload   Size     `yaml:"max_payload"`
 	Cluster      *Cluster `yaml:"cluster"`
+	// CacheExpire is how long the file store keeps a message block's buffer in memory after
+	// its last read or write (nats-server's own default is 10s; logcap carries a patch that
+	// makes it configurable: third_party/nats-server/PATCH.md).
+	CacheExpire Duration `yaml:"cache_expire"`
 }
 
 // Cluster makes embedded servers of several logcap nodes one NATS cluster.
@@ -135,6 +139,11 @@ type Admin struct {
 // a few hundred MB and then at ~45 MB/s, with a peak RSS of ~700 MiB (docs/bench.md).
 const DefaultMemoryLimit Size = 512 << 20
 
+// DefaultCacheExpire is nats.embedded.cache_expire when unset. The embedded server's memory
+// is about ingest rate × cache_expire (plus a block or two per stream): 1 s at 200 MB/s holds
+// ~200 MB, 100 ms ~20 MB (README, "Memory model"; docs/bench.md#memory).
+const DefaultCacheExpire = Duration(100 * time.Millisecond)
+
 // MinMemoryLimit is the smallest memory_limit other than 0. The embedded server's buffers
 // are 8 MiB per message block: a budget of a few of them would hold the sources back nearly
 // all the time, and a value like "64KiB" is more likely a mistake than a wish.
@@ -180,6 +189,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if e.MaxPayload == 0 {
 			e.MaxPayload = 8 << 20
+		}
+		if e.CacheExpire == 0 {
+			e.CacheExpire = DefaultCacheExpire
 		}
 	}
 	if c.NATS.ConnectTimeout == 0 {

@@ -211,6 +211,7 @@ func TestDefaults(t *testing.T) {
 		{"embedded.listen", c.NATS.Embedded.Listen, "127.0.0.1:4222"},
 		{"embedded.sync_interval", c.NATS.Embedded.SyncInterval, "2m"},
 		{"embedded.max_payload", c.NATS.Embedded.MaxPayload, Size(8 << 20)},
+		{"embedded.cache_expire", c.NATS.Embedded.CacheExpire.D(), 100 * time.Millisecond},
 		{"connect_timeout", c.NATS.ConnectTimeout.D(), 5 * time.Second},
 		{"logs.name", c.Streams.Logs.Name, "LOGS"},
 		{"logs.max_age", c.Streams.Logs.MaxAge.D(), 72 * time.Hour},

@@ -4065,7 +4065,7 @@ retry:
 		if storage == FileStorage {
 			opts := s.getOpts()
 			fs, err := newFileStoreWithCreated(
-				FileStoreConfig{StoreDir: storeDir, BlockSize: defaultMediumBlockSize, AsyncFlush: false, SyncAlways: opts.SyncAlways, SyncInterval: opts.SyncInterval, srv: s},
+				FileStoreConfig{StoreDir: storeDir, BlockSize: defaultMediumBlockSize, AsyncFlush: false, SyncAlways: opts.SyncAlways, SyncInterval: opts.SyncInterval, CacheExpire: opts.JetStreamCacheExpire, srv: s},
 				StreamConfig{Name: rgName, Storage: FileStorage, Metadata: labels},
 				time.Now().UTC(),
 				s.jsKeyGen(opts.JetStreamKey, rgName),

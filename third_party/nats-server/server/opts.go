@@ -490,6 +490,7 @@ type Options struct {
 	StoreDir                   string            `json:"-"`
 	SyncInterval               time.Duration     `json:"-"`
 	SyncAlways                 bool              `json:"-"`
+	JetStreamCacheExpire       time.Duration     `json:"-"` // how long a file store block's cache outlives its last use (0: 10s)
 	JsAccDefaultDomain         map[string]string `json:"-"` // account to domain name mapping
 	Websocket                  WebsocketOpts     `json:"-"`
 	MQTT                       MQTTOpts          `json:"-"`
@@ -2720,6 +2721,8 @@ func parseJetStream(v any, opts *Options, errors *[]error, warnings *[]error) er
 					opts.SyncInterval = parseDuration(mk, tk, mv, errors, warnings)
 				}
 				opts.syncSet = true
+			case "cache_expire", "cache_expiration":
+				opts.JetStreamCacheExpire = parseDuration(mk, tk, mv, errors, warnings)
 			case "max_memory_store", "max_mem_store", "max_mem":
 				s, err := getStorageSize(mv)
 				if err != nil {
