@@ -63,3 +63,5 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/nats-io/nats-server/v2 => ./third_party/nats-server

@@ -60,6 +60,10 @@ type Embedded struct {
 	SyncInterval string   `yaml:"sync_interval"` // a duration, or "always" to fsync every write
 	MaxPayload   Size     `yaml:"max_payload"`
 	Cluster      *Cluster `yaml:"cluster"`
+	// CacheExpire is how long the file store keeps a message block's buffer in memory after
+	// its last read or write (nats-server's own default is 10s; logcap carries a patch that
+	// makes it configurable: third_party/nats-server/PATCH.md).
+	CacheExpire Duration `yaml:"cache_expire"`
 }
 
 // Cluster makes embedded servers of several logcap nodes one NATS cluster.
@@ -141,13 +145,21 @@ type Admin struct {
 	Listen string `yaml:"listen"` // host:port, or "none"
 }
 
-// DefaultMemoryLimit is memory_limit when unset. Reading a backlog then runs at ~200 MB/s for
-// a few hundred MB and then at ~45 MB/s, with a peak RSS of ~700 MiB (docs/bench.md).
-const DefaultMemoryLimit Size = 512 << 20
+// DefaultMemoryLimit is memory_limit when unset. With the embedded server's block caches
+// bounded by cache_expire, the live heap at full speed is ~40–70 MiB and peak RSS is about
+// 4/3 × memory_limit + 20 MiB: 72MiB keeps the default run and a 1.6 GB backlog under
+// 128 MiB of RSS (make bench; README, "Memory model"). It is the backstop, not the mechanism.
+const DefaultMemoryLimit Size = 72 << 20
+
+// DefaultCacheExpire is nats.embedded.cache_expire when unset. The embedded server's memory
+// is about ingest rate × cache_expire (plus a block or two per stream): 1 s at 200 MB/s holds
+// ~200 MB, 100 ms ~20 MB (README, "Memory model"; docs/bench.md#memory).
+const DefaultCacheExpire = Duration(100 * time.Millisecond)
 
 // MinMemoryLimit is the smallest memory_limit other than 0. The embedded server's buffers
-// are 8 MiB per message block: a budget of a few of them would hold the sources back nearly
-// all the time, and a value like "64KiB" is more likely a mistake than a wish.
+// are 8 MiB per message block and a few are always in use at full speed: a budget of a few of
+// them would hold the sources back nearly all the time, and a value like "64KiB" is more
+// likely a mistake than a wish.
 const MinMemoryLimit Size = 64 << 20
 
 // Default returns the built-in configuration `logcap run` uses without -c.
@@ -190,6 +202,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if e.MaxPayload == 0 {
 			e.MaxPayload = 8 << 20
+		}
+		if e.CacheExpire == 0 {
+			e.CacheExpire = DefaultCacheExpire
 		}
 	}
 	if c.NATS.ConnectTimeout == 0 {

@@ -12,10 +12,12 @@ import (
 // MemoryGate holds the sources' publishes back while the process's live heap is over a
 // budget, so that reading stops and the files (and Docker's logs) stay the buffer.
 //
-// It exists for the embedded nats-server: its file store keeps each message block's buffer in
-// memory until the block has been written out and then unused for 10 s (not configurable),
-// and a publish is acknowledged before that. A source reading a large backlog faster than
-// that drains grew the heap without bound: 3.5 GiB of RSS for a 1.6 GB file (make bench).
+// It is the backstop for the embedded nats-server: its file store keeps each message block's
+// buffer in memory until the block is unused for nats.embedded.cache_expire (upstream: 10 s,
+// which grew the heap without bound: 3.5 GiB of RSS for a 1.6 GB file), and a publish is
+// acknowledged before that. With a short expiry the store holds about (write rate + lagging
+// readers' rate) × (cache_expire + 0.1–0.3 s); the gate holds the sources back when that,
+// plus everything else, passes the budget.
 type MemoryGate struct {
 	limit uint64
 
@@ -28,10 +30,11 @@ type MemoryGate struct {
 
 // gateCheck is how often a held-back publish looks at the heap again, and gateGC how often
 // it forces a collection: without allocation no collection runs, and the live heap it reads
-// would never go down.
+// would never go down. The store releases a block 0.1–0.4 s after its last use, so a
+// collection every second kept the sources waiting up to a second after the memory was free.
 const (
 	gateCheck = 50 * time.Millisecond
-	gateGC    = time.Second
+	gateGC    = 200 * time.Millisecond
 )
 
 // NewMemoryGate returns a gate for limit bytes of live heap; 0 is no limit (a nil gate).

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"os"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,9 +12,9 @@ import (
 )
 
 // newMemoryGate builds the gate the sources publish through, from memory_limit, and sets the
-// Go runtime's soft limit a third above it: the embedded server's released buffers are
-// garbage that only a collection frees, and without the soft limit the next collection comes
-// only when the heap has doubled.
+// Go runtime's soft limit a third above it (unless GOMEMLIMIT is set): the embedded server's
+// released buffers are garbage that only a collection frees, and without the soft limit the
+// next collection comes only when the heap has doubled.
 func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*streams.MemoryGate, error) {
 	var limit uint64
 	if cfg.MemoryLimit != nil {
@@ -23,7 +24,9 @@ func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logge
 	if g == nil {
 		return nil, nil
 	}
-	debug.SetMemoryLimit(int64(limit + limit/3))
+	if os.Getenv("GOMEMLIMIT") == "" { // the user's own soft limit wins
+		debug.SetMemoryLimit(int64(limit + limit/3))
+	}
 	log.Info("memory limit", zap.Stringer("memory_limit", *cfg.MemoryLimit))
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logcap_memory_limit_bytes",

@@ -33,6 +33,9 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 		StoreDir:   storeDir,
 		NoSigs:     true, // else nats-server installs its own SIGTERM handler and calls os.Exit
 		MaxPayload: int32(e.MaxPayload),
+		// A patched nats-server (third_party/nats-server/PATCH.md): without it the file store
+		// holds every block it wrote or read for 10 s, ingest rate × 10 s of memory.
+		JetStreamCacheExpire: e.CacheExpire.D(),
 	}
 	if e.Listen == "none" {
 		o.DontListen = true

@@ -39,14 +39,16 @@ var (
 	workDir    = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
 	short      = flag.Bool("short", false, "short mode: idle files measured over 30 s, latency over 5 s")
 	runs       = flag.Int("runs", 2, "runs of each throughput measurement; the best is reported (the machine is shared)")
-	idleFiles  = flag.Int("idle-files", 10_000, "files of the idle measurement")
+	idleFiles  = flag.String("idle-files", "1000,10000", "files of the idle measurements, comma-separated (one row each)")
+	backlog    = flag.Int("backlog-lines", 8_000_000, "lines of the backlog row's file (8M: 1.6 GB)")
 	latRate    = flag.Int("rate", 10_000, "lines/s of the latency measurement")
 	profileDir = flag.String("profile", "", "also run file→file once more with pprof CPU and alloc profiles saved here")
 	mdOut      = flag.String("md", "", "also write the table (Markdown) to this file")
 	sinkExtra  = flag.String("sink-opts", "", "extra keys of the file sink's flow mapping, e.g. 'batch: {max_entries: 20000}' (exploration; the table uses the defaults)")
 	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
+	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,latency,idle")
+	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,backlog,latency,idle")
 )
 
 func main() {
@@ -142,16 +144,30 @@ func run() error {
 	}
 	for _, v := range []variant{
 		{"file", "file → LOGS → file sink", false, false},
-		{"json", "file → LOGS → json → file sink", true, false},
+		{"json", "file → LOGS → json processor → PARSED → file sink", true, false},
 		{"sync", "file → LOGS → file sink, sync_interval: always", false, true},
+		{"backlog", "file → LOGS → file sink, %.1f GB backlog", false, false},
 	} {
 		if !want(v.key) {
 			continue
 		}
+		in, n, sz := input, *nLines, size
+		if v.key == "backlog" {
+			// A file far larger than the default run, present before logcap starts reading
+			// it: what a restart after an outage, or a new install on a busy node, meets.
+			in, n = filepath.Join(dir, "input", "backlog.log"), *backlog
+			if sz, err = generate(in, 0, n); err != nil {
+				return err
+			}
+			v.name = fmt.Sprintf(v.name, float64(sz)/1e9)
+		}
 		if err := best(v.name, func() (row, error) {
-			return e2e(bin, dir, input, size, v.name, v.json, v.always, "")
+			return e2e(bin, dir, in, sz, n, v.name, v.json, v.always, "")
 		}); err != nil {
 			return err
+		}
+		if v.key == "backlog" {
+			os.Remove(in)
 		}
 	}
 	if want("latency") {
@@ -168,18 +184,24 @@ func run() error {
 		if *short {
 			d = 30 * time.Second
 		}
-		if err := add(idle(bin, dir, *idleFiles, d)); err != nil {
-			return err
+		for _, f := range strings.Split(*idleFiles, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return fmt.Errorf("-idle-files: %w", err)
+			}
+			if err := add(idle(bin, dir, n, d)); err != nil {
+				return err
+			}
 		}
 	}
 	if *profileDir != "" {
 		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
 			return err
 		}
-		if err := add(e2e(bin, dir, input, size, "file → LOGS → file sink (profiled, not a result)", false, false, *profileDir)); err != nil {
+		if err := add(e2e(bin, dir, input, size, *nLines, "file → LOGS → file sink (profiled, not a result)", false, false, *profileDir)); err != nil {
 			return err
 		}
-		if err := add(e2e(bin, dir, input, size, "file → LOGS → json → file sink (profiled, not a result)", true, false, *profileDir)); err != nil {
+		if err := add(e2e(bin, dir, input, size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", true, false, *profileDir)); err != nil {
 			return err
 		}
 	}
@@ -566,6 +588,9 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 	if always {
 		sync = "always"
 	}
+	if *cacheExp != "" {
+		sync += ", cache_expire: " + *cacheExp
+	}
 	cfg := fmt.Sprintf("node: bench\ndata_dir: %s\nlog: {level: warn}\nnats:\n  embedded: {listen: none, sync_interval: %s}\nadmin: {listen: 127.0.0.1:%d}\n%s",
 		filepath.Join(rd, "data"), sync, port, strings.ReplaceAll(body, "$RUN", rd))
 	if *memLimit != "" {
@@ -692,7 +717,7 @@ func extra() string {
 
 // e2e: logcap runs with an empty watched directory; the input file is hard-linked into it
 // (it appears whole, at once) and the clock runs until the sink's file holds every byte.
-func e2e(bin, dir, input string, size int64, name string, jsonStep, always bool, profile string) (row, error) {
+func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, always bool, profile string) (row, error) {
 	watch, err := os.MkdirTemp(dir, "watch-")
 	if err != nil {
 		return row{}, err
@@ -731,7 +756,7 @@ func e2e(bin, dir, input string, size int64, name string, jsonStep, always bool,
 	for {
 		if captured == 0 && time.Since(lastPoll) > 50*time.Millisecond {
 			lastPoll = time.Now()
-			if v, err := p.metric("logcap_filemon_lines_total"); err == nil && v >= float64(*nLines) {
+			if v, err := p.metric("logcap_filemon_lines_total"); err == nil && v >= float64(lines) {
 				captured = time.Since(t0)
 				if profile != "" { // the heap at its fullest: LOGS has it all, the sink is behind
 					if err := p.fetch("/debug/pprof/heap", filepath.Join(profile, "heap-"+slug(name)+".pprof")); err != nil {
@@ -768,7 +793,7 @@ func e2e(bin, dir, input string, size int64, name string, jsonStep, always bool,
 	}
 	note := "all lines once"
 	fmt.Fprintf(os.Stderr, "bench:   %s: LOGS complete after %v, sink after %v\n", name, captured.Round(time.Millisecond), el.Round(time.Millisecond))
-	if err := checkFile(out, *nLines); err != nil {
+	if err := checkFile(out, lines); err != nil {
 		return row{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if fi, _ := os.Stat(out); fi.Size() != size {
@@ -778,7 +803,7 @@ func e2e(bin, dir, input string, size int64, name string, jsonStep, always bool,
 	if err := p.stop(); err != nil {
 		return row{}, err
 	}
-	return row{name: name, lines: *nLines, bytes: size, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, load: load, note: note}, nil
+	return row{name: name, lines: lines, bytes: size, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, load: load, note: note}, nil
 }
 
 func slug(s string) string {
