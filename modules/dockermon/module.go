@@ -7,10 +7,10 @@ import (
 	"fmt"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	core "github.com/logcap/logcap/sources/dockermon"
-	"github.com/logcap/logcap/streams"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -30,7 +30,7 @@ type Params struct {
 	NATS      *natsd.Client
 	Log       *zap.Logger
 	Registry  prometheus.Registerer
-	Gate      *streams.MemoryGate `optional:"true"` // nil: no memory_limit
+	Gate      *memlimit.MemoryGate `optional:"true"` // nil: no memory_limit
 }
 
 // Decode reads a docker source's options strictly.
