@@ -14,6 +14,7 @@ import (
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/sources"
 	core "github.com/logcap/logcap/sources/filemon"
 	"github.com/logcap/logcap/streams"
 )
@@ -34,6 +35,12 @@ type params struct {
 	Gate   *streams.MemoryGate `optional:"true"` // nil: no memory_limit
 }
 
+// The file source registers here until sources/filemon (being rewritten) registers itself,
+// as sources/dockermon does.
+func init() {
+	sources.Register(Type, func(src config.Component) (any, error) { return Decode(src) })
+}
+
 // Decode reads a file source's options strictly and applies the defaults.
 func Decode(src config.Component) (core.Options, error) {
 	var o core.Options
@@ -48,17 +55,9 @@ func Decode(src config.Component) (core.Options, error) {
 }
 
 func start(p params) error {
-	var srcs []config.Component
-	var opts []core.Options
-	for _, src := range p.Config.Sources {
-		if src.Type != Type {
-			continue
-		}
-		o, err := Decode(src)
-		if err != nil {
-			return err
-		}
-		srcs, opts = append(srcs, src), append(opts, o)
+	srcs, opts, err := sources.Select[core.Options](p.Config, Type)
+	if err != nil {
+		return err
 	}
 	if len(srcs) == 0 {
 		return nil
