@@ -34,8 +34,11 @@ type Publisher struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnRetry, if set, is told about every failed attempt (for logs and metrics).
 	OnRetry func(attempt int, err error)
-	// Gate, if set, holds the publish back while the process is over its memory budget.
-	Gate *MemoryGate
+	// Gate, if set, holds the publish back (memlimit.MemoryGate: while the process is over
+	// its memory budget). A nil *memlimit.MemoryGate in it never waits.
+	Gate interface {
+		Wait(ctx context.Context) error
+	}
 }
 
 // NewPublisher returns a publisher for subject whose last stored message has sequence
@@ -58,8 +61,10 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubA
 	if msg.Subject != p.subject {
 		return nil, fmt.Errorf("publish: subject %q, publisher is for %q", msg.Subject, p.subject)
 	}
-	if err := p.Gate.Wait(ctx); err != nil {
-		return nil, fmt.Errorf("publish %s: %w", p.subject, err)
+	if p.Gate != nil {
+		if err := p.Gate.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", p.subject, err)
+		}
 	}
 	id := msg.Header.Get(nats.MsgIdHdr)
 	backoff := retry.Policy{Initial: p.MinBackoff, Max: p.MaxBackoff}.New()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/logcap/logcap/config"
 )
 
 // Spec is what logcap wants a stream to be.
@@ -21,6 +23,16 @@ type Spec struct {
 	DuplicateWindow time.Duration
 	Storage         string // "file" or "memory"
 	Discard         string // "old" or "new"
+}
+
+// SpecFrom is the spec of a configured stream (`streams.logs`, `streams.deadletter`, and
+// the limits a processor's derived stream takes from LOGS) with its subjects.
+func SpecFrom(c config.StreamSpec, subjects []string) Spec {
+	return Spec{
+		Name: c.Name, Subjects: subjects, MaxAge: c.MaxAge.D(), MaxBytes: int64(c.MaxBytes),
+		MaxMsgSize: int32(c.MaxMsgSize), Replicas: c.Replicas, DuplicateWindow: c.DuplicateWindow.D(),
+		Storage: c.Storage, Discard: c.Discard,
+	}
 }
 
 // Config turns the spec into a JetStream stream config.

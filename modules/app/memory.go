@@ -8,19 +8,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/streams"
+	"github.com/logcap/logcap/memlimit"
 )
 
 // newMemoryGate builds the gate the sources publish through, from memory_limit, and sets the
 // Go runtime's soft limit a third above it (unless GOMEMLIMIT is set): the embedded server's
 // released buffers are garbage that only a collection frees, and without the soft limit the
 // next collection comes only when the heap has doubled.
-func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*streams.MemoryGate, error) {
+func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*memlimit.MemoryGate, error) {
 	var limit uint64
 	if cfg.MemoryLimit != nil {
 		limit = uint64(*cfg.MemoryLimit)
 	}
-	g := streams.NewMemoryGate(limit)
+	g := memlimit.NewMemoryGate(limit)
 	if g == nil {
 		return nil, nil
 	}

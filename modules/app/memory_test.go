@@ -16,6 +16,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/internal/natstest"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
@@ -53,7 +54,7 @@ func TestMemoryLimitHoldsTheSourcesBack(t *testing.T) {
 	cfg.Sources = []config.Component{{Name: "app", Type: "file", Options: opts}}
 	var (
 		c    *natsd.Client
-		gate *streams.MemoryGate
+		gate *memlimit.MemoryGate
 	)
 	a, err := start(t, cfg, fx.Populate(&c, &gate))
 	if err != nil {

@@ -3,11 +3,11 @@ package app
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/modules/dockermon"
-	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/pipeline"
+	"github.com/logcap/logcap/sources"
 )
 
 // Validate builds every configured component without running it, so `logcap check` reports
@@ -15,14 +15,10 @@ import (
 func Validate(cfg *config.Config) error {
 	var errs config.Errors
 	for i, src := range cfg.Sources {
-		var err error
-		switch src.Type {
-		case filemon.Type:
-			_, err = filemon.Decode(src, cfg.DataDir)
-		case dockermon.Type:
-			_, err = dockermon.Decode(src)
+		if !slices.Contains(sources.Types(), src.Type) {
+			continue // config.Validate reports the type
 		}
-		if err != nil {
+		if _, err := sources.DecodeIn(cfg, src); err != nil {
 			errs = append(errs, cfg.WrapOptionsError(fmt.Sprintf("sources[%d]", i), err))
 		}
 	}

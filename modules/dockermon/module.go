@@ -7,17 +7,18 @@ import (
 	"fmt"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/sources"
 	core "github.com/logcap/logcap/sources/dockermon"
-	"github.com/logcap/logcap/streams"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 )
 
 // Type is the source type this module handles.
-const Type = "docker"
+const Type = core.Type
 
 // Module follows the containers of every `type: docker` source.
 var Module = fx.Module("dockermon", fx.Invoke(start))
@@ -30,30 +31,13 @@ type Params struct {
 	NATS      *natsd.Client
 	Log       *zap.Logger
 	Registry  prometheus.Registerer
-	Gate      *streams.MemoryGate `optional:"true"` // nil: no memory_limit
-}
-
-// Decode reads a docker source's options strictly.
-func Decode(src config.Component) (core.Options, error) {
-	var opts core.Options
-	if err := src.Options.Decode(&opts, "name", "type"); err != nil {
-		return opts, fmt.Errorf("source %s: %w", src.Name, err)
-	}
-	return opts, nil
+	Gate      *memlimit.MemoryGate `optional:"true"` // nil: no memory_limit
 }
 
 func start(p Params) error {
-	var srcs []config.Component
-	var opts []core.Options
-	for _, s := range p.Config.Sources {
-		if s.Type != Type {
-			continue
-		}
-		o, err := Decode(s)
-		if err != nil {
-			return err
-		}
-		srcs, opts = append(srcs, s), append(opts, o)
+	srcs, opts, err := sources.Select[core.Options](p.Config, Type)
+	if err != nil {
+		return err
 	}
 	if len(srcs) == 0 {
 		return nil

@@ -378,7 +378,7 @@ func TestDecodeIncludeCompressed(t *testing.T) {
 		{map[string]any{"paths": []string{"/var/log/*.log"}, "include_compressed": "sometimes"}, "include_compressed"},
 	} {
 		opts, _ := config.OptionsFrom(tc.opts)
-		_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts}, "/var/lib/logcap")
+		err := decode(opts)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%v: got %v, want %q", tc.opts, err, tc.err)
 		}
@@ -401,7 +401,7 @@ func TestDecodeRefusesDataDir(t *testing.T) {
 		{[]string{"/var/lib/logcap-other/*.log"}, ""},
 	} {
 		opts, _ := config.OptionsFrom(map[string]any{"paths": tc.paths})
-		_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts}, "/var/lib/logcap")
+		err := decode(opts)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%v: got %v, want %q", tc.paths, err, tc.err)
 		}

@@ -13,15 +13,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/sources"
 	core "github.com/logcap/logcap/sources/filemon"
-	"github.com/logcap/logcap/streams"
 )
 
 // Type is the source type this module runs.
-const Type = "file"
+const Type = core.Type
 
 // Module runs every `type: file` source of the configuration.
 var Module = fx.Module("filemon", fx.Invoke(start))
@@ -33,39 +34,14 @@ type params struct {
 	Client *natsd.Client
 	Log    *zap.Logger
 	Reg    prometheus.Registerer
-	Gate   *streams.MemoryGate `optional:"true"` // nil: no memory_limit
-	Checks *admin.Checks       `optional:"true"` // readiness: a source that lost a file says so
-}
-
-// Decode reads a file source's options strictly, applies the defaults, and refuses globs
-// aimed at logcap's own dataDir.
-func Decode(src config.Component, dataDir string) (core.Options, error) {
-	var o core.Options
-	if err := src.Options.Decode(&o, "name", "type"); err != nil {
-		return o, fmt.Errorf("source %s: %w", src.Name, err)
-	}
-	o, err := o.WithDefaults()
-	if err == nil {
-		err = o.CheckDataDir(dataDir)
-	}
-	if err != nil {
-		return o, fmt.Errorf("source %s: %w", src.Name, err)
-	}
-	return o, nil
+	Gate   *memlimit.MemoryGate `optional:"true"` // nil: no memory_limit
+	Checks *admin.Checks        `optional:"true"` // readiness: a source that lost a file says so
 }
 
 func start(p params) error {
-	var srcs []config.Component
-	var opts []core.Options
-	for _, src := range p.Config.Sources {
-		if src.Type != Type {
-			continue
-		}
-		o, err := Decode(src, p.Config.DataDir)
-		if err != nil {
-			return err
-		}
-		srcs, opts = append(srcs, src), append(opts, o)
+	srcs, opts, err := sources.Select[core.Options](p.Config, Type)
+	if err != nil {
+		return err
 	}
 	if len(srcs) == 0 {
 		return nil

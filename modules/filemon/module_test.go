@@ -12,6 +12,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/sources"
 )
 
 func TestModule(t *testing.T) {
@@ -62,12 +63,18 @@ func TestModule(t *testing.T) {
 
 func TestModuleBadOptions(t *testing.T) {
 	opts, _ := config.OptionsFrom(map[string]any{"name": "app", "type": "file", "paths": []string{"/x"}, "start_at": "middle", "bogus": 1})
-	_, err := Decode(config.Component{Name: "app", Type: "file", Options: opts}, "/var/lib/logcap")
+	err := decode(opts)
 	if err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Fatalf("unknown key not reported: %v", err)
 	}
 	opts, _ = config.OptionsFrom(map[string]any{"paths": []string{"/x"}, "start_at": "middle"})
-	if _, err := Decode(config.Component{Name: "app", Options: opts}, "/var/lib/logcap"); err == nil || !strings.Contains(err.Error(), "start_at") {
+	if err := decode(opts); err == nil || !strings.Contains(err.Error(), "start_at") {
 		t.Fatalf("bad start_at not reported: %v", err)
 	}
+}
+
+// decode reads a file source's options as check and run do, with data_dir /var/lib/logcap.
+func decode(opts config.Options) error {
+	_, err := sources.DecodeIn(&config.Config{DataDir: "/var/lib/logcap"}, config.Component{Name: "app", Type: Type, Options: opts})
+	return err
 }

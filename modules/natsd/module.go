@@ -195,7 +195,7 @@ func (n *natsd) provision(ctx context.Context) error {
 		{n.cfg.Streams.Logs, []string{streams.LogsPrefix + ".>"}},
 		{n.cfg.Streams.DeadLetter, []string{streams.DeadLetterPrefix + ".>"}},
 	} {
-		s := SpecFrom(spec.cfg, spec.subjects)
+		s := streams.SpecFrom(spec.cfg, spec.subjects)
 		var err error
 		if *spec.cfg.Provision {
 			_, err = streams.Provision(ctx, n.client.JS, s)
@@ -207,15 +207,6 @@ func (n *natsd) provision(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// SpecFrom turns a configured stream into a streams.Spec.
-func SpecFrom(c config.StreamSpec, subjects []string) streams.Spec {
-	return streams.Spec{
-		Name: c.Name, Subjects: subjects, MaxAge: c.MaxAge.D(), MaxBytes: int64(c.MaxBytes),
-		MaxMsgSize: int32(c.MaxMsgSize), Replicas: c.Replicas, DuplicateWindow: c.DuplicateWindow.D(),
-		Storage: c.Storage, Discard: c.Discard,
-	}
 }
 
 // stop drains the connection (flushing what publishers sent, waiting for the client's

@@ -16,7 +16,6 @@ import (
 	"github.com/logcap/logcap/delivery"
 	"github.com/logcap/logcap/event"
 	"github.com/logcap/logcap/modules/lifecycle"
-	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/processors"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
@@ -111,7 +110,7 @@ func DerivedSpec(cfg *config.Config, pc config.Processor) (streams.Spec, error) 
 	if name == "" {
 		name = strings.ToUpper(pc.Name)
 	}
-	return natsd.SpecFrom(config.StreamSpec{
+	return streams.SpecFrom(config.StreamSpec{
 		Name: name, MaxAge: cfg.Streams.Logs.MaxAge, MaxBytes: cfg.Streams.Logs.MaxBytes, MaxMsgSize: cfg.Streams.Logs.MaxMsgSize,
 		Replicas: cfg.Streams.Logs.Replicas, DuplicateWindow: cfg.Streams.Logs.DuplicateWindow,
 		Storage: cfg.Streams.Logs.Storage, Discard: cfg.Streams.Logs.Discard,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,16 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-)
-
-// Extra headers a docker chunk carries: static metadata of the container, so that a
-// consumer needs no Docker access to label what it reads.
-const (
-	HdrName           = "Logcap-Container-Name"
-	HdrImage          = "Logcap-Image"
-	HdrComposeProject = "Logcap-Compose-Project"
-	HdrComposeService = "Logcap-Compose-Service"
-	HdrLabelPrefix    = "Logcap-Label-"
 )
 
 // StreamPos is where one stream of a container stands in LOGS: the timestamp of the last
@@ -45,24 +34,11 @@ func (p *StreamPos) advance(ts time.Time, n int) {
 	p.TS, p.Count = ts, n
 }
 
-func (p StreamPos) String() string {
-	if p.TS.IsZero() {
-		return "0:0"
-	}
-	return strconv.FormatInt(p.TS.UnixNano(), 10) + ":" + strconv.Itoa(p.Count)
-}
+func (p StreamPos) String() string { return streams.FormatStreamPos(p.TS, p.Count) }
 
 func parseStreamPos(s string) (StreamPos, error) {
-	a, b, ok := strings.Cut(s, ":")
-	ns, err1 := strconv.ParseInt(a, 10, 64)
-	n, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || n < 0 {
-		return StreamPos{}, fmt.Errorf("bad stream position %q", s)
-	}
-	if ns == 0 {
-		return StreamPos{}, nil
-	}
-	return StreamPos{TS: time.Unix(0, ns).UTC(), Count: n}, nil
+	ts, n, err := streams.ParseStreamPos(s)
+	return StreamPos{TS: ts, Count: n}, err
 }
 
 // Position is a container's position, per stream. Docker stamps stdout and stderr in two
@@ -72,12 +48,6 @@ func parseStreamPos(s string) (StreamPos, error) {
 type Position struct {
 	Stdout, Stderr StreamPos
 }
-
-// Hdrs carrying the position of both streams after a chunk (unix nanoseconds:count).
-const (
-	HdrPosStdout = "Logcap-Pos-Stdout"
-	HdrPosStderr = "Logcap-Pos-Stderr"
-)
 
 // unsetMargin: a stream that never published resumes this long before the other stream's
 // position, to cover records stamped earlier but logged later than the other's.
@@ -350,7 +320,7 @@ func (f *follower) resumeFrom(last *jetstream.RawStreamMsg) error {
 		if c.Docker != nil && c.Docker.ContainerID == f.t.ID {
 			f.ch.committed = Position{}
 			*f.ch.committed.of(c.Docker.Stream) = StreamPos{TS: c.Docker.LastTS, Count: c.Docker.LastTSCount}
-			for k, dst := range map[string]*StreamPos{HdrPosStdout: &f.ch.committed.Stdout, HdrPosStderr: &f.ch.committed.Stderr} {
+			for k, dst := range map[string]*StreamPos{streams.HdrPosStdout: &f.ch.committed.Stdout, streams.HdrPosStderr: &f.ch.committed.Stderr} {
 				if v := last.Header.Get(k); v != "" {
 					if *dst, err = parseStreamPos(v); err != nil {
 						return fmt.Errorf("container %s: resume position: header %s: %w", f.t.Name, k, err)
@@ -559,8 +529,8 @@ func (f *follower) publish(ctx context.Context) error {
 	for k, v := range f.extra {
 		msg.Header[k] = v
 	}
-	msg.Header.Set(HdrPosStdout, f.ch.pos.Stdout.String())
-	msg.Header.Set(HdrPosStderr, f.ch.pos.Stderr.String())
+	msg.Header.Set(streams.HdrPosStdout, f.ch.pos.Stdout.String())
+	msg.Header.Set(streams.HdrPosStderr, f.ch.pos.Stderr.String())
 	if _, err := f.pub.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("container %s: %w", f.t.Name, err)
 	}
@@ -574,23 +544,7 @@ func (f *follower) publish(ctx context.Context) error {
 }
 
 func (m *Monitor) metaHeaders(t Target) nats.Header {
-	h := nats.Header{}
-	h.Set(HdrName, t.Name)
-	if t.Image != "" {
-		h.Set(HdrImage, t.Image)
-	}
-	if v := t.Labels["com.docker.compose.project"]; v != "" {
-		h.Set(HdrComposeProject, v)
-	}
-	if v := t.Labels["com.docker.compose.service"]; v != "" {
-		h.Set(HdrComposeService, v)
-	}
-	for _, k := range m.cfg.Labels {
-		if v, ok := t.Labels[k]; ok {
-			h[HdrLabelPrefix+k] = []string{v}
-		}
-	}
-	return h
+	return streams.DockerMetaHeader(t.Name, t.Image, t.Labels, m.cfg.Labels)
 }
 
 func short(id string) string {

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/retry"
-	"github.com/logcap/logcap/streams"
 )
 
 // Spawner runs fn in a goroutine named name that has an owner (lifecycle.Group.Go); it
@@ -23,10 +23,10 @@ type Spawner func(name string, fn func(ctx context.Context) error) error
 
 // Config is one docker source.
 type Config struct {
-	Source string              // the source's name in the config file, for logs and metrics
-	Host   string              // the node token in subjects
-	Stream string              // the raw stream, LOGS
-	Gate   *streams.MemoryGate // holds publishes back over memory_limit; nil: never
+	Source string               // the source's name in the config file, for logs and metrics
+	Host   string               // the node token in subjects
+	Stream string               // the raw stream, LOGS
+	Gate   *memlimit.MemoryGate // holds publishes back over memory_limit; nil: never
 	Options
 }
 

@@ -6,9 +6,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/logcap/logcap/config"
 	"github.com/moby/moby/client"
+
+	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/sources"
 )
+
+// Type is the source type of the Docker monitor.
+const Type = "docker"
+
+func init() {
+	sources.Register(Type, func(src config.Component) (any, error) { return Decode(src) })
+}
+
+// Decode reads a docker source's options strictly.
+func Decode(src config.Component) (Options, error) {
+	var opts Options
+	if err := src.Options.Decode(&opts, "name", "type"); err != nil {
+		return opts, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	return opts, nil
+}
 
 // Options are a docker source's keys in the config file (besides name and type).
 type Options struct {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
@@ -36,8 +37,8 @@ type Deps struct {
 	Log        *zap.Logger
 	Metrics    *Metrics
 	KVReplicas int
-	Gate       *streams.MemoryGate // holds publishes back over memory_limit; nil: never
-	DataDir    string              // logcap's data_dir, absolute: never tailed
+	Gate       *memlimit.MemoryGate // holds publishes back over memory_limit; nil: never
+	DataDir    string               // logcap's data_dir, absolute: never tailed
 }
 
 // Monitor tails the files of one `type: file` source into LOGS. Its goroutine count is

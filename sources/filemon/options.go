@@ -16,6 +16,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/sources"
 )
 
 // Options are the keys of a `type: file` source. Key names are a contract with users.
@@ -60,6 +61,26 @@ const (
 	DefaultMultilineMaxLines = 500
 	DefaultMultilineTimeout  = 5 * time.Second
 )
+
+// Type is the source type of the file monitor.
+const Type = "file"
+
+func init() {
+	sources.Register(Type, func(src config.Component) (any, error) { return Decode(src) })
+}
+
+// Decode reads a file source's options strictly and applies the defaults.
+func Decode(src config.Component) (Options, error) {
+	var o Options
+	if err := src.Options.Decode(&o, "name", "type"); err != nil {
+		return o, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	o, err := o.WithDefaults()
+	if err != nil {
+		return o, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	return o, nil
+}
 
 // WithDefaults fills unset fields and checks the result.
 func (o Options) WithDefaults() (Options, error) {

@@ -1,4 +1,4 @@
-package streams_test
+package memlimit_test
 
 import (
 	"context"
@@ -9,9 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/logcap/logcap/internal/natstest"
-	"github.com/logcap/logcap/streams"
+	"github.com/logcap/logcap/memlimit"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func liveHeap() uint64 {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -24,10 +28,10 @@ func TestMemoryGateOpen(t *testing.T) {
 	cancel() // an open gate does not even look at ctx
 	for _, tc := range []struct {
 		name string
-		g    *streams.MemoryGate
+		g    *memlimit.MemoryGate
 	}{
-		{"no limit", streams.NewMemoryGate(0)},
-		{"under the limit", streams.NewMemoryGate(1 << 40)},
+		{"no limit", memlimit.NewMemoryGate(0)},
+		{"under the limit", memlimit.NewMemoryGate(1 << 40)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.g.Wait(ctx); err != nil {
@@ -48,7 +52,7 @@ func TestMemoryGateHoldsUntilTheHeapShrinks(t *testing.T) {
 		ballast[i] = 1
 	}
 	runtime.GC()
-	g := streams.NewMemoryGate(liveHeap() - 128<<20)
+	g := memlimit.NewMemoryGate(liveHeap() - 128<<20)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -1,0 +1,75 @@
+// Package streams is logcap's wire format and its reference: what a message in a logcap
+// stream is, so that `nats` CLI users and other consumers can read it, and the code that
+// writes and reads it (the monitors, processors, sinks and replay all go through here).
+// It also holds the stream and consumer specs, the conditional publisher and the fetch.
+// The format is public: extend it, never change what a name means.
+//
+// # Streams and subjects
+//
+//   - LOGS, subjects logs.<kind>.<host>.<source>: what the monitors captured. kind is "file"
+//     or "docker" (KindFile, KindDocker); host the node name; source the file path or the
+//     container name (SourceSubject).
+//   - A processor's derived stream (PARSED for processor "parsed"), subjects
+//     <lower(name)>.<kind>.<host>.<source>, plus <route>.… for each route step's target.
+//   - DEADLETTER, subjects deadletter.<consumer>: what a stage gave up on (DeadLetter).
+//
+// Host and source are one NATS token each, readable and reversible (EncodeToken,
+// DecodeToken): '.', '*', '>', white space, control bytes, invalid UTF-8 and '%' become %XX
+// (upper-case hex), everything else (even '/') stays; the empty string is "%". So
+// /var/log/app.log on node web-1 is logs.file.web-1./var/log/app%2Elog.
+//
+// # Payload: a chunk, not a line
+//
+// One message carries one or more complete entries of one source, contiguous and in order
+// (Chunk): a lone line goes out at once, under load a chunk grows to max_chunk_bytes.
+//
+//   - File chunk: the file's bytes exactly as read, lines separated by '\n' (a "\r\n" file
+//     keeps its '\r'); invalid UTF-8 and binary pass untouched.
+//   - Docker chunk: lines as `docker logs --timestamps` prints them, `<RFC3339Nano> <line>\n`
+//     (CutDockerTimestamp, ParseDockerLine), one Docker stream (stdout or stderr) per chunk.
+//   - Derived chunk: NDJSON, one JSON document per entry (time, host, kind, source, stream,
+//     message, fields), one derived chunk per input chunk and output subject (DerivedMsg).
+//
+// An entry is one line unless Logcap-Entries says otherwise (Entries, EntriesRaw split every
+// kind the same way).
+//
+// # Headers
+//
+// All chunks:
+//
+//	Nats-Msg-Id          deterministic id (Chunk.MsgID): f:<host>:<dev>:<ino>:<fingerprint>:<start offset>
+//	                     for files, d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
+//	                     for Docker, <input stream>:<seq>[:<route>] for derived chunks: a retried or
+//	                     rebuilt publish is deduplicated, never stored twice
+//	Logcap-Lines         number of entries (HdrLines)
+//
+// Raw (LOGS) chunks:
+//
+//	Logcap-Read-Time     when the monitor read the chunk, RFC 3339 nano
+//	Logcap-Entries       entry lengths in bytes, comma-separated, when entries are not one line
+//	                     each (multiline entries, split long lines); absent: one entry per '\n'
+//	Logcap-Continued     indexes of entries that continue in the next (parts of a long line)
+//
+// File chunks: Logcap-Dev, Logcap-Ino, Logcap-Fp (file identity: device, inode, hex
+// fingerprint of the first bytes) and Logcap-Offset, Logcap-End (the byte range [Offset,
+// End) of the chunk in the file).
+//
+// Docker chunks: Logcap-Container (id), Logcap-Stream (stdout or stderr), Logcap-First-Ts
+// and Logcap-Last-Ts (first and last entry timestamps), Logcap-Last-Ts-Count (records
+// carrying Last-Ts published so far on that stream), Logcap-Pos-Stdout and
+// Logcap-Pos-Stderr (each stream's resume position after the chunk, `<unix ns>:<count>`:
+// FormatStreamPos), and the container's metadata: Logcap-Container-Name, Logcap-Image,
+// Logcap-Compose-Project, Logcap-Compose-Service, Logcap-Label-<key> (DockerMetaHeader).
+//
+// Derived chunks: Logcap-Format: ndjson.
+//
+// Dead letters: the original's headers (less Nats-*), and Logcap-Error, Logcap-Consumer,
+// Logcap-Orig-Stream, Logcap-Orig-Subject, Logcap-Orig-Seq; id dl:<consumer>:<stream>:<seq>.
+//
+// # Positions
+//
+// The position is the stream. A source publishes its chunks one at a time, each conditional
+// on the previous one (Nats-Expected-Last-Subject-Sequence, Publisher), so a subject has no
+// gap and a second writer is fenced off (ErrFenced). A monitor resumes from the last message
+// on its subject (LastMsg): a file's identity and Logcap-End, a container's Logcap-Pos-*.
+package streams
