@@ -97,6 +97,10 @@ type StreamSpec struct {
 	DuplicateWindow Duration `yaml:"duplicate_window"`
 	Storage         string   `yaml:"storage"` // file, memory
 	Discard         string   `yaml:"discard"` // old, new
+	// WhenFull (logs only): block holds the sources back rather than let the limits discard
+	// messages a durable consumer has not acked; drop_oldest keeps capturing. Both count
+	// such discards.
+	WhenFull string `yaml:"when_full"`
 	// Provision false means someone else manages the stream: logcap only checks it exists.
 	Provision *bool `yaml:"provision"`
 }
@@ -211,6 +215,9 @@ func (c *Config) ApplyDefaults() {
 		c.NATS.ConnectTimeout = Duration(5 * time.Second)
 	}
 	c.Streams.Logs.defaults("LOGS", Duration(72*time.Hour), 10<<30)
+	if c.Streams.Logs.WhenFull == "" {
+		c.Streams.Logs.WhenFull = "block"
+	}
 	c.Streams.DeadLetter.defaults("DEADLETTER", Duration(14*24*time.Hour), 1<<30)
 	for i := range c.Processors {
 		if p := &c.Processors[i]; p.Stream == "" {

@@ -194,6 +194,11 @@ func (v *validator) stream(path string, s StreamSpec) {
 	}
 	v.oneOf(path+".storage", s.Storage, false, "file", "memory")
 	v.oneOf(path+".discard", s.Discard, false, "old", "new")
+	if path == "streams.logs" {
+		v.oneOf(path+".when_full", s.WhenFull, false, "block", "drop_oldest")
+	} else if s.WhenFull != "" {
+		v.errorf(path+".when_full", "only streams.logs has a when_full policy (the sources can wait; a dead letter cannot)")
+	}
 	if s.MaxMsgSize > s.MaxBytes {
 		v.errorf(path+".max_msg_size", "%s is larger than max_bytes (%s)", s.MaxMsgSize, s.MaxBytes)
 	}

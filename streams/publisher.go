@@ -34,11 +34,8 @@ type Publisher struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnRetry, if set, is told about every failed attempt (for logs and metrics).
 	OnRetry func(attempt int, err error)
-	// Gate, if set, holds the publish back (memlimit.MemoryGate: while the process is over
-	// its memory budget). A nil *memlimit.MemoryGate in it never waits.
-	Gate interface {
-		Wait(ctx context.Context) error
-	}
+	// Gate, if set, holds the publish back (the memory budget, the stream's when_full).
+	Gate Gate
 }
 
 // NewPublisher returns a publisher for subject whose last stored message has sequence

@@ -13,11 +13,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/dockermon"
 	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/modules/pipeline"
+	"github.com/logcap/logcap/modules/retention"
+	"github.com/logcap/logcap/streams"
 )
 
 // Options returns the fx options of a whole logcap for cfg. Extra options (tests) come last.
@@ -33,8 +36,10 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		// and the embedded server share shutdown_timeout.
 		fx.StopTimeout(cfg.ShutdownTimeout.D()),
 		fx.Provide(newMemoryGate),
+		fx.Provide(fx.Annotate(sourcesGate, fx.ResultTags(`name:"sources"`))),
 		natsd.Module,
 		admin.Module,
+		retention.Module,
 		filemon.Module,
 		dockermon.Module,
 		pipeline.Module,
@@ -76,4 +81,12 @@ func NewLogger(level, format string) (*zap.Logger, error) {
 	zc.Sampling = nil // a log agent must not drop its own errors
 	zc.DisableStacktrace = true
 	return zc.Build()
+}
+
+// sourcesGate is what the sources publish through: the memory budget, then LOGS' when_full.
+func sourcesGate(mem *memlimit.MemoryGate, guard *retention.Guard) streams.Gate {
+	if mem == nil {
+		return guard
+	}
+	return streams.Gates{mem, guard}
 }

@@ -31,7 +31,7 @@ type Params struct {
 	NATS      *natsd.Client
 	Log       *zap.Logger
 	Registry  prometheus.Registerer
-	Gate      *memlimit.MemoryGate `optional:"true"` // nil: no memory_limit
+	Gate      streams.Gate `name:"sources" optional:"true"` // memory_limit, when_full
 }
 
 func start(p Params) error {

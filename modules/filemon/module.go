@@ -34,8 +34,8 @@ type params struct {
 	Client *natsd.Client
 	Log    *zap.Logger
 	Reg    prometheus.Registerer
-	Gate   *memlimit.MemoryGate `optional:"true"` // nil: no memory_limit
-	Checks *admin.Checks        `optional:"true"` // readiness: a source that lost a file says so
+	Gate   streams.Gate  `name:"sources" optional:"true"` // memory_limit, when_full
+	Checks *admin.Checks `optional:"true"`                // readiness: a source that lost a file says so
 }
 
 func start(p params) error {

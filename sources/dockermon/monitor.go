@@ -23,10 +23,10 @@ type Spawner func(name string, fn func(ctx context.Context) error) error
 
 // Config is one docker source.
 type Config struct {
-	Source string               // the source's name in the config file, for logs and metrics
-	Host   string               // the node token in subjects
-	Stream string               // the raw stream, LOGS
-	Gate   *memlimit.MemoryGate // holds publishes back over memory_limit; nil: never
+	Source string       // the source's name in the config file, for logs and metrics
+	Host   string       // the node token in subjects
+	Stream string       // the raw stream, LOGS
+	Gate   streams.Gate // holds publishes back (memory_limit, when_full); nil: never
 	Options
 }
 

@@ -37,8 +37,8 @@ type Deps struct {
 	Log        *zap.Logger
 	Metrics    *Metrics
 	KVReplicas int
-	Gate       *memlimit.MemoryGate // holds publishes back over memory_limit; nil: never
-	DataDir    string               // logcap's data_dir, absolute: never tailed
+	Gate       streams.Gate // holds publishes back (memory_limit, when_full); nil: never
+	DataDir    string       // logcap's data_dir, absolute: never tailed
 }
 
 // Monitor tails the files of one `type: file` source into LOGS. Its goroutine count is
