@@ -7,11 +7,11 @@ import (
 	"fmt"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/sources"
 	core "github.com/logcap/logcap/sources/dockermon"
+	"github.com/logcap/logcap/streams"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"

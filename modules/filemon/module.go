@@ -13,12 +13,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/sources"
 	core "github.com/logcap/logcap/sources/filemon"
+	"github.com/logcap/logcap/streams"
 )
 
 // Type is the source type this module runs.

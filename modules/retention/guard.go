@@ -46,6 +46,7 @@ const (
 // consumer's ack floor (the stream sequence below which it has acked everything).
 type State struct {
 	MaxBytes, MaxMsgs int64
+	MaxMsgSize        int32
 	Bytes, Msgs       uint64
 	FirstSeq, LastSeq uint64
 	AckFloors         map[string]uint64 // durable consumer → ack floor (stream sequence)
@@ -93,17 +94,21 @@ func fullRatio(s State) float64 {
 type Guard struct {
 	stream string
 	mode   Mode
-	js     jetstream.JetStream
 	log    *zap.Logger
 	met    metrics
 
-	mu       sync.Mutex
-	held     chan struct{} // open while the sources are held; nil when not
-	why      string
-	counted  map[string]uint64 // consumer → discards counted up to this sequence
-	lost     uint64
-	lastLoss string
-	lostAt   time.Time
+	refreshMu sync.Mutex // one look at the stream at a time
+
+	mu        sync.Mutex
+	js        jetstream.JetStream // nil until Run
+	held      chan struct{}       // open while the sources are held; nil when not
+	heldSince time.Time
+	why       string
+	allowance int               // publishes that may go before the next look
+	counted   map[string]uint64 // consumer → discards counted up to this sequence
+	lost      uint64
+	lastLoss  string
+	lostAt    time.Time
 }
 
 type metrics struct {
@@ -114,8 +119,8 @@ type metrics struct {
 }
 
 // NewGuard returns a guard of stream in mode; its metrics are registered on reg.
-func NewGuard(stream string, mode Mode, js jetstream.JetStream, reg prometheus.Registerer, log *zap.Logger) (*Guard, error) {
-	g := &Guard{stream: stream, mode: mode, js: js, log: log.With(zap.String("stream", stream)), counted: map[string]uint64{}}
+func NewGuard(stream string, mode Mode, reg prometheus.Registerer, log *zap.Logger) (*Guard, error) {
+	g := &Guard{stream: stream, mode: mode, log: log.With(zap.String("stream", stream)), counted: map[string]uint64{}}
 	g.met = metrics{
 		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logcap_stream_discarded_unacked_total",
 			Help: "Messages the stream's limits discarded before a durable consumer acked them."}, []string{"stream", "consumer"}),
@@ -136,25 +141,44 @@ func NewGuard(stream string, mode Mode, js jetstream.JetStream, reg prometheus.R
 	return g, nil
 }
 
-// Wait returns at once unless the sources are held; then it waits until they are released
-// or ctx is done. A nil guard never waits.
+// Wait lets a publish through, or holds it while the stream is nearly full of what a
+// durable consumer has not acked (when_full: block). It looks at the stream again whenever
+// the publishes let through since the last look could have filled what was left (a file read
+// at 240 MB/s fills a small stream between two looks a second apart), and every
+// heldRecheck while it holds. A nil guard, drop_oldest, and a guard not running yet never
+// wait.
 func (g *Guard) Wait(ctx context.Context) error {
-	if g == nil {
+	if g == nil || g.mode != Block {
 		return nil
 	}
-	g.mu.Lock()
-	held := g.held
-	g.mu.Unlock()
-	if held == nil {
-		return nil
-	}
-	select {
-	case <-held:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		g.mu.Lock()
+		held, js := g.held, g.js
+		if js == nil || held == nil && g.allowance > 0 {
+			g.allowance--
+			g.mu.Unlock()
+			return nil
+		}
+		g.mu.Unlock()
+		if held == nil {
+			g.refresh(ctx)
+			continue
+		}
+		t := time.NewTimer(heldRecheck)
+		select {
+		case <-held:
+		case <-t.C:
+			g.refresh(ctx)
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
 	}
 }
+
+// heldRecheck is how often held publishes look at the stream again.
+const heldRecheck = 250 * time.Millisecond
 
 // NotReady is "" unless the sources are held, or a discard happened within reportFor.
 func (g *Guard) NotReady() string {
@@ -170,32 +194,17 @@ func (g *Guard) NotReady() string {
 	return ""
 }
 
-// Run checks the stream every interval until ctx is done, then releases the sources.
-func (g *Guard) Run(ctx context.Context, interval time.Duration) error {
+// Run checks the stream through js every interval until ctx is done (counting discards even
+// while nothing is published), then releases the sources.
+func (g *Guard) Run(ctx context.Context, js jetstream.JetStream, interval time.Duration) error {
+	g.mu.Lock()
+	g.js = js
+	g.mu.Unlock()
+	defer g.setHold(false, "")
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	defer g.setHold(false, "")
-	var heldSince time.Time
 	for {
-		s, err := g.state(ctx)
-		switch {
-		case err == nil:
-			g.count(s)
-			hold, why := Decide(s)
-			if g.mode != Block {
-				hold = false
-			}
-			g.met.full.Set(fullRatio(s))
-			if hold && heldSince.IsZero() {
-				heldSince = time.Now()
-			} else if !hold && !heldSince.IsZero() {
-				g.met.heldSecs.Add(time.Since(heldSince).Seconds())
-				heldSince = time.Time{}
-			}
-			g.setHold(hold, why)
-		case ctx.Err() == nil:
-			g.log.Debug("retention: stream state not read", zap.Error(err))
-		}
+		g.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -204,12 +213,60 @@ func (g *Guard) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
+// refresh reads the stream's state, counts discards, decides whether to hold, and sets how
+// many publishes may go before the next look. One refresh at a time; a caller that finds one
+// running waits for it and uses its result.
+func (g *Guard) refresh(ctx context.Context) {
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
+	s, err := g.state(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Debug("retention: stream state not read", zap.Error(err))
+		}
+		g.mu.Lock()
+		g.allowance = errAllowance // NATS away: the publishes fail on their own
+		g.mu.Unlock()
+		return
+	}
+	g.count(s)
+	hold, why := Decide(s)
+	if g.mode != Block {
+		hold = false
+	}
+	g.met.full.Set(fullRatio(s))
+	g.setHold(hold, why)
+	g.mu.Lock()
+	g.allowance = allowance(s)
+	g.mu.Unlock()
+}
+
+// errAllowance is how many publishes go through after the stream state could not be read.
+const errAllowance = 16
+
+// allowance is how many publishes cannot fill the stream to the hold threshold: the room
+// left divided by the largest message the stream takes; at least one (a stream near the
+// threshold is looked at before every publish).
+func allowance(s State) int {
+	room := int64(1) << 62
+	if s.MaxBytes > 0 {
+		room = int64(fullAt*float64(s.MaxBytes)) - int64(s.Bytes)
+		if s.MaxMsgSize > 0 {
+			room /= int64(s.MaxMsgSize)
+		}
+	}
+	if s.MaxMsgs > 0 {
+		room = min(room, int64(fullAt*float64(s.MaxMsgs))-int64(s.Msgs))
+	}
+	return int(max(room, 1)) // at least the next publish: then look again
+}
+
 func (g *Guard) setHold(hold bool, why string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
 	case hold && g.held == nil:
-		g.held, g.why = make(chan struct{}), why
+		g.held, g.why, g.heldSince = make(chan struct{}), why, time.Now()
 		g.met.held.Set(1)
 		g.log.Warn("retention: sources held back until consumers catch up (when_full: block)", zap.String("why", why))
 	case hold:
@@ -218,6 +275,7 @@ func (g *Guard) setHold(hold bool, why string) {
 		close(g.held)
 		g.held, g.why = nil, ""
 		g.met.held.Set(0)
+		g.met.heldSecs.Add(time.Since(g.heldSince).Seconds())
 		g.log.Info("retention: sources released")
 	}
 }
@@ -226,16 +284,13 @@ func (g *Guard) setHold(hold bool, why string) {
 // look: the messages between the floor and the stream's first sequence were deleted unacked.
 func (g *Guard) count(s State) {
 	for name, floor := range s.AckFloors {
+		// A consumer starts with its ack floor at the stream's first sequence - 1 (nats-server
+		// sets it so when it is created): a floor further below means messages it had not
+		// acked were deleted. counted avoids counting them twice.
 		g.mu.Lock()
-		seen, known := g.counted[name]
-		if !known {
-			// First look at this consumer: what was discarded before is not known to be ours
-			// to count (a consumer created after a discard starts below the first sequence).
-			g.counted[name] = max(floor, s.FirstSeq-min(s.FirstSeq, 1))
-		}
+		from := max(floor, g.counted[name])
 		g.mu.Unlock()
-		from := max(floor, seen)
-		if !known || s.FirstSeq <= from+1 {
+		if s.FirstSeq <= from+1 {
 			continue
 		}
 		n := s.FirstSeq - 1 - from
@@ -255,12 +310,15 @@ func (g *Guard) count(s State) {
 func (g *Guard) state(ctx context.Context) (State, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := g.js.Stream(ctx, g.stream)
+	g.mu.Lock()
+	js := g.js
+	g.mu.Unlock()
+	st, err := js.Stream(ctx, g.stream)
 	if err != nil {
 		return State{}, fmt.Errorf("stream %s: %w", g.stream, err)
 	}
 	info := st.CachedInfo()
-	s := State{MaxBytes: info.Config.MaxBytes, MaxMsgs: info.Config.MaxMsgs, Bytes: info.State.Bytes, Msgs: info.State.Msgs,
+	s := State{MaxBytes: info.Config.MaxBytes, MaxMsgs: info.Config.MaxMsgs, MaxMsgSize: info.Config.MaxMsgSize, Bytes: info.State.Bytes, Msgs: info.State.Msgs,
 		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, AckFloors: map[string]uint64{}}
 	lister := st.ListConsumers(ctx)
 	for ci := range lister.Info() {

@@ -22,7 +22,7 @@ const interval = time.Second
 var Module = fx.Module("retention", fx.Provide(newGuard), fx.Invoke(run))
 
 func newGuard(cfg *config.Config, client *natsd.Client, reg prometheus.Registerer, log *zap.Logger) (*Guard, error) {
-	return NewGuard(client.LogsStream, Mode(cfg.Streams.Logs.WhenFull), client.JS, reg, log.Named("retention"))
+	return NewGuard(client.LogsStream, Mode(cfg.Streams.Logs.WhenFull), reg, log.Named("retention"))
 }
 
 type params struct {
@@ -44,7 +44,7 @@ func run(p params) {
 			if err := p.Client.WaitReady(ctx); err != nil {
 				return nil
 			}
-			return p.Guard.Run(ctx, interval)
+			return p.Guard.Run(ctx, p.Client.JS, interval) // the connection exists once ready
 		})
 	})
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/retry"
+	"github.com/logcap/logcap/streams"
 )
 
 // Spawner runs fn in a goroutine named name that has an owner (lifecycle.Group.Go); it

@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
