@@ -172,7 +172,7 @@ func (pl *Pipeline) closeSinks() {
 	}
 }
 
-// Stats reports what each processor and sink did so far (tests, `logcap` status).
+// Stats reports what each processor and sink did so far (for tests).
 type Stats struct {
 	// Processors by name: entries in, out, dropped; chunks dead-lettered.
 	Processors map[string]ProcessorStats
