@@ -80,12 +80,7 @@ func start(p params) error {
 				return err
 			}
 			closers.Add(func() error { m.Close(); return nil })
-			if err := g.Go("filemon: discover "+src.Name, func(ctx context.Context) error {
-				if err := p.Client.WaitReady(ctx); err != nil {
-					return nil
-				}
-				return m.Discover(ctx)
-			}); err != nil {
+			if err := g.Go("filemon: discover "+src.Name, p.Client.WhenReady(m.Discover)); err != nil {
 				return err
 			}
 			for r := range m.Readers() {
