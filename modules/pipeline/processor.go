@@ -46,7 +46,6 @@ type processor struct {
 	routes []string // route step targets: more subject prefixes of the derived stream
 	log    *zap.Logger
 	js     jetstream.JetStream
-	stream string // the input's stream
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	mIn, mOut, mDropped, mErrors   prometheus.Counter
@@ -142,7 +141,6 @@ func (p *processor) run(ctx context.Context) error {
 			return err
 		},
 		running: func(stream string) {
-			p.stream = stream
 			p.log.Info("processor running", zap.String("input", p.cfg.Input), zap.String("input_stream", stream))
 		},
 		handle: p.handle,
