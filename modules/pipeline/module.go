@@ -111,7 +111,7 @@ func New(cfg *config.Config, client *natsd.Client, log *zap.Logger, reg promethe
 			errs = append(errs, fmt.Errorf("processor %s: %w", pc.Name, err))
 			continue
 		}
-		routes, err := routeTargets(pc.Steps)
+		routes, err := pc.Routes()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("processor %s: %w", pc.Name, err))
 			continue
