@@ -52,3 +52,24 @@ func (o Options) Step() (typ string, opts Options, err error) {
 			len(keys), strings.Join(keys, ", "))
 	}
 }
+
+// Routes lists the `to:` of the processor's route steps: subject prefixes its derived
+// stream takes besides <lower(name)>.>.
+func (p Processor) Routes() ([]string, error) {
+	var out []string
+	for i, st := range p.Steps {
+		typ, opts, err := st.Step()
+		if err != nil || typ != "route" {
+			continue
+		}
+		var o struct {
+			If string `yaml:"if"`
+			To string `yaml:"to"`
+		}
+		if err := opts.Decode(&o); err != nil {
+			return nil, fmt.Errorf("steps[%d] (route): %w", i, err)
+		}
+		out = append(out, o.To)
+	}
+	return out, nil
+}

@@ -1,6 +1,6 @@
 // Package delivery is logcap's one delivery engine: what happens to a message between the
 // moment a stage fetched it and the moment it is settled. A processor and a sink (modules/
-// pipeline) and a replay into a sink (modules/replay) all go through it:
+// pipeline) and a replay into a sink (package replay) all go through it:
 //
 //	fetch → decode → write (a sink) or transform and publish (a processor)
 //	      → ack | nak (now, or after a delay) | dead letter (the message is terminated)

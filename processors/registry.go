@@ -1,9 +1,6 @@
 package processors
 
 import (
-	"fmt"
-	"sort"
-
 	"github.com/logcap/logcap/config"
 )
 
@@ -11,31 +8,19 @@ import (
 // `{fields: [password]}` of `- redact: {fields: [password]}`). No side effects.
 type Factory func(opts config.Options) (Step, error)
 
-var factories = map[string]Factory{}
+var steps = config.NewRegistry[Factory]("step")
 
 // Register makes a step type available by name. Called from init only.
-func Register(typ string, f Factory) {
-	if _, dup := factories[typ]; dup {
-		panic("processors: step registered twice: " + typ)
-	}
-	factories[typ] = f
-}
+func Register(typ string, f Factory) { steps.Register(typ, f) }
 
 // NewStep builds one step of the given type.
 func NewStep(typ string, opts config.Options) (Step, error) {
-	f, ok := factories[typ]
-	if !ok {
-		return nil, fmt.Errorf("unknown step %q (known: %v)", typ, Types())
+	f, err := steps.Lookup(typ)
+	if err != nil {
+		return nil, err
 	}
 	return f(opts)
 }
 
 // Types lists the registered step types.
-func Types() []string {
-	out := make([]string, 0, len(factories))
-	for t := range factories {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return steps.Types() }

@@ -217,11 +217,7 @@ func (s *LokiSink) buildPush(batch []Record) ([]byte, map[int]error) {
 		}
 		bad[i] = Permanent(fmt.Errorf("loki %s: %s: %w", s.display, batch[i].ID(), err))
 	}
-	type group struct {
-		labels map[string]string
-		values []lokiValue
-	}
-	groups := map[string]*group{}
+	groups := map[string]*lokiGroup{}
 	var key strings.Builder
 	var buf bytes.Buffer
 	for i := range batch {
@@ -256,7 +252,7 @@ func (s *LokiSink) buildPush(batch []Record) ([]byte, map[int]error) {
 		}
 		g := groups[key.String()]
 		if g == nil {
-			g = &group{labels: labels}
+			g = &lokiGroup{labels: labels}
 			groups[key.String()] = g
 		}
 		g.values = append(g.values, lokiValue{ns: r.Time.UnixNano(), line: line})
@@ -264,6 +260,27 @@ func (s *LokiSink) buildPush(batch []Record) ([]byte, map[int]error) {
 	if len(groups) == 0 {
 		return nil, bad
 	}
+	body, err := json.Marshal(lokiPushOf(groups))
+	if err != nil {
+		// Only strings go in: cannot happen, but a batch must never be acked unsent.
+		for i := range batch {
+			if _, ok := bad[i]; !ok {
+				fail(i, fmt.Errorf("encode push: %w", err))
+			}
+		}
+		return nil, bad
+	}
+	return body, bad
+}
+
+// lokiGroup is the entries of one label set.
+type lokiGroup struct {
+	labels map[string]string
+	values []lokiValue
+}
+
+// lokiPushOf orders the label sets (by key) and each one's entries (by time) into a push.
+func lokiPushOf(groups map[string]*lokiGroup) lokiPush {
 	keys := make([]string, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
@@ -279,17 +296,7 @@ func (s *LokiSink) buildPush(batch []Record) ([]byte, map[int]error) {
 		}
 		push.Streams = append(push.Streams, st)
 	}
-	body, err := json.Marshal(push)
-	if err != nil {
-		// Only strings go in: cannot happen, but a batch must never be acked unsent.
-		for i := range batch {
-			if _, ok := bad[i]; !ok {
-				fail(i, fmt.Errorf("encode push: %w", err))
-			}
-		}
-		return nil, bad
-	}
-	return body, bad
+	return push
 }
 
 // lokiRefusal names the reason when Loki refused entries for their timestamps: its

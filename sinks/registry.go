@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/logcap/logcap/config"
 )
@@ -13,31 +12,19 @@ import (
 // opts.Decode(&v, config.PipelineKeys...) so the keys the pipeline owns are skipped.
 type Factory func(name string, opts config.Options) (Sink, error)
 
-var factories = map[string]Factory{}
+var factories = config.NewRegistry[Factory]("sink type")
 
 // Register makes a sink type available by its `type:` name. Called from init only.
-func Register(typ string, f Factory) {
-	if _, dup := factories[typ]; dup {
-		panic("sinks: type registered twice: " + typ)
-	}
-	factories[typ] = f
-}
+func Register(typ string, f Factory) { factories.Register(typ, f) }
 
 // New builds a sink of the given type.
 func New(typ, name string, opts config.Options) (Sink, error) {
-	f, ok := factories[typ]
-	if !ok {
-		return nil, fmt.Errorf("type: unknown sink type %q (known: %v)", typ, Types())
+	f, err := factories.Lookup(typ)
+	if err != nil {
+		return nil, fmt.Errorf("type: %w", err)
 	}
 	return f(name, opts)
 }
 
 // Types lists the registered sink types.
-func Types() []string {
-	out := make([]string, 0, len(factories))
-	for t := range factories {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return factories.Types() }

@@ -6,7 +6,6 @@ package sources
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/logcap/logcap/config"
 )
@@ -15,21 +14,16 @@ import (
 // type's options value. It opens nothing and starts nothing.
 type Decoder func(src config.Component) (any, error)
 
-var decoders = map[string]Decoder{}
+var decoders = config.NewRegistry[Decoder]("source type")
 
 // Register makes a source type available by its `type:` name. Called from init only.
-func Register(typ string, d Decoder) {
-	if _, dup := decoders[typ]; dup {
-		panic("sources: type registered twice: " + typ)
-	}
-	decoders[typ] = d
-}
+func Register(typ string, d Decoder) { decoders.Register(typ, d) }
 
 // Decode reads src's options with its type's decoder.
 func Decode(src config.Component) (any, error) {
-	d, ok := decoders[src.Type]
-	if !ok {
-		return nil, fmt.Errorf("type: unknown source type %q (known: %v)", src.Type, Types())
+	d, err := decoders.Lookup(src.Type)
+	if err != nil {
+		return nil, fmt.Errorf("type: %w", err)
 	}
 	return d(src)
 }
@@ -54,15 +48,11 @@ func DecodeIn(cfg *config.Config, src config.Component) (any, error) {
 	return v, nil
 }
 
+// Known reports whether typ is a registered source type.
+func Known(typ string) bool { return decoders.Has(typ) }
+
 // Types lists the registered source types.
-func Types() []string {
-	out := make([]string, 0, len(decoders))
-	for t := range decoders {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return decoders.Types() }
 
 // Select returns the sources of cfg of type typ, in config order, with their decoded
 // options. The first source that does not decode is the error.

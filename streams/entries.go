@@ -61,85 +61,99 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 		n = len(c.Entries)
 	}
 	n = min(max(n, 1), len(data)+1) // a header is a hint, not a reason to allocate
-	entries := make([]event.Entry, 0, n)
-	var raws [][]byte
+	j := joiner{wantRaw: wantRaw, entries: make([]event.Entry, 0, n)}
 	if wantRaw {
-		raws = make([][]byte, 0, n)
+		j.raws = make([][]byte, 0, n)
 	}
-	var (
-		msg     []byte // the message being assembled from the parts of a split line
-		raw     []byte
-		pending bool // msg holds parts of an entry that continues
-		first   event.Entry
-	)
 	c.EachEntry(func(_ int, b []byte, continued bool) {
-		e := event.Entry{Host: c.Host, Kind: c.Kind, Source: c.Source}
-		// A split part ends where the monitor cut it: its last byte is content, not a
-		// terminator (even a '\r' that happened to precede the cut '\n').
-		part := b
-		if !continued {
-			part = TrimEOL(b)
-		}
-		body := part
-		switch c.Kind {
-		case KindDocker:
-			if c.Docker != nil {
-				e.Stream = c.Docker.Stream
-			}
-			if ts, m, ok := ParseDockerLine(part); ok {
-				e.Time, body = ts, m
-				if continued {
-					// ParseDockerLine trims a terminator it finds; a split part has none, so
-					// its message is everything after the timestamp.
-					body = part[len(part):]
-					if sp := bytes.IndexByte(part, ' '); sp >= 0 {
-						body = part[sp+1:]
-					}
-				}
-			}
-		default:
-			e.Time = c.ReadTime
-		}
-		if !pending {
-			first = e
-			msg, raw = nil, nil
-		}
-		joined := continued || pending
-		if joined {
-			msg = append(msg, body...)
-			if wantRaw {
-				raw = append(raw, part...)
-			}
-		}
-		pending = continued
-		if continued {
-			return
-		}
-		if joined {
-			first.Message = string(msg)
-			entries = append(entries, first)
-			if wantRaw {
-				raws = append(raws, raw)
-			}
-			msg, raw = nil, nil
-			return
-		}
-		e.Message = string(body)
-		entries = append(entries, e)
-		if wantRaw {
-			raws = append(raws, part)
-		}
+		e, part, body := c.entry(b, continued)
+		j.add(e, part, body, continued)
 	})
-	if pending {
-		// The chunk ends inside a split line, longer than a chunk can hold: its parts here are
-		// one entry that continues in the next chunk.
-		first.Message, first.Continued = string(msg), true
-		entries = append(entries, first)
-		if wantRaw {
-			raws = append(raws, raw)
+	j.end()
+	return j.entries, j.raws, nil
+}
+
+// entry reads one entry's bytes: the entry without its message, the bytes as read less the
+// terminator (part), and the message (body: for Docker, what follows the timestamp).
+func (c *Chunk) entry(b []byte, continued bool) (e event.Entry, part, body []byte) {
+	e = event.Entry{Host: c.Host, Kind: c.Kind, Source: c.Source}
+	// A split part ends where the monitor cut it: its last byte is content, not a
+	// terminator (even a '\r' that happened to precede the cut '\n').
+	part = b
+	if !continued {
+		part = TrimEOL(b)
+	}
+	body = part
+	if c.Kind != KindDocker {
+		e.Time = c.ReadTime
+		return e, part, body
+	}
+	if c.Docker != nil {
+		e.Stream = c.Docker.Stream
+	}
+	if continued {
+		// A split part has no terminator to trim: its message is all after the timestamp.
+		if ts, _, rest, err := CutDockerTimestamp(part); err == nil {
+			e.Time, body = ts, rest
+		} else if ts, _, ok := ParseDockerLine(part); ok {
+			e.Time, body = ts, part[len(part):] // a timestamp alone
+		}
+	} else if ts, m, ok := ParseDockerLine(part); ok {
+		e.Time, body = ts, m
+	}
+	return e, part, body
+}
+
+// joiner collects a chunk's entries, joining the parts of a line split at max_line_bytes
+// (marked continued) back into one entry that keeps the first part's time and source.
+type joiner struct {
+	wantRaw bool
+	entries []event.Entry
+	raws    [][]byte
+	msg     []byte // the message being assembled from the parts of a split line
+	raw     []byte
+	pending bool // msg holds parts of an entry that continues
+	first   event.Entry
+}
+
+func (j *joiner) add(e event.Entry, part, body []byte, continued bool) {
+	if !j.pending {
+		j.first = e
+		j.msg, j.raw = nil, nil
+	}
+	joined := continued || j.pending
+	if joined {
+		j.msg = append(j.msg, body...)
+		if j.wantRaw {
+			j.raw = append(j.raw, part...)
 		}
 	}
-	return entries, raws, nil
+	j.pending = continued
+	switch {
+	case continued:
+	case joined:
+		j.emit(j.first, j.msg, j.raw)
+		j.msg, j.raw = nil, nil
+	default:
+		j.emit(e, body, part)
+	}
+}
+
+func (j *joiner) emit(e event.Entry, msg, raw []byte) {
+	e.Message = string(msg)
+	j.entries = append(j.entries, e)
+	if j.wantRaw {
+		j.raws = append(j.raws, raw)
+	}
+}
+
+// end closes a chunk that ends inside a split line, longer than a chunk can hold: its parts
+// here are one entry that continues in the next chunk.
+func (j *joiner) end() {
+	if j.pending {
+		j.first.Continued = true
+		j.emit(j.first, j.msg, j.raw)
+	}
 }
 
 // DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in

@@ -35,6 +35,49 @@ func SpecFrom(c config.StreamSpec, subjects []string) Spec {
 	}
 }
 
+// DerivedSpec is the derived stream of processor pc: named pc.Stream (default upper-case
+// name), subjects <lower(name)>.> plus <route>.> for each route step's target, with the
+// limits of the LOGS stream.
+func DerivedSpec(cfg *config.Config, pc config.Processor) (Spec, error) {
+	routes, err := pc.Routes()
+	if err != nil {
+		return Spec{}, err
+	}
+	subjects := []string{strings.ToLower(pc.Name) + ".>"}
+	for _, r := range routes {
+		subjects = append(subjects, r+".>")
+	}
+	name := pc.Stream
+	if name == "" {
+		name = strings.ToUpper(pc.Name)
+	}
+	logs := cfg.Streams.Logs
+	logs.Name = name
+	return SpecFrom(logs, subjects), nil
+}
+
+// Defaults of a processor's durable consumer.
+const (
+	DefaultAckWait         = 30 * time.Second
+	ProcessorMaxAckPending = 10000
+)
+
+// ProcessorConsumer is the durable consumer of processor pc on its input's stream: the
+// pipeline creates it, and a rebuild (`logcap replay --rebuild`) creates it again from the
+// start of the input.
+func ProcessorConsumer(pc config.Processor, stream string) ConsumerSpec {
+	ackWait := pc.AckWait.D()
+	if ackWait <= 0 {
+		ackWait = DefaultAckWait
+	}
+	return ConsumerSpec{
+		Stream: stream, Durable: pc.Name, Filters: []string{pc.Input}, AckWait: ackWait,
+		// The pipeline dead-letters by itself; a JetStream max_deliver would stop delivering
+		// a message silently.
+		MaxDeliver: -1, MaxAckPending: ProcessorMaxAckPending,
+	}
+}
+
 // Config turns the spec into a JetStream stream config.
 func (s Spec) Config() jetstream.StreamConfig {
 	c := jetstream.StreamConfig{

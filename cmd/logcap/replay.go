@@ -16,7 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/modules/replay"
+	"github.com/logcap/logcap/replay"
 	"github.com/logcap/logcap/sinks"
 )
 
@@ -166,7 +166,7 @@ func runReplay(cmd *cobra.Command, f replayFlags) (err error) {
 		return err
 	}
 	stderr := cmd.ErrOrStderr()
-	if _, err := replay.URLs(cfg); err != nil {
+	if _, err := natsURLs(cfg); err != nil {
 		return usageErr("%w", err)
 	}
 
@@ -252,7 +252,7 @@ func runRebuild(cmd *cobra.Command, f replayFlags) error {
 	opts := replay.RebuildOptions{OnIdle: func(consumer, stream string) {
 		fmt.Fprintf(stderr, "logcap: replay: no processor pulls from consumer %s on %s: is logcap run running with this config? (waiting; Ctrl-C stops waiting, the rebuild stays armed)\n", consumer, stream)
 	}}
-	if _, err := replay.Rebuild(ctx, conn, cfg, f.rebuild, opts, prog); err != nil {
+	if _, err := replay.Rebuild(ctx, conn.JS, cfg, f.rebuild, opts, prog); err != nil {
 		return &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
 	}
 	return nil
@@ -265,8 +265,8 @@ func isTerminal(w io.Writer) bool {
 
 // dialReplay connects as a client to the NATS `logcap run` serves; the returned func closes
 // the connection, bounded.
-func dialReplay(cfg *config.Config, follow bool) (*replay.Conn, func(), error) {
-	conn, err := replay.Dial(cfg, follow)
+func dialReplay(cfg *config.Config, follow bool) (*natsConn, func(), error) {
+	conn, err := dialNATS(cfg, follow)
 	if err != nil {
 		return nil, nil, &exitError{exitFailure, fmt.Errorf("replay: %w", err)}
 	}

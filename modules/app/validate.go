@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/modules/pipeline"
@@ -15,7 +14,7 @@ import (
 func Validate(cfg *config.Config) error {
 	var errs config.Errors
 	for i, src := range cfg.Sources {
-		if !slices.Contains(sources.Types(), src.Type) {
+		if !sources.Known(src.Type) {
 			continue // config.Validate reports the type
 		}
 		if _, err := sources.DecodeIn(cfg, src); err != nil {

@@ -61,13 +61,7 @@ func start(p Params) error {
 			if err != nil {
 				return err // names the source
 			}
-			if err := g.Go("dockermon: events "+s.Name, func(ctx context.Context) error {
-				// Publishing needs the streams: wait for them (an external NATS may come late).
-				if err := p.NATS.WaitReady(ctx); err != nil {
-					return nil
-				}
-				return mon.Run(ctx)
-			}); err != nil {
+			if err := g.Go("dockermon: events "+s.Name, p.NATS.WhenReady(mon.Run)); err != nil {
 				return err
 			}
 		}

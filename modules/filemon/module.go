@@ -71,12 +71,7 @@ func start(p params) error {
 			for _, t := range m.Tasks() {
 				run := t.Run
 				if t.Name == "discover" { // nothing to discover into before NATS first answers
-					run = func(ctx context.Context) error {
-						if err := p.Client.WaitReady(ctx); err != nil {
-							return nil
-						}
-						return m.Discover(ctx)
-					}
+					run = p.Client.WhenReady(m.Discover)
 				}
 				if err := g.Go(fmt.Sprintf("filemon: %s %s", t.Name, src.Name), run); err != nil {
 					return err

@@ -1,6 +1,9 @@
-// Package lifecycle owns every goroutine logcap runs. It holds the project's only `go`
-// statement: a component starts work with Group.Go(name, fn), and the group's Stop cancels
-// the work, waits for it bounded by the stop context, and names what did not finish.
+// Package lifecycle owns every goroutine logcap runs; it holds every `go` statement (and
+// context.AfterFunc that waits) of the project. A component starts work with
+// Group.Go(name, fn), and the group's Stop cancels the work, waits for it bounded by the
+// stop context, and names what did not finish. A module ties its group and the resources
+// its goroutines use to fx with StartHook, which also cleans up a start that failed
+// part-way.
 package lifecycle
 
 import (

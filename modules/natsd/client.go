@@ -50,6 +50,18 @@ func (c *Client) WaitReady(ctx context.Context) error {
 	}
 }
 
+// WhenReady wraps a goroutine's work so that it starts once the streams are provisioned
+// (publishing needs them, and an external NATS may come late); a stop while it waits ends
+// it cleanly.
+func (c *Client) WhenReady(fn func(ctx context.Context) error) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if err := c.WaitReady(ctx); err != nil {
+			return nil
+		}
+		return fn(ctx)
+	}
+}
+
 func (c *Client) setNotReady(why string) {
 	c.mu.Lock()
 	c.notReady = why

@@ -111,7 +111,7 @@ func New(cfg *config.Config, client *natsd.Client, log *zap.Logger, reg promethe
 			errs = append(errs, fmt.Errorf("processor %s: %w", pc.Name, err))
 			continue
 		}
-		routes, err := routeTargets(pc.Steps)
+		routes, err := pc.Routes()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("processor %s: %w", pc.Name, err))
 			continue
@@ -172,7 +172,7 @@ func (pl *Pipeline) closeSinks() {
 	}
 }
 
-// Stats reports what each processor and sink did so far (tests, `logcap` status).
+// Stats reports what each processor and sink did so far (for tests).
 type Stats struct {
 	// Processors by name: entries in, out, dropped; chunks dead-lettered.
 	Processors map[string]ProcessorStats

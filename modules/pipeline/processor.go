@@ -22,12 +22,11 @@ import (
 )
 
 const (
-	defaultAckWait           = 30 * time.Second
+	defaultAckWait           = streams.DefaultAckWait
 	defaultProcMaxDeliver    = 5
 	procFetchMsgs            = 1000
 	procFetchBytes           = 4 << 20
 	procFetchWait            = time.Second
-	procMaxAckPending        = 10000
 	publishRetries           = 3
 	processorRedeliveryDelay = 2 * time.Second
 )
@@ -46,7 +45,6 @@ type processor struct {
 	routes []string // route step targets: more subject prefixes of the derived stream
 	log    *zap.Logger
 	js     jetstream.JetStream
-	stream string // the input's stream
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	mIn, mOut, mDropped, mErrors   prometheus.Counter
@@ -75,65 +73,13 @@ func processorStage(pc config.Processor, log *zap.Logger, obs delivery.Observer)
 	}
 }
 
-// routeTargets lists the `to:` of the route steps: the derived stream must take them too.
-func routeTargets(steps []config.Options) ([]string, error) {
-	var out []string
-	for i, st := range steps {
-		typ, opts, err := st.Step()
-		if err != nil || typ != "route" {
-			continue
-		}
-		var o struct {
-			If string `yaml:"if"`
-			To string `yaml:"to"`
-		}
-		if err := opts.Decode(&o); err != nil {
-			return nil, fmt.Errorf("steps[%d] (route): %w", i, err)
-		}
-		out = append(out, o.To)
-	}
-	return out, nil
-}
-
-// DerivedSpec is the derived stream of a processor: its name, subjects <lower(name)>.> plus
-// one per route target, and the limits of the LOGS stream.
-func DerivedSpec(cfg *config.Config, pc config.Processor) (streams.Spec, error) {
-	routes, err := routeTargets(pc.Steps)
-	if err != nil {
-		return streams.Spec{}, err
-	}
-	subjects := []string{strings.ToLower(pc.Name) + ".>"}
-	for _, r := range routes {
-		subjects = append(subjects, r+".>")
-	}
-	name := pc.Stream
-	if name == "" {
-		name = strings.ToUpper(pc.Name)
-	}
-	return streams.SpecFrom(config.StreamSpec{
-		Name: name, MaxAge: cfg.Streams.Logs.MaxAge, MaxBytes: cfg.Streams.Logs.MaxBytes, MaxMsgSize: cfg.Streams.Logs.MaxMsgSize,
-		Replicas: cfg.Streams.Logs.Replicas, DuplicateWindow: cfg.Streams.Logs.DuplicateWindow,
-		Storage: cfg.Streams.Logs.Storage, Discard: cfg.Streams.Logs.Discard,
-	}, subjects), nil
-}
-
-// consumerSpec is the processor's durable consumer on its input's stream.
-func consumerSpec(pc config.Processor, stage *delivery.Stage, stream string) streams.ConsumerSpec {
-	return streams.ConsumerSpec{
-		Stream: stream, Durable: pc.Name, Filters: []string{pc.Input}, AckWait: stage.AckWait,
-		// The pipeline dead-letters by itself; a JetStream max_deliver would stop delivering
-		// a message silently.
-		MaxDeliver: -1, MaxAckPending: procMaxAckPending,
-	}
-}
-
 func (p *processor) run(ctx context.Context) error {
 	return p.pl.consume(ctx, consumer{
 		what: "processor " + p.cfg.Name, input: p.cfg.Input, stage: p.stage,
 		fetch: streams.FetchOpts{MaxMsgs: procFetchMsgs, MaxBytes: procFetchBytes, MaxWait: procFetchWait},
-		spec:  func(stream string) streams.ConsumerSpec { return consumerSpec(p.cfg, p.stage, stream) },
+		spec:  func(stream string) streams.ConsumerSpec { return streams.ProcessorConsumer(p.cfg, stream) },
 		prepare: func(ctx context.Context, js jetstream.JetStream) error {
-			spec, err := DerivedSpec(p.pl.cfg, p.cfg)
+			spec, err := streams.DerivedSpec(p.pl.cfg, p.cfg)
 			if err != nil {
 				return err
 			}
@@ -142,7 +88,6 @@ func (p *processor) run(ctx context.Context) error {
 			return err
 		},
 		running: func(stream string) {
-			p.stream = stream
 			p.log.Info("processor running", zap.String("input", p.cfg.Input), zap.String("input_stream", stream))
 		},
 		handle: p.handle,

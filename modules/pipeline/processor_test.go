@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/logcap/logcap/internal/natstest"
-	"github.com/logcap/logcap/modules/pipeline"
+	"github.com/logcap/logcap/replay"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -77,7 +77,7 @@ func TestProcessor100kAndRebuild(t *testing.T) {
 	// Rebuild while the processor runs: it must derive the same stream again, entry for entry.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := pipeline.Rebuild(ctx, e.client, cfg, "parsed"); err != nil {
+	if err := replay.Reset(ctx, e.js, cfg, "parsed"); err != nil {
 		t.Fatal(err)
 	}
 	natstest.Eventually(t, 60*time.Second, func() error {

@@ -31,7 +31,6 @@ type sinkRunner struct {
 	sink    sinks.Sink
 	stage   *delivery.Stage
 	log     *zap.Logger
-	stream  string
 	started bool
 
 	maxEntries, maxBytes int
@@ -119,7 +118,6 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	return r.pl.consume(ctx, consumer{
 		what: "sink " + r.cfg.Name, input: r.cfg.Input, stage: r.stage, fetch: opts, spec: r.consumerSpec,
 		running: func(stream string) {
-			r.stream = stream
 			r.log.Info("sink running", zap.String("type", r.cfg.Type), zap.String("input", r.cfg.Input), zap.String("input_stream", stream))
 		},
 		handle: r.deliver,

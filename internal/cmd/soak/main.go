@@ -164,35 +164,10 @@ func (d *driver) run(ctx context.Context) error {
 	}
 	logf("logcap ready (%s); soaking for %v, warm-up %v, sampling every %v; work dir %s", mode, d.o.duration, d.o.warmup, d.o.sample, d.dir)
 
-	churn := lifecycle.New("soak", d.log)
-	churnStopped := false
-	stopChurn := func() error {
-		if churnStopped {
-			return nil
-		}
-		churnStopped = true
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		return churn.Stop(sctx)
-	}
+	stopChurn, err := d.startChurn()
 	defer stopChurn()
-	for name, fn := range map[string]func(context.Context) error{
-		"soak: write and rotate the file": d.files.run,
-		"soak: restart the http sink":     d.sink.restartEvery(30 * time.Second),
-	} {
-		if err := churn.Go(name, fn); err != nil {
-			return err
-		}
-	}
-	if d.docker != nil {
-		if err := churn.Go("soak: docker churn", d.docker.run); err != nil {
-			return err
-		}
-	}
-	if d.nats != nil {
-		if err := churn.Go("soak: restart nats", d.nats.restartEvery(d.o.natsEvery, d.o.natsDown)); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
 
 	samples, startProfile, err := d.measure(ctx)
@@ -224,7 +199,54 @@ func (d *driver) run(ctx context.Context) error {
 		failures = append(failures, d.checkLeakProfile()...)
 	}
 
-	// Bounded, clean stop.
+	failures = append(failures, d.stopLogcap()...)
+
+	if len(failures) == 0 {
+		return nil
+	}
+	if startProfile != nil && endProfile != nil {
+		_ = os.WriteFile(filepath.Join(d.dir, "goroutines-start.txt"), startProfile, 0o644)
+		_ = os.WriteFile(filepath.Join(d.dir, "goroutines-end.txt"), endProfile, 0o644)
+		fmt.Printf("goroutines by top function, end of warm-up → end (profiles in %s/goroutines-{start,end}.txt):\n%s",
+			d.dir, soak.FormatDiff(soak.DiffGroups(soak.GoroutineGroups(startProfile), soak.GoroutineGroups(endProfile))))
+	}
+	return errors.New(strings.Join(failures, "; "))
+}
+
+// startChurn starts the file writer and rotation, the http sink's restarts, the container
+// churn and the NATS restarts, in one group; stop (safe to call twice) stops them.
+func (d *driver) startChurn() (stop func() error, err error) {
+	churn := lifecycle.New("soak", d.log)
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return churn.Stop(sctx)
+	}
+	work := map[string]func(context.Context) error{
+		"soak: write and rotate the file": d.files.run,
+		"soak: restart the http sink":     d.sink.restartEvery(30 * time.Second),
+	}
+	if d.docker != nil {
+		work["soak: docker churn"] = d.docker.run
+	}
+	if d.nats != nil {
+		work["soak: restart nats"] = d.nats.restartEvery(d.o.natsEvery, d.o.natsDown)
+	}
+	for name, fn := range work {
+		if err := churn.Go(name, fn); err != nil {
+			return stop, err
+		}
+	}
+	return stop, nil
+}
+
+// stopLogcap stops logcap with SIGTERM, bounded, and says what was not clean.
+func (d *driver) stopLogcap() (failures []string) {
 	code, took, err := d.proc.terminate(15 * time.Second)
 	switch {
 	case err != nil:
@@ -237,17 +259,7 @@ func (d *driver) run(ctx context.Context) error {
 	if n := d.proc.countLog(`"level":"error"`); n > 0 {
 		logf("logcap logged %d error lines (see %s)", n, d.proc.logPath)
 	}
-
-	if len(failures) == 0 {
-		return nil
-	}
-	if startProfile != nil && endProfile != nil {
-		_ = os.WriteFile(filepath.Join(d.dir, "goroutines-start.txt"), startProfile, 0o644)
-		_ = os.WriteFile(filepath.Join(d.dir, "goroutines-end.txt"), endProfile, 0o644)
-		fmt.Printf("goroutines by top function, end of warm-up → end (profiles in %s/goroutines-{start,end}.txt):\n%s",
-			d.dir, soak.FormatDiff(soak.DiffGroups(soak.GoroutineGroups(startProfile), soak.GoroutineGroups(endProfile))))
-	}
-	return errors.New(strings.Join(failures, "; "))
+	return failures
 }
 
 // measure samples /metrics until the duration is over, printing a line per minute; it keeps

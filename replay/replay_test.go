@@ -16,7 +16,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/internal/natstest"
-	"github.com/logcap/logcap/modules/replay"
+	"github.com/logcap/logcap/replay"
 	"github.com/logcap/logcap/sinks"
 	"github.com/logcap/logcap/streams"
 )

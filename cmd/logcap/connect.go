@@ -1,4 +1,4 @@
-package replay
+package main
 
 import (
 	"context"
@@ -15,17 +15,17 @@ import (
 	"github.com/logcap/logcap/modules/natsd"
 )
 
-// Conn is a client connection to the NATS that `logcap run` serves or uses.
-type Conn struct {
+// natsConn is a client connection to the NATS that `logcap run` serves or uses.
+type natsConn struct {
 	NC     *nats.Conn
 	JS     jetstream.JetStream
 	closed chan struct{}
 }
 
-// URLs says where the NATS of cfg is reachable from another process: nats.urls, else the
+// natsURLs says where the NATS of cfg is reachable from another process: nats.urls, else the
 // embedded server's listen address. An embedded server with listen "none" (or a random
 // port) is reachable only from inside its own `logcap run`.
-func URLs(cfg *config.Config) ([]string, error) {
+func natsURLs(cfg *config.Config) ([]string, error) {
 	if len(cfg.NATS.URLs) > 0 {
 		return cfg.NATS.URLs, nil
 	}
@@ -53,10 +53,10 @@ func URLs(cfg *config.Config) ([]string, error) {
 	return []string{"nats://" + net.JoinHostPort(host, port)}, nil
 }
 
-// Dial connects to cfg's NATS as a client. It does not start a server: replay reads what a
+// dialNATS connects to cfg's NATS as a client. It does not start a server: replay reads what a
 // running (or stopped, if external) logcap stored. follow keeps reconnecting forever.
-func Dial(cfg *config.Config, follow bool) (*Conn, error) {
-	urls, err := URLs(cfg)
+func dialNATS(cfg *config.Config, follow bool) (*natsConn, error) {
+	urls, err := natsURLs(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func Dial(cfg *config.Config, follow bool) (*Conn, error) {
 			return nil, err
 		}
 	}
-	c := &Conn{closed: make(chan struct{})}
+	c := &natsConn{closed: make(chan struct{})}
 	timeout := cfg.NATS.ConnectTimeout.D()
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -95,7 +95,7 @@ func Dial(cfg *config.Config, follow bool) (*Conn, error) {
 }
 
 // Close closes the connection and waits, bounded by ctx, until the client's goroutines end.
-func (c *Conn) Close(ctx context.Context) {
+func (c *natsConn) Close(ctx context.Context) {
 	c.NC.Close()
 	select {
 	case <-c.closed:

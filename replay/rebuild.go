@@ -8,8 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/modules/natsd"
-	"github.com/logcap/logcap/modules/pipeline"
+	"github.com/logcap/logcap/streams"
 )
 
 // RebuildOptions tune Rebuild's wait.
@@ -24,10 +23,10 @@ type RebuildOptions struct {
 }
 
 // Rebuild empties the derived stream of processor name and resets the processor's durable
-// consumer to the start of its input (pipeline.Rebuild), then waits until the processor,
+// consumer to the start of its input (Reset), then waits until the processor,
 // running in `logcap run` on this node or another, has derived everything again: until its
 // consumer has nothing pending and nothing unacknowledged. Progress counts input messages.
-func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o RebuildOptions, prog Progress) (st Stats, err error) {
+func Rebuild(ctx context.Context, js jetstream.JetStream, cfg *config.Config, name string, o RebuildOptions, prog Progress) (st Stats, err error) {
 	began := time.Now()
 	var pc *config.Processor
 	for i := range cfg.Processors {
@@ -38,7 +37,7 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 	if pc == nil {
 		return st, fmt.Errorf("rebuild: the config has no processor named %q", name)
 	}
-	spec, err := pipeline.DerivedSpec(cfg, *pc)
+	spec, err := streams.DerivedSpec(cfg, *pc)
 	if err != nil {
 		return st, fmt.Errorf("rebuild %s: %w", name, err)
 	}
@@ -49,13 +48,10 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 			prog.Done(st)
 		}
 	}()
-	client := natsd.NewClient(conn.NC, conn.JS)
-	client.LogsStream, client.DeadLetterStream = cfg.Streams.Logs.Name, cfg.Streams.DeadLetter.Name
-	client.MarkReady()
-	if err := pipeline.Rebuild(ctx, client, cfg, name); err != nil {
+	if err := Reset(ctx, js, cfg, name); err != nil {
 		return st, err
 	}
-	in, err := conn.JS.StreamNameBySubject(ctx, pc.Input)
+	in, err := js.StreamNameBySubject(ctx, pc.Input)
 	if err != nil {
 		return st, fmt.Errorf("rebuild %s: input %s: %w", name, pc.Input, err)
 	}
@@ -65,7 +61,7 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 	lastPull := time.Now()
 	warned := false
 	for {
-		ci, err := conn.JS.Consumer(ctx, in, name)
+		ci, err := js.Consumer(ctx, in, name)
 		if err != nil {
 			return st, fmt.Errorf("rebuild %s: consumer %s on %s: %w", name, name, in, err)
 		}
@@ -77,12 +73,12 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 		if total < 0 {
 			// What the input holds for the processor's filter: exact, however far the
 			// processor got before this first look.
-			if total, err = matching(ctx, conn, in, pc.Input); err != nil {
+			if total, err = matching(ctx, js, in, pc.Input); err != nil {
 				return st, fmt.Errorf("rebuild %s: %w", name, err)
 			}
 		}
 		st.Messages = max(total-left, 0)
-		if s, err := conn.JS.Stream(ctx, spec.Name); err == nil {
+		if s, err := js.Stream(ctx, spec.Name); err == nil {
 			st.Derived, st.Bytes = int64(s.CachedInfo().State.Msgs), int64(s.CachedInfo().State.Bytes)
 		}
 		if prog != nil {
@@ -109,8 +105,8 @@ func Rebuild(ctx context.Context, conn *Conn, cfg *config.Config, name string, o
 }
 
 // matching counts the messages of stream on subjects matching filter.
-func matching(ctx context.Context, conn *Conn, stream, filter string) (int64, error) {
-	s, err := conn.JS.Stream(ctx, stream)
+func matching(ctx context.Context, js jetstream.JetStream, stream, filter string) (int64, error) {
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("stream %s: %w", stream, err)
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package replay
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/streams"
 )
@@ -19,13 +18,13 @@ import (
 // the window.
 const dedupSettle = 300 * time.Millisecond
 
-// Rebuild empties a processor's derived stream and resets its durable consumer to the start
+// Reset empties a processor's derived stream and resets its durable consumer to the start
 // of its input, so the processor (running on this node or any other) derives the stream
 // again from what its input still holds: the event-sourcing contract (`logcap replay
 // --rebuild`). The output's msg ids are the input's stream sequences, and a purge keeps the
 // server's duplicate window, so the window is briefly shrunk to let the server forget them;
 // it is restored before the consumer is recreated.
-func Rebuild(ctx context.Context, client *natsd.Client, cfg *config.Config, processorName string) error {
+func Reset(ctx context.Context, js jetstream.JetStream, cfg *config.Config, processorName string) error {
 	var pc *config.Processor
 	for i := range cfg.Processors {
 		if cfg.Processors[i].Name == processorName {
@@ -35,8 +34,7 @@ func Rebuild(ctx context.Context, client *natsd.Client, cfg *config.Config, proc
 	if pc == nil {
 		return fmt.Errorf("rebuild: no processor named %q", processorName)
 	}
-	js := client.JS
-	spec, err := DerivedSpec(cfg, *pc)
+	spec, err := streams.DerivedSpec(cfg, *pc)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", processorName, err)
 	}
@@ -81,7 +79,7 @@ func Rebuild(ctx context.Context, client *natsd.Client, cfg *config.Config, proc
 	if err := restore(); err != nil {
 		return err
 	}
-	if _, err := streams.EnsureConsumer(ctx, js, consumerSpec(*pc, processorStage(*pc, nil, nil), in)); err != nil {
+	if _, err := streams.EnsureConsumer(ctx, js, streams.ProcessorConsumer(*pc, in)); err != nil {
 		return fmt.Errorf("rebuild %s: %w", processorName, err)
 	}
 	return nil

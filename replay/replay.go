@@ -96,47 +96,74 @@ var ErrStreamNotFound = jetstream.ErrStreamNotFound
 // error. What out buffered is flushed before Run returns, even after a cancel.
 func Run(ctx context.Context, js jetstream.JetStream, spec Spec, out Output, prog Progress) (st Stats, err error) {
 	began := time.Now()
-	if spec.Stream == "" {
-		spec.Stream = "LOGS"
-	}
-	if spec.FlushIdle <= 0 {
-		spec.FlushIdle = 200 * time.Millisecond
-	}
-	if spec.PullMaxBytes <= 0 {
-		spec.PullMaxBytes = 8 << 20
-	}
-	st.Stream = spec.Stream
-	opened := false // no summary for a stream that could not be read at all
-	defer func() {
-		if !opened {
-			return
-		}
-		// A cancel must not lose what was read: flush with a bounded context of its own.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if ferr := out.Flush(fctx); ferr != nil && err == nil {
-			err = ferr
-		}
-		st.Took = time.Since(began)
-		if prog != nil {
-			prog.Done(st)
-		}
-	}()
-
-	stream, err := js.Stream(ctx, spec.Stream)
+	r := &run{spec: spec.withDefaults(), out: out, prog: prog, total: -1}
+	r.st.Stream = r.spec.Stream
+	stream, err := js.Stream(ctx, r.spec.Stream)
 	if err != nil {
-		return st, fmt.Errorf("stream %s: %w", spec.Stream, err)
+		return r.st, fmt.Errorf("stream %s: %w", r.spec.Stream, err)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
-		return st, fmt.Errorf("stream %s: info: %w", spec.Stream, err)
+		return r.st, fmt.Errorf("stream %s: info: %w", r.spec.Stream, err)
 	}
-	st.EndSeq = info.State.LastSeq
-	opened = true
-	if !spec.Follow && (st.EndSeq == 0 || spec.StartSeq > st.EndSeq) {
-		return st, nil
+	r.st.EndSeq = info.State.LastSeq
+	// The stream is open: a summary is due, and what out buffered is flushed, even after a
+	// cancel (no summary for a stream that could not be read at all).
+	defer func() {
+		err = r.finish(ctx, began, err)
+		st = r.st
+	}()
+	if !r.spec.Follow && (r.st.EndSeq == 0 || r.spec.StartSeq > r.st.EndSeq) {
+		return r.st, nil
 	}
+	it, err := r.consume(ctx, stream)
+	if err != nil || it == nil {
+		return r.st, err
+	}
+	defer it.Stop()
+	return r.st, r.read(ctx, it)
+}
 
+func (s Spec) withDefaults() Spec {
+	if s.Stream == "" {
+		s.Stream = "LOGS"
+	}
+	if s.FlushIdle <= 0 {
+		s.FlushIdle = 200 * time.Millisecond
+	}
+	if s.PullMaxBytes <= 0 {
+		s.PullMaxBytes = 8 << 20
+	}
+	return s
+}
+
+// run is one replay in progress.
+type run struct {
+	spec  Spec
+	out   Output
+	prog  Progress
+	st    Stats
+	total int64 // messages expected in all; -1: unknown (--follow)
+}
+
+// finish flushes what out buffered, with a bounded context of its own (a cancel must not
+// lose what was read), and tells the progress the replay is done.
+func (r *run) finish(ctx context.Context, began time.Time, err error) error {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if ferr := r.out.Flush(fctx); ferr != nil && err == nil {
+		err = ferr
+	}
+	r.st.Took = time.Since(began)
+	if r.prog != nil {
+		r.prog.Done(r.st)
+	}
+	return err
+}
+
+// consume opens an ordered consumer from the start point; nil when nothing matches.
+func (r *run) consume(ctx context.Context, stream jetstream.Stream) (jetstream.MessagesContext, error) {
+	spec := r.spec
 	cc := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if spec.Subject != "" {
 		cc.FilterSubjects = []string{spec.Subject}
@@ -150,95 +177,106 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, out Output, pro
 	}
 	cons, err := stream.OrderedConsumer(ctx, cc)
 	if err != nil {
-		return st, fmt.Errorf("stream %s: ordered consumer: %w", spec.Stream, err)
+		return nil, fmt.Errorf("stream %s: ordered consumer: %w", spec.Stream, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxBytes(spec.PullMaxBytes))
 	if err != nil {
-		return st, fmt.Errorf("stream %s: consume: %w", spec.Stream, err)
+		return nil, fmt.Errorf("stream %s: consume: %w", spec.Stream, err)
 	}
-	defer it.Stop()
-
-	total := int64(-1)
 	if !spec.Follow {
 		ci, err := cons.Info(ctx)
 		if err != nil {
-			return st, fmt.Errorf("stream %s: consumer info: %w", spec.Stream, err)
+			it.Stop()
+			return nil, fmt.Errorf("stream %s: consumer info: %w", spec.Stream, err)
 		}
 		if ci.NumPending == 0 && ci.Delivered.Consumer == 0 {
-			return st, nil // nothing matches from the start point
+			it.Stop()
+			return nil, nil // nothing matches from the start point
 		}
-		total = int64(ci.NumPending + ci.Delivered.Consumer)
+		r.total = int64(ci.NumPending + ci.Delivered.Consumer)
 	}
-	if prog != nil {
-		prog.Update(st, total)
+	if r.prog != nil {
+		r.prog.Update(r.st, r.total)
 	}
+	return it, nil
+}
 
-	interrupted := func() (Stats, error) {
-		st.Interrupted = true
-		if spec.Follow {
-			return st, nil
-		}
-		return st, fmt.Errorf("interrupted after %d entries: %w", st.Entries, ctx.Err())
-	}
+// read hands the messages to out until the range is read, ctx is done or an error; out is
+// flushed whenever the stream is quiet for FlushIdle.
+func (r *run) read(ctx context.Context, it jetstream.MessagesContext) error {
 	buffered := false
 	for {
 		// Checked before every message, not only when Next waits: a fast stream keeps Next
 		// answering from its buffer and would outrun a cancel.
 		if ctx.Err() != nil {
-			return interrupted()
+			return r.interrupted(ctx)
 		}
 		nctx, cancel := ctx, context.CancelFunc(func() {})
 		if buffered {
-			nctx, cancel = context.WithTimeout(ctx, spec.FlushIdle)
+			nctx, cancel = context.WithTimeout(ctx, r.spec.FlushIdle)
 		}
 		m, err := it.Next(jetstream.NextContext(nctx))
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return interrupted()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return r.interrupted(ctx)
+		case err != nil && buffered && errors.Is(err, context.DeadlineExceeded):
+			if err := r.out.Flush(ctx); err != nil {
+				return err
 			}
-			if buffered && errors.Is(err, context.DeadlineExceeded) {
-				if err := out.Flush(ctx); err != nil {
-					return st, err
-				}
-				buffered = false
-				continue
-			}
-			return st, fmt.Errorf("stream %s: next message: %w", spec.Stream, err)
+			buffered = false
+			continue
+		case err != nil:
+			return fmt.Errorf("stream %s: next message: %w", r.spec.Stream, err)
 		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return st, fmt.Errorf("stream %s: message metadata: %w", spec.Stream, err)
-		}
-		seq := meta.Sequence.Stream
-		if !spec.Follow && seq > st.EndSeq {
-			return st, nil // stored after the replay began
-		}
-		if !spec.Until.IsZero() && meta.Timestamp.After(spec.Until) {
-			return st, nil
-		}
-		n, err := out.Add(ctx, Msg{Stream: spec.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Seq: seq, Time: meta.Timestamp})
-		if err != nil {
-			return st, err
+		done, err := r.add(ctx, m)
+		if err != nil || done {
+			return err
 		}
 		buffered = true
-		if st.Messages == 0 {
-			st.FirstSeq = seq
-		}
-		st.LastSeq = seq
-		st.Messages++
-		st.Entries += int64(n)
-		st.Bytes += int64(len(m.Data()))
-		if !spec.Follow {
-			total = st.Messages + int64(meta.NumPending)
-		}
-		if prog != nil {
-			prog.Update(st, total)
-		}
-		// NumPending counts what matches and is stored now; anything stored later has a
-		// sequence past EndSeq, so none left means done.
-		if !spec.Follow && (seq >= st.EndSeq || meta.NumPending == 0) {
-			return st, nil
-		}
 	}
+}
+
+// add hands one message to out; done: the range is read.
+func (r *run) add(ctx context.Context, m jetstream.Msg) (done bool, err error) {
+	spec := r.spec
+	meta, err := m.Metadata()
+	if err != nil {
+		return false, fmt.Errorf("stream %s: message metadata: %w", spec.Stream, err)
+	}
+	seq := meta.Sequence.Stream
+	if !spec.Follow && seq > r.st.EndSeq {
+		return true, nil // stored after the replay began
+	}
+	if !spec.Until.IsZero() && meta.Timestamp.After(spec.Until) {
+		return true, nil
+	}
+	n, err := r.out.Add(ctx, Msg{Stream: spec.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Seq: seq, Time: meta.Timestamp})
+	if err != nil {
+		return false, err
+	}
+	if r.st.Messages == 0 {
+		r.st.FirstSeq = seq
+	}
+	r.st.LastSeq = seq
+	r.st.Messages++
+	r.st.Entries += int64(n)
+	r.st.Bytes += int64(len(m.Data()))
+	if !spec.Follow {
+		r.total = r.st.Messages + int64(meta.NumPending)
+	}
+	if r.prog != nil {
+		r.prog.Update(r.st, r.total)
+	}
+	// NumPending counts what matches and is stored now; anything stored later has a
+	// sequence past EndSeq, so none left means done.
+	return !spec.Follow && (seq >= r.st.EndSeq || meta.NumPending == 0), nil
+}
+
+func (r *run) interrupted(ctx context.Context) error {
+	r.st.Interrupted = true
+	if r.spec.Follow {
+		return nil
+	}
+	return fmt.Errorf("interrupted after %d entries: %w", r.st.Entries, ctx.Err())
 }
