@@ -150,10 +150,10 @@ type Admin struct {
 }
 
 // DefaultMemoryLimit is memory_limit when unset. With the embedded server's block caches
-// bounded by cache_expire, the live heap at full speed is ~40–70 MiB and peak RSS is about
-// 4/3 × memory_limit + 20 MiB: 72MiB keeps the default run and a 1.6 GB backlog under
-// 128 MiB of RSS (make bench; README, "Memory model"). It is the backstop, not the mechanism.
-const DefaultMemoryLimit Size = 72 << 20
+// bounded by cache_expire, peak RSS is about 4/3 × memory_limit + 25 MiB: 64MiB kept the
+// default run and a 1.6 GB backlog at 106–114 MiB of RSS (72MiB: up to 137 MiB on the
+// backlog), under the 128 MiB a node agent is given (make bench; README, "Memory model").
+const DefaultMemoryLimit Size = 64 << 20
 
 // DefaultCacheExpire is nats.embedded.cache_expire when unset. The embedded server's memory
 // is about ingest rate × cache_expire (plus a block or two per stream): 1 s at 200 MB/s holds
@@ -162,9 +162,9 @@ const DefaultCacheExpire = Duration(100 * time.Millisecond)
 
 // MinMemoryLimit is the smallest memory_limit other than 0. The embedded server's buffers
 // are 8 MiB per message block and a few are always in use at full speed: a budget of a few of
-// them would hold the sources back nearly all the time, and a value like "64KiB" is more
-// likely a mistake than a wish.
-const MinMemoryLimit Size = 64 << 20
+// them holds the sources back nearly all the time, and a value like "64KiB" is more likely a
+// mistake than a wish.
+const MinMemoryLimit Size = 32 << 20
 
 // Default returns the built-in configuration `logcap run` uses without -c.
 func Default() *Config {

@@ -45,7 +45,7 @@ func (v *validator) top() {
 		v.errorf("shutdown_timeout", "must be greater than 0")
 	}
 	if l := c.MemoryLimit; l != nil && *l != 0 && *l < MinMemoryLimit {
-		v.errorf("memory_limit", "%s is below the minimum of 64MiB (0: no limit)", *l)
+		v.errorf("memory_limit", "%s is below the minimum of 32MiB (0: no limit)", *l)
 	}
 	v.oneOf("log.level", c.Log.Level, false, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, true, "json", "console")
