@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/logcap/logcap/internal/dockertest"
 	"github.com/logcap/logcap/internal/natstest"
@@ -65,6 +66,30 @@ func (w *rotatingWriter) rotate() {
 	}
 }
 
+// outageRig is a logcap whose file source tails dir/app.log, on an external nats-server the
+// test stops and starts again.
+type outageRig struct {
+	n    *node
+	p    *proctest.Proc
+	s    *server.Server
+	opts func() *server.Options
+	js   jetstream.JetStream
+	path string
+}
+
+// newOutageRig starts it; sourceOpts are more keys of the file source (", key: value").
+func newOutageRig(t *testing.T, sourceOpts string) *outageRig {
+	port, opts := restartable(t)
+	r := &outageRig{s: natstest.RunServer(t, opts()), opts: opts, path: filepath.Join(t.TempDir(), "app.log")}
+	_, r.js = natstest.Connect(t, r.s)
+	r.n = newNodeWith(t, port, fmt.Sprintf(`sources:
+  - {name: app, type: file, paths: [%q], start_at: beginning%s}
+`, r.path, sourceOpts))
+	r.p = r.n.start(t)
+	dumpLogsOnFailure(t, r.p)
+	return r
+}
+
 // outage stops the external server for down while w keeps writing and rotating, then starts
 // it again (same port, same store); it returns the new server.
 func outage(t *testing.T, s *server.Server, opts func() *server.Options, w *rotatingWriter, down time.Duration) *server.Server {
@@ -84,16 +109,8 @@ func outage(t *testing.T, s *server.Server, opts func() *server.Options, w *rota
 // outages).
 func TestNATSOutageLongerThanRotations(t *testing.T) {
 	outages, down := size(2, 3), time.Duration(size(5, 8))*time.Second
-	port, opts := restartable(t)
-	s := natstest.RunServer(t, opts())
-	_, js := natstest.Connect(t, s)
-	logs := t.TempDir()
-	path := filepath.Join(logs, "app.log")
-	n := newNodeWith(t, port, fmt.Sprintf(`sources:
-  - {name: app, type: file, paths: [%q], start_at: beginning}
-`, path))
-	p := n.start(t)
-	dumpLogsOnFailure(t, p)
+	r := newOutageRig(t, "")
+	n, s, opts, js, path := r.n, r.s, r.opts, r.js, r.path
 
 	w := &rotatingWriter{t: t, path: path, perTick: 20, tick: 100 * time.Millisecond, rotateEvery: 10, keep: 3}
 	w.run(2 * time.Second)
@@ -113,16 +130,8 @@ func TestNATSOutageLongerThanRotations(t *testing.T) {
 // logged with the file's path, and /readyz says so; what was delivered is neither
 // duplicated nor out of order.
 func TestNATSOutageReportsWhatItCouldNotHold(t *testing.T) {
-	port, opts := restartable(t)
-	s := natstest.RunServer(t, opts())
-	_, js := natstest.Connect(t, s)
-	logs := t.TempDir()
-	path := filepath.Join(logs, "app.log")
-	n := newNodeWith(t, port, fmt.Sprintf(`sources:
-  - {name: app, type: file, paths: [%q], start_at: beginning, max_open_files: 1}
-`, path))
-	p := n.start(t)
-	dumpLogsOnFailure(t, p)
+	r := newOutageRig(t, ", max_open_files: 1")
+	n, p, s, opts, js, path := r.n, r.p, r.s, r.opts, r.js, r.path
 
 	w := &rotatingWriter{t: t, path: path, perTick: 20, tick: 100 * time.Millisecond, rotateEvery: 10, keep: 100}
 	w.run(time.Second)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -25,28 +26,8 @@ import (
 // the monitor gave up on a new file whose position it could not read, and a file rotated away
 // before the next try was never read — 400 to 800 lines lost per NATS restart.
 func TestRotationsWhileNATSDown(t *testing.T) {
-	opts := natstest.Options(t.TempDir())
-	s1 := natstest.RunServer(t, opts)
-	opts.Port = s1.Addr().(*net.TCPAddr).Port
-	// As logcap connects: reconnect for ever, fail publishes at once while disconnected.
-	nc, err := nats.Connect(s1.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	t.Cleanup(func() { nc.Close(); <-closed })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := streams.Provision(ctx, js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgSize: 8 << 20, Replicas: 1, DuplicateWindow: 2 * time.Minute, Storage: "file", Discard: "old"}); err != nil {
-		t.Fatal(err)
-	}
-	obs, logs := observer.New(zapcore.DebugLevel)
-	h := &harness{t: t, srv: s1, nc: nc, js: js, dir: t.TempDir(), logs: logs, log: zap.New(obs)}
+	h, s1, opts := restartableHarness(t)
+	nc := h.nc
 	path := h.path("app.log")
 	r := h.start(core.Options{Paths: []string{path}, StartAt: "beginning"})
 	defer r.stop(t)
@@ -92,27 +73,8 @@ func TestRotationsWhileNATSDown(t *testing.T) {
 // generation created and renamed away meanwhile; one that looked at a successor by its path
 // (now another file, or none) waited close_removed_after per generation.
 func TestHeldGenerationsWhileNATSDown(t *testing.T) {
-	opts := natstest.Options(t.TempDir())
-	s1 := natstest.RunServer(t, opts)
-	opts.Port = s1.Addr().(*net.TCPAddr).Port
-	nc, err := nats.Connect(s1.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	t.Cleanup(func() { nc.Close(); <-closed })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := streams.Provision(ctx, js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgSize: 8 << 20, Replicas: 1, DuplicateWindow: 2 * time.Minute, Storage: "file", Discard: "old"}); err != nil {
-		t.Fatal(err)
-	}
-	obs, logs := observer.New(zapcore.DebugLevel)
-	h := &harness{t: t, srv: s1, nc: nc, js: js, dir: t.TempDir(), logs: logs, log: zap.New(obs)}
+	h, s1, opts := restartableHarness(t)
+	nc := h.nc
 	path := h.path("app.log")
 	r := h.start(core.Options{Paths: []string{path}, StartAt: "beginning"})
 	defer r.stop(t)
@@ -146,4 +108,31 @@ func TestHeldGenerationsWhileNATSDown(t *testing.T) {
 	})
 	got := h.waitLines(path, n, 30*time.Second)
 	exactlyOnce(t, got, numbered("a", 0, n))
+}
+
+// restartableHarness is a harness on a nats-server the test can shut down and start again
+// (RunServer(t, opts): same port, same store), connected as logcap connects: reconnecting
+// for ever, failing requests at once while disconnected.
+func restartableHarness(t *testing.T) (*harness, *server.Server, *server.Options) {
+	opts := natstest.Options(t.TempDir())
+	s1 := natstest.RunServer(t, opts)
+	opts.Port = s1.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(s1.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	t.Cleanup(func() { nc.Close(); <-closed })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgSize: 8 << 20, Replicas: 1, DuplicateWindow: 2 * time.Minute, Storage: "file", Discard: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	obs, logs := observer.New(zapcore.DebugLevel)
+	return &harness{t: t, srv: s1, nc: nc, js: js, dir: t.TempDir(), logs: logs, log: zap.New(obs)}, s1, opts
 }

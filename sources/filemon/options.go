@@ -1,7 +1,19 @@
-// Package filemon is the file monitor's core: options, the line splitter, the multiline
-// joiner, file identity, the per-file tailer and the monitor that publishes files to LOGS.
-// It starts no goroutine: the monitor offers blocking functions (Discover, Read) that
-// modules/filemon runs through the lifecycle group.
+// Package filemon is the file monitor's core. It starts no goroutine: the monitor offers
+// blocking functions (Tasks: Discover, Resolve, Read) that modules/filemon runs through the
+// lifecycle group. Its parts, one file each:
+//
+//   - discover.go, paths.go: the globs, excludes, inotify watches and rescans; a file is
+//     held (opened) the moment it is found.
+//   - hold.go: held files waiting to be placed, what is lost and reported.
+//   - positions.go: the resume position of a subject (its last message in LOGS) and of an
+//     identity (the positions KV), the only requests that wait for NATS.
+//   - place.go: where a held file starts (its subject, its offset), then on the subject.
+//   - read.go: the scheduler: readers take subjects with work and publish one chunk each.
+//   - identity.go, content.go, gzip.go, monitor_gzip.go: file identity, the content index
+//     and gzip files; tailer.go, lines.go: one file's chunks and entries; options.go.
+//
+// Ownership: every field of the monitor and of a file is guarded by the monitor's mutex,
+// except a placed file's tailer, used only by the reader that holds its subject (busy).
 package filemon
 
 import (
