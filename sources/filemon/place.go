@@ -46,54 +46,46 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 	}
 	m.mu.Lock()
 	s := m.subjects[src]
-	firstStart := f.initial && m.firstStart
+	facts := startFacts{renamed: src != path, subjectOpen: s != nil, kv: rec, size: size,
+		startAtEnd: f.initial && m.firstStart && m.opts.StartAt == "end"}
 	m.mu.Unlock()
-	var offset int64
-	var pre *file
-	switch {
-	case s != nil && src != path:
-		m.settle(f, size) // renamed away from a subject that has moved on to a newer file: it was drained
-		return nil
-	case s != nil:
-		offset = 0 // a new file took the path (rotation): it comes after the subject's current one
-	default:
-		lc, lastSeq, err := m.lastChunk(ctx, src)
-		if err != nil {
+	var lc *streams.Chunk
+	var lastSeq uint64
+	if s == nil {
+		if lc, lastSeq, err = m.lastChunk(ctx, src); err != nil {
 			return err
 		}
-		matches := lc != nil && FileID{lc.File.Dev, lc.File.Ino} == id && size >= lc.File.End
-		if matches {
-			matches, _ = VerifyHead(fh, lc.File.End, lc.File.Fingerprint)
+		if facts.lastChunk = lc != nil; facts.lastChunk {
+			facts.lastEnd = lc.File.End
+			facts.lastIsThis = FileID{lc.File.Dev, lc.File.Ino} == id && size >= lc.File.End
+			if facts.lastIsThis {
+				facts.lastIsThis, _ = VerifyHead(fh, lc.File.End, lc.File.Fingerprint)
+			}
 		}
-		switch {
-		case matches:
-			offset = lc.File.End
-		case src != path && lc != nil:
-			m.settle(f, size) // renamed, and its subject went on with another file since
-			return nil
-		case rec != nil:
-			offset = rec.End // retention removed the subject's messages: the KV remembers
-		case lc == nil && firstStart && m.opts.StartAt == "end":
-			offset = size
-		}
-		if rec != nil && rec.Source == src {
-			offset = max(offset, rec.End)
-		}
-		if lc != nil && !matches {
+	}
+	plan := decideStart(facts)
+	if plan.settle {
+		m.settle(f, size)
+		return nil
+	}
+	offset := plan.offset
+	var pre *file
+	if s == nil {
+		if plan.drainFirst {
 			// the subject's last file is not at its path: rotated. Drain it first if found.
 			m.rememberRotated(src, lc.File)
 			pre = m.findRotated(path, lc.File)
 		}
 		s = m.newSubject(src, lastSeq)
-		if offset > 0 && rec == nil {
-			// a position chosen by start_at: record it so a restart does not read the file again
-			head, _ := readHead(fh, offset)
-			if err := m.untilNATS(ctx, func() error { return m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}) }); err != nil {
-				if pre != nil {
-					pre.tl.Close()
-				}
-				return err
+	}
+	if plan.recordKV {
+		// a position the KV lacks (chosen by start_at, or the stream's): the fallback for a restart
+		head, _ := readHead(fh, offset)
+		if err := m.untilNATS(ctx, func() error { return m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}) }); err != nil {
+			if pre != nil {
+				pre.tl.Close()
 			}
+			return err
 		}
 	}
 	head, err := readHead(fh, offset)
@@ -106,6 +98,56 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 	keys := m.keysOf(fh, offset, head)
 	m.place(s, f, pre, NewTailer(&m.cfg, src, fh, id, offset, head, time.Now()), keys)
 	return nil
+}
+
+// startFacts is what decides where a held file starts reading: what its subject, the
+// subject's last chunk and the KV record of its identity say (each verified against the
+// file's first bytes before it counts).
+type startFacts struct {
+	renamed     bool       // the KV record names another path as its subject
+	subjectOpen bool       // that subject is being read already in this run
+	lastChunk   bool       // the subject has a last chunk in LOGS (subject not open only)
+	lastIsThis  bool       // ... and it came from this very file
+	lastEnd     int64      // ... ending at this offset
+	kv          *posRecord // the KV record of its identity; nil: none (or another file's)
+	startAtEnd  bool       // start_at: end applies (first start, found by the first scan)
+	size        int64
+}
+
+// startPlan is where it starts.
+type startPlan struct {
+	settle     bool  // nothing to read: drained before, under a subject that went on since
+	offset     int64 // where reading starts
+	drainFirst bool  // the subject's last file is not this one: drain it first if found rotated
+	recordKV   bool  // the KV has no record of this file: record the offset (start_at's, or the stream's)
+}
+
+// decideStart is the start decision, DESIGN.md "Positions": the stream first, the KV when
+// retention removed the subject's messages, start_at only for a subject never published.
+func decideStart(f startFacts) startPlan {
+	switch {
+	case f.subjectOpen && f.renamed:
+		return startPlan{settle: true} // renamed away from a subject that moved on: drained
+	case f.subjectOpen:
+		return startPlan{} // a new file took the path (rotation): after the current one, from 0
+	case f.renamed && f.lastChunk && !f.lastIsThis:
+		return startPlan{settle: true} // renamed, and its subject went on with another file
+	}
+	var p startPlan
+	switch {
+	case f.lastIsThis:
+		p.offset = f.lastEnd
+	case f.kv != nil:
+		p.offset = f.kv.End // retention removed the subject's messages: the KV remembers
+	case !f.lastChunk && f.startAtEnd:
+		p.offset = f.size
+	}
+	if f.kv != nil {
+		p.offset = max(p.offset, f.kv.End)
+	}
+	p.drainFirst = f.lastChunk && !f.lastIsThis
+	p.recordKV = p.offset > 0 && f.kv == nil
+	return p
 }
 
 // newSubject is the subject of source whose last message has sequence lastSeq.

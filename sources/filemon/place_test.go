@@ -1,0 +1,32 @@
+package filemon
+
+import "testing"
+
+func TestDecideStart(t *testing.T) {
+	kv := func(end int64) *posRecord { return &posRecord{Source: "/l/app.log", End: end} }
+	for _, tc := range []struct {
+		name string
+		f    startFacts
+		want startPlan
+	}{
+		{"new file, first start, start_at end", startFacts{startAtEnd: true, size: 500}, startPlan{offset: 500, recordKV: true}},
+		{"new file, start_at beginning", startFacts{size: 500}, startPlan{}},
+		{"resumed from its last chunk", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, size: 500}, startPlan{offset: 300, recordKV: true}},
+		{"last chunk wins over start_at", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, startAtEnd: true, size: 500}, startPlan{offset: 300, recordKV: true}},
+		{"the KV is further (a chunk's ack lost, then retention)", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, kv: kv(400), size: 500}, startPlan{offset: 400}},
+		{"retention removed the subject's messages: the KV", startFacts{kv: kv(250), size: 500}, startPlan{offset: 250}},
+		{"rotated while stopped: drain the last file first", startFacts{lastChunk: true, lastEnd: 900, size: 500}, startPlan{drainFirst: true}},
+		{"rotated while stopped, the KV knows this file", startFacts{lastChunk: true, lastEnd: 900, kv: kv(100), size: 500}, startPlan{offset: 100, drainFirst: true}},
+		{"renamed, its subject went on with another file", startFacts{renamed: true, lastChunk: true, lastEnd: 900, kv: kv(100), size: 500}, startPlan{settle: true}},
+		{"renamed, and it is the subject's last file", startFacts{renamed: true, lastChunk: true, lastIsThis: true, lastEnd: 200, kv: kv(200), size: 500}, startPlan{offset: 200}},
+		{"the KV has no record yet: record the stream's", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 200, size: 500}, startPlan{offset: 200, recordKV: true}},
+		{"renamed, the subject is read in this run: drained", startFacts{renamed: true, subjectOpen: true, kv: kv(100), size: 500}, startPlan{settle: true}},
+		{"rotation in this run: after the current file, from 0", startFacts{subjectOpen: true, startAtEnd: true, size: 500}, startPlan{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := decideStart(tc.f); got != tc.want {
+				t.Errorf("decideStart(%+v) = %+v, want %+v", tc.f, got, tc.want)
+			}
+		})
+	}
+}
