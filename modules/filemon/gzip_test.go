@@ -385,20 +385,23 @@ func TestDecodeIncludeCompressed(t *testing.T) {
 	}
 }
 
-// A glob aimed into logcap's own data_dir is refused by check and run: every line captured
-// would be captured again (one seed line became 6.4 million lines of block files in 25 s).
-func TestDecodeRefusesDataDir(t *testing.T) {
+// A glob that reaches logcap's own store (data_dir/jetstream) is refused by check and run:
+// every line captured would be captured again (one seed line became 6.4 million lines of
+// block files in 25 s). Logs kept elsewhere in data_dir, and wider globs, are fine.
+func TestDecodeRefusesTheStore(t *testing.T) {
 	for _, tc := range []struct {
 		paths []string
 		err   string
 	}{
-		{[]string{"/var/lib/logcap/**"}, `paths: "/var/lib/logcap/**" reads logcap's own data_dir /var/lib/logcap`},
-		{[]string{"/var/log/*.log", "/var/lib/logcap/jetstream/*/*"}, `"/var/lib/logcap/jetstream/*/*" reads logcap's own data_dir`},
-		{[]string{"/var/lib/logcap"}, `"/var/lib/logcap" reads logcap's own data_dir`},
-		{[]string{"/var/lib/**/*.log"}, ""}, // wider: the monitor skips data_dir
+		{[]string{"/var/lib/logcap/jetstream/**"}, `paths: "/var/lib/logcap/jetstream/**" reads logcap's own store /var/lib/logcap/jetstream`},
+		{[]string{"/var/log/*.log", "/var/lib/logcap/**"}, `"/var/lib/logcap/**" reads logcap's own store`},
+		{[]string{"/var/lib/logcap/**/*.blk"}, `"/var/lib/logcap/**/*.blk" reads logcap's own store`},
+		{[]string{"/var/lib/logcap/jetstream"}, `"/var/lib/logcap/jetstream" reads logcap's own store`},
+		{[]string{"/var/lib/logcap/demo/*.log"}, ""}, // a log kept in data_dir (make run's demo)
+		{[]string{"/var/lib/logcap/**/*.log"}, ""},   // the monitor skips the store
+		{[]string{"/var/lib/**/*.blk"}, ""},          // wider than data_dir: skipped at run time
 		{[]string{"/**"}, ""},
 		{[]string{"/var/log/*.log"}, ""},
-		{[]string{"/var/lib/logcap-other/*.log"}, ""},
 	} {
 		opts, _ := config.OptionsFrom(map[string]any{"paths": tc.paths})
 		err := decode(opts)

@@ -114,7 +114,7 @@ const fullScanEvery = 10
 var compressed = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z"}
 
 func (m *Monitor) excluded(p string) bool {
-	if m.d.DataDir != "" && within(p, m.d.DataDir) {
+	if m.d.DataDir != "" && within(p, StoreDir(m.d.DataDir)) {
 		return true // logcap's own store (CheckDataDir refuses globs aimed at it)
 	}
 	for dir := range pseudoFS {
@@ -150,7 +150,7 @@ func (m *Monitor) watchDirs() (map[string]bool, bool) {
 				switch {
 				case err != nil || !d.IsDir():
 					return nil
-				case m.d.DataDir != "" && within(path, m.d.DataDir), pseudoFS[path]:
+				case m.d.DataDir != "" && within(path, StoreDir(m.d.DataDir)), pseudoFS[path]:
 					return filepath.SkipDir
 				case len(dirs) >= maxWatchedDirs:
 					complete = false // the full rescan covers the rest

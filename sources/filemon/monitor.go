@@ -22,7 +22,7 @@ type Deps struct {
 	Metrics    *Metrics
 	KVReplicas int
 	Gate       streams.Gate // holds publishes back (memory_limit, when_full); nil: never
-	DataDir    string       // logcap's data_dir, absolute: never tailed
+	DataDir    string       // logcap's data_dir, absolute: its store is never tailed
 }
 
 // Monitor tails the files of one `type: file` source into LOGS. Its goroutine count is

@@ -210,22 +210,37 @@ func absGlobs(globs []string) []string {
 	return out
 }
 
-// CheckDataDir refuses globs aimed into logcap's own data_dir: its block files grow with
-// every line captured (one seed line became 6.4 million lines of block files in 25 s). A
-// wider glob (/var/**, /**) is fine: the monitor skips data_dir.
+// CheckDataDir refuses globs that reach logcap's own store, data_dir/jetstream: its block
+// files grow with every line captured (one seed line became 6.4 million lines of block files
+// in 25 s). Refused: a glob whose directory part is inside the store, or a glob aimed into
+// data_dir (its directory part there) that matches the store's files. Logs kept elsewhere in
+// data_dir (the demo's data/demo/*.log) are fine, and so is a wider glob (/var/**, /**): the
+// monitor skips the store (StoreDir).
 func (o Options) CheckDataDir(dataDir string) error {
 	dd, err := filepath.Abs(dataDir)
 	if err != nil {
 		return nil
 	}
+	store := StoreDir(dd)
+	probes := []string{filepath.Join(store, "$G", "streams", "LOGS", "msgs", "1.blk"), filepath.Join(store, "$G", "streams", "LOGS", "meta.inf")}
 	var errs []error
 	for _, p := range o.Paths {
-		if base, _ := doublestar.SplitPattern(filepath.ToSlash(p)); within(filepath.FromSlash(base), dd) || within(p, dd) {
-			errs = append(errs, fmt.Errorf("paths: %q reads logcap's own data_dir %s: every line captured would be captured again", p, dd))
+		base, _ := doublestar.SplitPattern(filepath.ToSlash(p))
+		reaches := within(filepath.FromSlash(base), store) || within(p, store)
+		for _, probe := range probes {
+			if ok, _ := doublestar.PathMatch(p, probe); ok && within(filepath.FromSlash(base), dd) {
+				reaches = true
+			}
+		}
+		if reaches {
+			errs = append(errs, fmt.Errorf("paths: %q reads logcap's own store %s: every line captured would be captured again", p, store))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// StoreDir is where the embedded JetStream keeps its files below dataDir.
+func StoreDir(dataDir string) string { return filepath.Join(dataDir, "jetstream") }
 
 // within reports whether path is dir or below it.
 func within(path, dir string) bool {
