@@ -142,3 +142,17 @@ func TestSymlinkDirLoop(t *testing.T) {
 		t.Errorf("%d symlink loop warnings, want 1", n)
 	}
 }
+
+// A FIFO created after start under a watched glob: its CREATE event must not block discovery
+// (opening a FIFO for reading waits for a writer); it is skipped and a file created next is
+// read.
+func TestFIFOCreatedAfterStart(t *testing.T) {
+	h := newHarness(t)
+	h.start(core.Options{Paths: []string{h.dir + "/*.log"}, StartAt: "beginning"})
+	if err := syscall.Mkfifo(h.path("fifo.log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := h.path("app.log")
+	appendFile(t, app, numbered("a", 0, 10))
+	exactlyOnce(t, h.waitLines(app, 10, 10*time.Second), numbered("a", 0, 10))
+}
