@@ -64,7 +64,17 @@ type Embedded struct {
 	// its last read or write (nats-server's own default is 10s; logcap carries a patch that
 	// makes it configurable: third_party/nats-server/PATCH.md).
 	CacheExpire Duration `yaml:"cache_expire"`
+	// Auth is "generated" (the default): the server requires credentials, generated into
+	// data_dir/auth on first start; or "none": any local client may publish into logs.>,
+	// purge and delete the streams (refused with a listen address that is not loopback).
+	Auth string `yaml:"auth"`
 }
+
+// The values of nats.embedded.auth.
+const (
+	AuthGenerated = "generated"
+	AuthNone      = "none"
+)
 
 // Cluster makes embedded servers of several logcap nodes one NATS cluster.
 type Cluster struct {
@@ -205,6 +215,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if e.CacheExpire == 0 {
 			e.CacheExpire = DefaultCacheExpire
+		}
+		if e.Auth == "" {
+			e.Auth = AuthGenerated
 		}
 	}
 	if c.NATS.ConnectTimeout == 0 {

@@ -37,6 +37,13 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 		// holds every block it wrote or read for 10 s, ingest rate × 10 s of memory.
 		JetStreamCacheExpire: e.CacheExpire.D(),
 	}
+	if e.Auth != config.AuthNone {
+		users, err := serverUsers(cfg)
+		if err != nil {
+			return nil, err
+		}
+		o.Users = users
+	}
 	if e.Listen == "none" {
 		o.DontListen = true
 	} else {
