@@ -24,8 +24,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/logcap/logcap/internal/interop"
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -108,6 +110,12 @@ func (n *node) waitReady(t *testing.T) {
 
 func (n *node) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.natsPort) }
 
+// logcap authenticates as the node's own identity (the tests move stream leaders), with the
+// credentials its embedded server generated.
+func (n *node) logcap(t *testing.T) nats.Option {
+	return interop.UserOption(t, filepath.Join(n.dir, "data"), natsd.LogcapUser)
+}
+
 // tail returns the last lines of a log, without the route chatter of a cluster.
 func tail(s string, lines int) string {
 	var l []string
@@ -124,9 +132,9 @@ func tail(s string, lines int) string {
 
 // connect opens a client connection that only ever talks to url (no reconnect elsewhere),
 // closed at the end of the test.
-func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func connect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect(), nats.DontRandomize())
+	nc, err := nats.Connect(url, append([]nats.Option{nats.NoReconnect(), nats.DontRandomize()}, opts...)...)
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}

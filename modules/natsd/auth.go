@@ -163,8 +163,9 @@ func serverUsers(cfg *config.Config) ([]*server.User, error) {
 // consumer calls of its own consumers (create, info, next, delete, ack, flow control: what
 // `nats sub --stream`, `nats stream get` and ordered consumers use). It may not publish
 // anywhere else (logs.>, _INBOX.> replies it could forge), nor purge, delete or update a
-// stream, nor touch logcap's own durable consumers (a sink's or processor's: pulling or
-// acking from them would make it skip lines). Subscribing is unrestricted: it only reads.
+// stream, nor create, update, delete, pull from or ack for logcap's own durable consumers (a
+// sink's or processor's: it would make them skip lines); it may read their info (pending).
+// Subscribing is unrestricted: it only reads.
 func readerPermissions(cfg *config.Config) *server.Permissions {
 	allow := []string{
 		"$JS.API.INFO",
@@ -191,10 +192,10 @@ func readerPermissions(cfg *config.Config) *server.Permissions {
 		}
 		seen[name] = true
 		deny = append(deny,
-			"$JS.API.CONSUMER.*.*."+name,      // create, info, delete, pause… of logcap's consumer
-			"$JS.API.CONSUMER.*.*."+name+".>", // create with a filter
+			"$JS.API.CONSUMER.CREATE.*."+name,
+			"$JS.API.CONSUMER.CREATE.*."+name+".>", // create with a filter subject
+			"$JS.API.CONSUMER.DELETE.*."+name,
 			"$JS.API.CONSUMER.MSG.NEXT.*."+name,
-			"$JS.API.CONSUMER.DURABLE.CREATE.*."+name,
 			"$JS.ACK.*."+name+".>",
 			"$JS.ACK.*.*.*."+name+".>", // the v2 ack subject: domain, account hash, stream
 		)

@@ -116,6 +116,9 @@ func TestEmbeddedAuthReader(t *testing.T) {
 	if m, err := s.GetMsg(ctx, 2); err != nil || string(m.Data) != "b" {
 		t.Fatalf("reader get msg 2: %v %v", m, err)
 	}
+	if ci, err := s.Consumer(ctx, "archive"); err != nil || ci.CachedInfo().NumPending != 3 {
+		t.Fatalf("reader: info of consumer archive: %v", err)
+	}
 	oc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatalf("reader ordered consumer: %v", err)
