@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,44 @@ func TestEmbeddedAuth(t *testing.T) {
 		{"nats: {embedded: {auth: none, listen: \":4222\"}}\n", `t.yaml:1: nats.embedded.auth: none with listen :4222`},
 		{"nats: {embedded: {auth: none, listen: \"10.0.0.2:4222\"}}\n", `nats.embedded.auth: none with listen 10.0.0.2:4222`},
 		{"nats: {embedded: {auth: password}}\n", `t.yaml:1: nats.embedded.auth: "password" is not one of generated, none`},
+	} {
+		if _, err := Parse("t.yaml", []byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q):\n got %v\nwant %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// The route password is masked in `logcap check`, the route user shown.
+func TestClusterAuthRedacted(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(`nats:
+  embedded:
+    cluster:
+      name: c
+      listen: 127.0.0.1:6222
+      user: route
+      password: hunter2-route
+      tls: {cert: /c.pem, key: /k.pem, ca: /ca.pem}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.NATS.Embedded.Cluster.Password) != "hunter2-route" {
+		t.Fatalf("password %q", string(c.NATS.Embedded.Cluster.Password))
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if strings.Contains(s, "hunter2") || !strings.Contains(s, "password: \"****\"") || !strings.Contains(s, "user: route") || !strings.Contains(s, "auth: generated") {
+		t.Fatalf("Redacted:\n%s", s)
+	}
+	if got := fmt.Sprint(c.NATS.Embedded.Cluster.Password); got != Mask {
+		t.Fatalf("a formatted Secret prints %q", got)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"nats:\n  embedded:\n    cluster: {name: c, listen: \":6222\", user: route}\n", "nats.embedded.cluster.user: user and password must be given together"},
+		{"nats:\n  embedded:\n    cluster: {name: c, listen: \":6222\", tls: {ca: /ca.pem}}\n", "nats.embedded.cluster.tls: cert and key are required"},
 	} {
 		if _, err := Parse("t.yaml", []byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q):\n got %v\nwant %s", tc.yaml, err, tc.want)

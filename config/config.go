@@ -81,6 +81,14 @@ type Cluster struct {
 	Name   string   `yaml:"name"`
 	Listen string   `yaml:"listen"`
 	Routes []string `yaml:"routes"`
+	// User and Password authenticate routes: a node must present them to join, and presents
+	// them to the routes it dials (unless a route URL carries its own user:password@). Every
+	// node of the cluster has the same pair.
+	User     string `yaml:"user"`
+	Password Secret `yaml:"password"`
+	// TLS encrypts routes and, with ca, verifies the peers' certificates (mutual TLS): every
+	// node's cert must be signed by ca and name the host its routes dial.
+	TLS *TLS `yaml:"tls"`
 }
 
 // TLS is a client TLS setup.

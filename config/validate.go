@@ -134,6 +134,14 @@ func (v *validator) nats() {
 		for i, r := range cl.Routes {
 			v.url(fmt.Sprintf("nats.embedded.cluster.routes[%d]", i), r, "nats-route", "nats", "tls")
 		}
+		if (cl.User == "") != (cl.Password == "") {
+			v.errorf("nats.embedded.cluster.user", "user and password must be given together")
+		}
+		if t := cl.TLS; t != nil {
+			if t.Cert == "" || t.Key == "" {
+				v.errorf("nats.embedded.cluster.tls", "cert and key are required (a node both accepts and dials routes)")
+			}
+		}
 	}
 }
 

@@ -42,6 +42,10 @@ const (
 	killAtBatch  = 30
 )
 
+// routePassword is nats.embedded.cluster.password of the test clusters: a node must
+// present it (user "route") to join.
+const routePassword = "r0ute-s3cret"
+
 // node is one logcap process of a three-node embedded cluster.
 type node struct {
 	name                             string
@@ -71,12 +75,12 @@ shutdown_timeout: 10s
 nats:
   embedded:
     listen: 127.0.0.1:%d
-    cluster: {name: logcap-test, listen: 127.0.0.1:%d, routes: [%s]}
+    cluster: {name: logcap-test, listen: 127.0.0.1:%d, routes: [%s], user: route, password: %s}
 streams:
   logs: {replicas: 3}
   deadletter: {replicas: 3}
 admin: {listen: "127.0.0.1:%d"}
-%s`, n.name, filepath.Join(n.dir, "data"), n.natsPort, n.clusterPort, strings.Join(routes, ", "), n.adminPort, sources[i])
+%s`, n.name, filepath.Join(n.dir, "data"), n.natsPort, n.clusterPort, strings.Join(routes, ", "), routePassword, n.adminPort, sources[i])
 		if err := os.WriteFile(n.cfg, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}

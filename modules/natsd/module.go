@@ -79,6 +79,10 @@ func (n *natsd) start(ctx context.Context) error {
 			n.log.Warn("!!! nats.embedded.auth is none: the embedded NATS takes any client without credentials; " +
 				"any local user can publish forged lines into logs.>, stop a file's capture, purge and delete the streams")
 		}
+		if c := n.cfg.NATS.Embedded.Cluster; c != nil && c.User == "" {
+			n.log.Warn("!!! nats.embedded.cluster has no user and password: any host that reaches " + c.Listen +
+				" can join the cluster as a route and read and write every stream; set nats.embedded.cluster.user, password (and tls)")
+		}
 	} else {
 		auth, err := authOptions(n.cfg.NATS)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -76,6 +77,27 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 			o.Cluster.Port = server.RANDOM_PORT
 		}
 		o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		if c.User != "" {
+			// Accept only routes that present the pair; present it on the routes dialed.
+			o.Cluster.Username, o.Cluster.Password = c.User, string(c.Password)
+			for _, r := range o.Routes {
+				if r.User == nil {
+					r.User = url.UserPassword(c.User, string(c.Password))
+				}
+			}
+		}
+		if t := c.TLS; t != nil {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+				CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
+				Verify:   t.CA != "", // mutual TLS: a peer without a cert signed by ca is refused
+				Insecure: t.InsecureSkipVerify,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("nats.embedded.cluster.tls: %w", err)
+			}
+			o.Cluster.TLSConfig = tc
+			o.Cluster.TLSTimeout = 5
+		}
 	}
 	return o, nil
 }
