@@ -95,6 +95,12 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 			if err != nil {
 				return nil, fmt.Errorf("nats.embedded.cluster.tls: %w", err)
 			}
+			if t.CA != "" {
+				// As nats-server does for a cluster block in its config file: a node both accepts
+				// and dials routes, so the CA verifies the peers either way.
+				tc.RootCAs = tc.ClientCAs
+				tc.ClientAuth = tls.RequireAndVerifyClientCert
+			}
 			o.Cluster.TLSConfig = tc
 			o.Cluster.TLSTimeout = 5
 		}
