@@ -28,6 +28,11 @@ const (
 	ReaderUser = "reader"
 )
 
+// LogcapInboxPrefix is the inbox prefix of logcap's own connections to an embedded server
+// with auth: the reader may subscribe to _INBOX.> only, so it can neither see logcap's
+// replies nor learn their subjects (to point a push consumer of its own at them).
+const LogcapInboxPrefix = "_INBOX_logcap"
+
 // AuthDir is where the embedded server's generated passwords live.
 func AuthDir(dataDir string) string { return filepath.Join(dataDir, "auth") }
 
@@ -79,7 +84,7 @@ func ClientAuthOptions(cfg *config.Config) ([]nats.Option, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (logcap run generates it on its first start)", err)
 	}
-	return []nats.Option{o}, nil
+	return []nats.Option{o, nats.CustomInboxPrefix(LogcapInboxPrefix)}, nil
 }
 
 // ensurePasswords returns the passwords of the embedded server's identities, generating
@@ -165,7 +170,10 @@ func serverUsers(cfg *config.Config) ([]*server.User, error) {
 // anywhere else (logs.>, _INBOX.> replies it could forge), nor purge, delete or update a
 // stream, nor create, update, delete, pull from or ack for logcap's own durable consumers (a
 // sink's or processor's: it would make them skip lines); it may read their info (pending).
-// Subscribing is unrestricted: it only reads.
+// It may subscribe to _INBOX.> only (its own replies and deliveries: nats.go's and the nats
+// CLI's default inbox prefix): a core subscription on logs.> would be the interest a push
+// consumer of its own on another stream needs to deliver into logs.>, where LOGS stores it,
+// and one on $JS.API.> or logcap's inboxes would show it subjects to aim deliveries at.
 func readerPermissions(cfg *config.Config) *server.Permissions {
 	allow := []string{
 		"$JS.API.INFO",
@@ -207,6 +215,7 @@ func readerPermissions(cfg *config.Config) *server.Permissions {
 		durable(p.Name)
 	}
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: allow, Deny: deny},
+		Publish:   &server.SubjectPermission{Allow: allow, Deny: deny},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 	}
 }

@@ -193,6 +193,74 @@ func TestEmbeddedAuthReader(t *testing.T) {
 	}
 }
 
+// A push consumer is a way to make the server publish for the reader: one on DEADLETTER
+// delivering into logs.> made LOGS store what it delivered, given a core subscription of the
+// reader's there as the interest it needs. The reader may subscribe to _INBOX.> only: the
+// subscription is refused, the consumer stays inactive, LOGS holds only logcap's messages.
+func TestEmbeddedAuthReaderPushConsumers(t *testing.T) {
+	cfg := authConfig(t)
+	c, err := run(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if _, err := c.JS.Publish(ctx, "logs.file.t.app", []byte{byte('a' + i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.JS.Publish(ctx, "deadletter.t", []byte("dead")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := natsd.UserOption(cfg.DataDir, natsd.ReaderUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := dial(t, c.Conn.ConnectedUrl(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A subscription of its own would be the interest a push consumer needs to deliver at
+	// all: refused.
+	if _, err := nc.SubscribeSync("logs.file.t.forged"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers the SUB with -ERR before the PONG of the flush.
+	if err := nc.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Fatalf("reader subscribing to logs.file.t.forged: got %v, want a permissions violation", err)
+	}
+	for _, p := range []struct{ stream, name, deliver string }{
+		{"DEADLETTER", "injector", "logs.file.t.forged"},
+	} {
+		if _, err := js.CreateOrUpdatePushConsumer(ctx, p.stream, jetstream.ConsumerConfig{Durable: p.name, DeliverSubject: p.deliver, AckPolicy: jetstream.AckNonePolicy}); err != nil {
+			continue // refused: fine too
+		}
+		// Without interest on its deliver subject it is inactive: nothing delivered.
+		ci, err := c.JS.PushConsumer(ctx, p.stream, p.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info := ci.CachedInfo(); info.PushBound || info.Delivered.Stream != 0 {
+			t.Fatalf("%s: bound %v, delivered %d into %s", p.name, info.PushBound, info.Delivered.Stream, p.deliver)
+		}
+	}
+	s, err := c.JS.Stream(ctx, "LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CachedInfo().State; st.Msgs != 3 || st.LastSeq != 3 || st.NumSubjects != 1 {
+		t.Fatalf("LOGS after the reader's push consumers: %+v; want the 3 messages logcap published", st)
+	}
+}
+
 // The passwords survive a restart; deleting a file and restarting rotates it: the old
 // password is refused.
 func TestEmbeddedAuthRotate(t *testing.T) {

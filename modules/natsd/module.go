@@ -71,7 +71,7 @@ func (n *natsd) start(ctx context.Context) error {
 				n.shutdownServer()
 				return err
 			}
-			opts = append(opts, o)
+			opts = append(opts, o, nats.CustomInboxPrefix(LogcapInboxPrefix))
 			n.log.Info("embedded nats-server requires credentials",
 				zap.String("logcap", PasswordFile(n.cfg.DataDir, LogcapUser)),
 				zap.String("read-only user "+ReaderUser, PasswordFile(n.cfg.DataDir, ReaderUser)))
