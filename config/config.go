@@ -64,13 +64,31 @@ type Embedded struct {
 	// its last read or write (nats-server's own default is 10s; logcap carries a patch that
 	// makes it configurable: third_party/nats-server/PATCH.md).
 	CacheExpire Duration `yaml:"cache_expire"`
+	// Auth is "generated" (the default): the server requires credentials, generated into
+	// data_dir/auth on first start; or "none": any local client may publish into logs.>,
+	// purge and delete the streams (refused with a listen address that is not loopback).
+	Auth string `yaml:"auth"`
 }
+
+// The values of nats.embedded.auth.
+const (
+	AuthGenerated = "generated"
+	AuthNone      = "none"
+)
 
 // Cluster makes embedded servers of several logcap nodes one NATS cluster.
 type Cluster struct {
 	Name   string   `yaml:"name"`
 	Listen string   `yaml:"listen"`
 	Routes []string `yaml:"routes"`
+	// User and Password authenticate routes: a node must present them to join, and presents
+	// them to the routes it dials (unless a route URL carries its own user:password@). Every
+	// node of the cluster has the same pair.
+	User     string `yaml:"user"`
+	Password Secret `yaml:"password"`
+	// TLS encrypts routes and, with ca, verifies the peers' certificates (mutual TLS): every
+	// node's cert must be signed by ca and name the host its routes dial.
+	TLS *TLS `yaml:"tls"`
 }
 
 // TLS is a client TLS setup.
@@ -209,6 +227,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if e.CacheExpire == 0 {
 			e.CacheExpire = DefaultCacheExpire
+		}
+		if e.Auth == "" {
+			e.Auth = AuthGenerated
 		}
 	}
 	if c.NATS.ConnectTimeout == 0 {

@@ -111,6 +111,15 @@ func (v *validator) nats() {
 	if e.CacheExpire < 0 {
 		v.errorf("nats.embedded.cache_expire", "must be greater than 0")
 	}
+	switch e.Auth {
+	case AuthGenerated:
+	case AuthNone:
+		if e.Listen != "none" && !loopback(e.Listen) {
+			v.errorf("nats.embedded.auth", "none with listen %s, an address other hosts can reach: anyone could publish into logs.>, purge and delete the streams (listen on 127.0.0.1, or keep auth: generated)", e.Listen)
+		}
+	default:
+		v.errorf("nats.embedded.auth", "%q is not one of generated, none", e.Auth)
+	}
 	if cl := e.Cluster; cl != nil {
 		if cl.Name == "" {
 			v.errorf("nats.embedded.cluster.name", "required")
@@ -125,7 +134,28 @@ func (v *validator) nats() {
 		for i, r := range cl.Routes {
 			v.url(fmt.Sprintf("nats.embedded.cluster.routes[%d]", i), r, "nats-route", "nats", "tls")
 		}
+		if (cl.User == "") != (cl.Password == "") {
+			v.errorf("nats.embedded.cluster.user", "user and password must be given together")
+		}
+		if t := cl.TLS; t != nil {
+			if t.Cert == "" || t.Key == "" {
+				v.errorf("nats.embedded.cluster.tls", "cert and key are required (a node both accepts and dials routes)")
+			}
+		}
 	}
+}
+
+// loopback says whether listen address hp accepts connections from this host only.
+func loopback(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (v *validator) url(path, s string, schemes ...string) {

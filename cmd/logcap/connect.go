@@ -60,11 +60,11 @@ func dialNATS(cfg *config.Config, follow bool) (*natsConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts []nats.Option
-	if len(cfg.NATS.URLs) > 0 {
-		if opts, err = natsd.AuthOptions(cfg.NATS); err != nil {
-			return nil, err
-		}
+	// logcap's own identity: the generated credentials of the embedded server in data_dir
+	// (rebuild resets consumers and purges derived streams), or those of nats.urls.
+	opts, err := natsd.ClientAuthOptions(cfg)
+	if err != nil {
+		return nil, err
 	}
 	c := &natsConn{closed: make(chan struct{})}
 	timeout := cfg.NATS.ConnectTimeout.D()

@@ -14,7 +14,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/logcap/logcap/internal/interop"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/modules/natsd"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -99,7 +101,9 @@ admin: {listen: "127.0.0.1:%d"}
 	p.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort), 60*time.Second)
 
 	if nats, err := exec.LookPath("nats"); err == nil {
-		out, err := exec.Command(nats, "-s", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "stream", "ls", "-n").CombinedOutput()
+		// As the read-only identity, with the password logcap generated in data_dir/auth.
+		url := interop.UserURL(t, fmt.Sprintf("nats://127.0.0.1:%d", natsPort), filepath.Join(dir, "data"), natsd.ReaderUser)
+		out, err := exec.Command(nats, "-s", url, "--no-context", "stream", "ls", "-n").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "LOGS") || !strings.Contains(string(out), "DEADLETTER") {
 			t.Fatalf("nats stream ls: %v\n%s", err, out)
 		}

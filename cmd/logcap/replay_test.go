@@ -19,6 +19,7 @@ import (
 
 	"github.com/logcap/logcap/internal/interop"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/modules/natsd"
 )
 
 // Bad flag combinations exit 2 with a message naming the problem, before any connection.
@@ -97,6 +98,9 @@ sinks:
 	}
 	n.proc = proctest.Start(t, n.cfg)
 	n.proc.WaitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort), 60*time.Second)
+	// The test reads as the read-only identity logcap generated in data_dir; replay itself
+	// (with -c) connects as logcap.
+	n.url = interop.UserURL(t, n.url, filepath.Join(n.dir, "data"), natsd.ReaderUser)
 	nc, err := nats.Connect(n.url)
 	if err != nil {
 		t.Fatal(err)

@@ -24,8 +24,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/logcap/logcap/internal/interop"
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -39,6 +41,10 @@ const (
 	burstPace    = 40 * time.Millisecond
 	killAtBatch  = 30
 )
+
+// routePassword is nats.embedded.cluster.password of the test clusters: a node must
+// present it (user "route") to join.
+const routePassword = "r0ute-s3cret"
 
 // node is one logcap process of a three-node embedded cluster.
 type node struct {
@@ -69,12 +75,12 @@ shutdown_timeout: 10s
 nats:
   embedded:
     listen: 127.0.0.1:%d
-    cluster: {name: logcap-test, listen: 127.0.0.1:%d, routes: [%s]}
+    cluster: {name: logcap-test, listen: 127.0.0.1:%d, routes: [%s], user: route, password: %s}
 streams:
   logs: {replicas: 3}
   deadletter: {replicas: 3}
 admin: {listen: "127.0.0.1:%d"}
-%s`, n.name, filepath.Join(n.dir, "data"), n.natsPort, n.clusterPort, strings.Join(routes, ", "), n.adminPort, sources[i])
+%s`, n.name, filepath.Join(n.dir, "data"), n.natsPort, n.clusterPort, strings.Join(routes, ", "), routePassword, n.adminPort, sources[i])
 		if err := os.WriteFile(n.cfg, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -108,6 +114,12 @@ func (n *node) waitReady(t *testing.T) {
 
 func (n *node) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.natsPort) }
 
+// logcap authenticates as the node's own identity (the tests move stream leaders), with the
+// credentials its embedded server generated.
+func (n *node) logcap(t *testing.T) nats.Option {
+	return interop.UserOption(t, filepath.Join(n.dir, "data"), natsd.LogcapUser)
+}
+
 // tail returns the last lines of a log, without the route chatter of a cluster.
 func tail(s string, lines int) string {
 	var l []string
@@ -124,9 +136,9 @@ func tail(s string, lines int) string {
 
 // connect opens a client connection that only ever talks to url (no reconnect elsewhere),
 // closed at the end of the test.
-func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func connect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.NoReconnect(), nats.DontRandomize())
+	nc, err := nats.Connect(url, append([]nats.Option{nats.NoReconnect(), nats.DontRandomize()}, opts...)...)
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}

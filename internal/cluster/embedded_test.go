@@ -22,7 +22,7 @@ func TestEmbeddedClusterKillLeaderNotTailing(t *testing.T) {
 	nodes := embeddedCluster(t, [3]string{sourceBlock(filepath.Join(logs, "*.log")), "", ""})
 	startAll(t, nodes...)
 	tailer, victim, survivor := nodes[0], nodes[1], nodes[2]
-	nc, js := connect(t, survivor.url())
+	nc, js := connect(t, survivor.url(), survivor.logcap(t))
 
 	// What logcap provisions on a cluster: three replicas everywhere, and no direct gets on
 	// LOGS, so positions (the last message per subject) are read from the leader.
@@ -79,7 +79,7 @@ func TestEmbeddedClusterKillTailingNode(t *testing.T) {
 	nodes := embeddedCluster(t, [3]string{sourceBlock(filepath.Join(logs, "*.log")), "", ""})
 	startAll(t, nodes...)
 	tailer, survivor := nodes[0], nodes[1]
-	nc, js := connect(t, survivor.url())
+	nc, js := connect(t, survivor.url(), survivor.logcap(t))
 
 	makeLeader(t, nc, js, "LOGS", tailer.name)
 	burst(t, path, tailer.proc.Kill9)

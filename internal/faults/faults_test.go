@@ -17,7 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/logcap/logcap/internal/interop"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -27,6 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type node struct {
 	dir, cfg            string
 	natsPort, adminPort int
+	embedded            bool // the embedded server, with the credentials logcap generates
 }
 
 func newNode(t *testing.T, sources string) *node {
@@ -38,7 +41,7 @@ func newNode(t *testing.T, sources string) *node {
 // externalNATS > 0 logcap connects to a nats-server on that port instead of embedding one.
 func newNodeWith(t *testing.T, externalNATS int, body string) *node {
 	t.Helper()
-	n := &node{dir: t.TempDir(), natsPort: proctest.FreePort(t), adminPort: proctest.FreePort(t)}
+	n := &node{dir: t.TempDir(), natsPort: proctest.FreePort(t), adminPort: proctest.FreePort(t), embedded: externalNATS == 0}
 	n.cfg = filepath.Join(n.dir, "logcap.yaml")
 	natsCfg := fmt.Sprintf(`{embedded: {listen: "127.0.0.1:%d"}}`, n.natsPort)
 	if externalNATS > 0 {
@@ -66,7 +69,12 @@ func (n *node) start(t *testing.T) *proctest.Proc {
 
 func (n *node) connect(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", n.natsPort))
+	var opts []nats.Option
+	if n.embedded {
+		// The read-only identity: the faults tests only read.
+		opts = append(opts, interop.UserOption(t, filepath.Join(n.dir, "data"), natsd.ReaderUser))
+	}
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", n.natsPort), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/logcap/logcap/internal/dockertest"
 	"github.com/logcap/logcap/internal/interop"
 	"github.com/logcap/logcap/internal/proctest"
+	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -112,6 +113,8 @@ sources:
 			t.Logf("logcap run's log:\n%s", p.Logs())
 		}
 	})
+	// Everything below reads as the read-only identity logcap generated in data_dir.
+	url = interop.UserURL(t, url, filepath.Join(dir, "data"), natsd.ReaderUser)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,24 @@ func (n *natsd) start(ctx context.Context) error {
 		}
 		urls = []string{n.srv.ClientURL()}
 		n.log.Info("embedded nats-server started", zap.String("listen", n.cfg.NATS.Embedded.Listen), zap.String("store", so.StoreDir))
+		if EmbeddedAuth(n.cfg) {
+			o, err := UserOption(n.cfg.DataDir, LogcapUser)
+			if err != nil {
+				n.shutdownServer()
+				return err
+			}
+			opts = append(opts, o, nats.CustomInboxPrefix(LogcapInboxPrefix))
+			n.log.Info("embedded nats-server requires credentials",
+				zap.String("logcap", PasswordFile(n.cfg.DataDir, LogcapUser)),
+				zap.String("read-only user "+ReaderUser, PasswordFile(n.cfg.DataDir, ReaderUser)))
+		} else {
+			n.log.Warn("!!! nats.embedded.auth is none: the embedded NATS takes any client without credentials; " +
+				"any local user can publish forged lines into logs.>, stop a file's capture, purge and delete the streams")
+		}
+		if c := n.cfg.NATS.Embedded.Cluster; c != nil && c.User == "" {
+			n.log.Warn("!!! nats.embedded.cluster has no user and password: any host that reaches " + c.Listen +
+				" can join the cluster as a route and read and write every stream; set nats.embedded.cluster.user, password (and tls)")
+		}
 	} else {
 		auth, err := authOptions(n.cfg.NATS)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -36,6 +37,13 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 		// A patched nats-server (third_party/nats-server/PATCH.md): without it the file store
 		// holds every block it wrote or read for 10 s, ingest rate × 10 s of memory.
 		JetStreamCacheExpire: e.CacheExpire.D(),
+	}
+	if e.Auth != config.AuthNone {
+		users, err := serverUsers(cfg)
+		if err != nil {
+			return nil, err
+		}
+		o.Users = users
 	}
 	if e.Listen == "none" {
 		o.DontListen = true
@@ -69,6 +77,33 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 			o.Cluster.Port = server.RANDOM_PORT
 		}
 		o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		if c.User != "" {
+			// Accept only routes that present the pair; present it on the routes dialed.
+			o.Cluster.Username, o.Cluster.Password = c.User, string(c.Password)
+			for _, r := range o.Routes {
+				if r.User == nil {
+					r.User = url.UserPassword(c.User, string(c.Password))
+				}
+			}
+		}
+		if t := c.TLS; t != nil {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+				CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
+				Verify:   t.CA != "", // mutual TLS: a peer without a cert signed by ca is refused
+				Insecure: t.InsecureSkipVerify,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("nats.embedded.cluster.tls: %w", err)
+			}
+			if t.CA != "" {
+				// As nats-server does for a cluster block in its config file: a node both accepts
+				// and dials routes, so the CA verifies the peers either way.
+				tc.RootCAs = tc.ClientCAs
+				tc.ClientAuth = tls.RequireAndVerifyClientCert
+			}
+			o.Cluster.TLSConfig = tc
+			o.Cluster.TLSTimeout = 5
+		}
 	}
 	return o, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -386,8 +387,10 @@ func (m *Monitor) clearErr(path string) {
 }
 
 // openStat opens path and stats the open file, not the path (it may be replaced meanwhile).
+// O_NONBLOCK: a FIFO the globs match (found on its CREATE event, before any stat) opens at
+// once instead of blocking discovery until a writer comes; reads of regular files ignore it.
 func openStat(path string) (*os.File, os.FileInfo, error) {
-	fh, err := os.Open(path)
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
 
@@ -89,8 +90,8 @@ func (a *archiveReader) poll() error {
 }
 
 // readDockerLOGS counts every docker entry stored in LOGS.
-func readDockerLOGS(ctx context.Context, url string) (*tally[string], error) {
-	nc, err := nats.Connect(url)
+func readDockerLOGS(ctx context.Context, url string, opts ...nats.Option) (*tally[string], error) {
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", url, err)
 	}
@@ -163,6 +164,15 @@ func (d *driver) checkDelivery(ctx context.Context) []string {
 	}
 	archive := &archiveReader{path: filepath.Join(d.dir, "out", "archive.log"), t: newTally[int64]()}
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", d.natsPort)
+	var natsOpts []nats.Option
+	if d.nats == nil {
+		// The embedded server: read as the read-only identity logcap generated in data_dir.
+		o, err := natsd.UserOption(filepath.Join(d.dir, "data"), natsd.ReaderUser)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		natsOpts = append(natsOpts, o)
+	}
 	var docker *tally[string]
 	var httpFile *tally[int64]
 	var httpDock *tally[string]
@@ -174,7 +184,7 @@ func (d *driver) checkDelivery(ctx context.Context) []string {
 			return []string{fmt.Sprintf("read the file sink's output: %v", err)}
 		}
 		if d.docker != nil {
-			if docker, err = readDockerLOGS(ctx, natsURL); err != nil {
+			if docker, err = readDockerLOGS(ctx, natsURL, natsOpts...); err != nil {
 				return []string{err.Error()}
 			}
 		} else {
