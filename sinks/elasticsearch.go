@@ -158,7 +158,7 @@ func (s *ElasticsearchSink) buildBulk(batch []Record) (body []byte, sent []int, 
 			continue
 		}
 		doc, err := json.Marshal(esDoc{Timestamp: r.Time, Host: r.Host, Kind: r.Kind,
-			Source: r.Source, Stream: r.Stream, Message: r.Message, Fields: r.Fields})
+			Source: r.Source, Stream: r.Entry.Stream, Message: r.Message, Fields: r.Fields})
 		if err != nil {
 			fail(i, fmt.Errorf("encode: %w", err))
 			continue

@@ -481,3 +481,24 @@ func FuzzESBulkResponse(f *testing.F) {
 		}
 	})
 }
+
+// The document's stream is the entry's (stdout/stderr of a container), never the JetStream
+// stream the record was read from: Record.Stream ("LOGS") shadowed Entry.Stream, so every
+// document said "stream":"LOGS" and file entries got a stream they do not have.
+func TestESDocStreamIsTheEntrys(t *testing.T) {
+	f := newFakeES()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	s := newTestSink(t, "elasticsearch", map[string]any{"url": srv.URL, "index": "logs"})
+	batch := httpTestRecords(2, 7, "/var/log/a.log")
+	batch[1].Kind, batch[1].Source, batch[1].Entry.Stream = "docker", "nginx", "stderr"
+	if err := s.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.doc("logs", batch[0].ID()); d == nil || d["stream"] != nil {
+		t.Errorf("file entry's document = %v, want no stream", d)
+	}
+	if d := f.doc("logs", batch[1].ID()); d == nil || d["stream"] != "stderr" {
+		t.Errorf("docker entry's document = %v, want stream stderr", d)
+	}
+}
