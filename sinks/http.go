@@ -121,9 +121,9 @@ func (s *HTTPSink) Write(ctx context.Context, batch []Record) error {
 	var sendErr error
 	r, err := s.t.do(ctx, s.method, s.url, s.contentType, body, nil)
 	if err != nil {
-		sendErr = fmt.Errorf("http %s: %s: %w", s.display, s.method, err)
+		sendErr = fmt.Errorf("http: %s %s: %w", s.method, s.display, err)
 	} else if err := statusError(r, time.Now()); err != nil {
-		sendErr = fmt.Errorf("http %s: %s: %w", s.display, s.method, err)
+		sendErr = fmt.Errorf("http: %s %s: %w", s.method, s.display, err)
 	}
 	return mergeFailures(len(batch), bad, sendErr)
 }
@@ -132,7 +132,7 @@ func (s *HTTPSink) Write(ctx context.Context, batch []Record) error {
 // endpoint may well answer HEAD with 404 or 405).
 func (s *HTTPSink) Check(ctx context.Context) error {
 	if err := s.t.probe(ctx, http.MethodHead, s.url); err != nil {
-		return fmt.Errorf("http %s: check: %w", s.display, err)
+		return fmt.Errorf("http: check: HEAD %s: %w", s.display, err)
 	}
 	return nil
 }

@@ -249,6 +249,18 @@ func parseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// joinURL is base with elem appended to its path (one slash between them); its query string
+// and fragment stay where they are: http://h/insert?_msg_field=m + /_bulk is
+// http://h/insert/_bulk?_msg_field=m, not http://h/insert?_msg_field=m/_bulk.
+func joinURL(base *url.URL, elem string) string {
+	u := *base
+	u.Path = strings.TrimRight(u.Path, "/") + elem
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimRight(u.RawPath, "/") + elem
+	}
+	return u.String()
+}
+
 // response is an answer read in full (up to maxResponseBytes), its connection returned to
 // the pool.
 type response struct {
