@@ -128,8 +128,8 @@ func (s *HTTPSink) Write(ctx context.Context, batch []Record) error {
 	return mergeFailures(len(batch), bad, sendErr)
 }
 
-// Check asks the endpoint with HEAD: any answer but 429/5xx shows it is up (a generic
-// endpoint may well answer HEAD with 404 or 405).
+// Check asks the endpoint with HEAD: any answer but 429/502/503/504 shows it is up (a
+// generic endpoint may well answer HEAD with 404, 405 or 501).
 func (s *HTTPSink) Check(ctx context.Context) error {
 	if err := s.t.probe(ctx, http.MethodHead, s.url); err != nil {
 		return fmt.Errorf("http: check: HEAD %s: %w", s.display, err)

@@ -370,17 +370,29 @@ func snippet(b []byte) string {
 	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
-// probe is the Check every HTTP sink makes: any answer below 500 (other than 429) proves
-// the destination is reachable and serving, which is all the pipeline needs to fetch again.
+// probe is the Check every HTTP sink makes. Only a transport error (refused, reset, timeout)
+// or an answer that says "not now" — 429, 502, 503, 504 — means down. Any other answer,
+// 501 and 500 included, proves the destination is reachable and serving: many receivers do
+// not implement HEAD (Python's http.server answers 501) or GET on the path, and the pending
+// batch's write is the real probe. Counting a 501 as down left the http sink waiting forever.
 func (t *transport) probe(ctx context.Context, method, u string) error {
 	r, err := t.do(ctx, method, u, "", nil, nil)
 	if err != nil {
 		return err
 	}
-	if r.status == http.StatusTooManyRequests || r.status >= 500 {
+	if destinationDown(r.status) {
 		return fmt.Errorf("status %d: %s", r.status, snippet(r.body))
 	}
 	return nil
+}
+
+// destinationDown is whether a status says the destination cannot take writes now.
+func destinationDown(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // mergeFailures combines per-record failures found before sending (encoding, templates)
