@@ -28,6 +28,7 @@ type ElasticsearchSink struct {
 	create             bool // data_stream mode: "create" actions
 	index              *template.Template
 	static             string // the index name when the template has no actions
+	idKey              string // id_field as a quoted JSON key; "" when unset
 	t                  *transport
 }
 
@@ -37,6 +38,7 @@ type esOptions struct {
 	URL       string           `yaml:"url"`
 	Index     string           `yaml:"index"`
 	Mode      string           `yaml:"mode"`
+	IDField   string           `yaml:"id_field"`
 	Transport transportOptions `yaml:",inline"`
 }
 
@@ -74,6 +76,9 @@ func newESSink(_ string, opts config.Options) (Sink, error) {
 	}
 	s := &ElasticsearchSink{bulkURL: joinURL(u, "/_bulk"), rootURL: joinURL(u, "/"), display: config.MaskURL(u.String())}
 	s.bulkShow, s.rootShow = config.MaskURL(s.bulkURL), config.MaskURL(s.rootURL)
+	if s.idKey, err = idFieldKey(o.IDField); err != nil {
+		return nil, err
+	}
 	switch o.Mode {
 	case "", "index":
 		if o.Index == "" {
@@ -165,7 +170,9 @@ func (s *ElasticsearchSink) buildBulk(batch []Record) (body []byte, sent []int, 
 			fail(i, fmt.Errorf("encode: %w", err))
 			continue
 		}
-		action, _ := json.Marshal(map[string]esAction{op: {Index: idx, ID: r.ID()}})
+		id := r.ID()
+		doc = withIDField(doc, s.idKey, id)
+		action, _ := json.Marshal(map[string]esAction{op: {Index: idx, ID: id}})
 		out.Write(action)
 		out.WriteByte('\n')
 		out.Write(doc)

@@ -502,3 +502,27 @@ func TestESDocStreamIsTheEntrys(t *testing.T) {
 		t.Errorf("docker entry's document = %v, want stream stderr", d)
 	}
 }
+
+// id_field puts the record's idempotency key into the document too, for a store that
+// ignores the bulk action's _id (VictoriaLogs): redeliveries can be found at query time.
+// _id itself is refused: Elasticsearch rejects it inside a document.
+func TestESIDField(t *testing.T) {
+	f := newFakeES()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	s := newTestSink(t, "elasticsearch", map[string]any{"url": srv.URL, "index": "logs", "id_field": "logcap_id"})
+	batch := httpTestRecords(2, 9, "/var/log/a.log")
+	if err := s.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range batch {
+		if d := f.doc("logs", r.ID()); d == nil || d["logcap_id"] != r.ID() || d["message"] != r.Message {
+			t.Errorf("document %s = %v, want logcap_id %s", r.ID(), d, r.ID())
+		}
+	}
+	for _, bad := range []string{"_id", "_index", "a\"b"} {
+		if _, err := New("elasticsearch", "x", httpSinkOpts(t, map[string]any{"url": srv.URL, "id_field": bad})); err == nil || !strings.Contains(err.Error(), "id_field") {
+			t.Errorf("id_field %q: err %v, want it refused", bad, err)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/event"
 )
 
 func init() { Register("http", newHTTPSink) }
@@ -21,6 +20,7 @@ type HTTPSink struct {
 	method      string
 	contentType string
 	array       bool
+	idKey       string // the document's key for the record ID, quoted JSON
 	t           *transport
 }
 
@@ -30,14 +30,8 @@ type httpOptions struct {
 	URL       string           `yaml:"url"`
 	Method    string           `yaml:"method"`
 	Encoding  string           `yaml:"encoding"`
+	IDField   string           `yaml:"id_field"`
 	Transport transportOptions `yaml:",inline"`
-}
-
-// httpDoc is what the endpoint receives per record: the entry plus its idempotency key, so
-// a receiver that wants to can drop redeliveries.
-type httpDoc struct {
-	event.Entry
-	ID string `json:"_id"`
 }
 
 func newHTTPSink(_ string, opts config.Options) (Sink, error) {
@@ -49,7 +43,14 @@ func newHTTPSink(_ string, opts config.Options) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &HTTPSink{url: u.String(), display: config.MaskURL(u.String())}
+	s := &HTTPSink{url: u.String(), display: config.MaskURL(u.String()), idKey: `"_id"`}
+	// What the endpoint receives per record: the entry plus its idempotency key (under
+	// id_field, default _id), so that a receiver that wants to can drop redeliveries.
+	if o.IDField != "" {
+		if s.idKey, err = idFieldKey(o.IDField); err != nil {
+			return nil, err
+		}
+	}
 	switch o.Method {
 	case "", "POST":
 		s.method = http.MethodPost
@@ -83,7 +84,8 @@ func (s *HTTPSink) encode(batch []Record) ([]byte, map[int]error) {
 	}
 	first := true
 	for i := range batch {
-		b, err := json.Marshal(httpDoc{Entry: batch[i].Entry, ID: batch[i].ID()})
+		b, err := json.Marshal(&batch[i].Entry)
+		b = withIDField(b, s.idKey, batch[i].ID())
 		if err != nil {
 			if bad == nil {
 				bad = map[int]error{}

@@ -249,6 +249,35 @@ func parseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// idFieldKey validates an id_field option and returns the key as JSON (quoted), "" when
+// unset. A name starting with _ is refused: _id and the other metadata fields are rejected
+// inside an Elasticsearch document, and VictoriaLogs reserves _msg, _time and _stream.
+func idFieldKey(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	if strings.HasPrefix(name, "_") || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+		return "", fmt.Errorf("id_field: %q: want a plain field name, not starting with _ (e.g. logcap_id)", name)
+	}
+	return strconv.Quote(name), nil
+}
+
+// withIDField appends "key":"id" to the JSON object doc (key already quoted). An ID is
+// <stream>-<seq>-<index>: nothing in it needs escaping.
+func withIDField(doc []byte, key, id string) []byte {
+	if key == "" || len(doc) < 2 || doc[len(doc)-1] != '}' {
+		return doc
+	}
+	doc = doc[:len(doc)-1]
+	if len(doc) > 1 {
+		doc = append(doc, ',')
+	}
+	doc = append(doc, key...)
+	doc = append(doc, ':', '"')
+	doc = append(doc, id...)
+	return append(doc, '"', '}')
+}
+
 // joinURL is base with elem appended to its path (one slash between them); its query string
 // and fragment stay where they are: http://h/insert?_msg_field=m + /_bulk is
 // http://h/insert/_bulk?_msg_field=m, not http://h/insert?_msg_field=m/_bulk.
