@@ -46,7 +46,7 @@ func newHTTPSink(_ string, opts config.Options) (Sink, error) {
 	s := &HTTPSink{url: u.String(), display: config.MaskURL(u.String()), idKey: `"_id"`}
 	// What the endpoint receives per record: the entry plus its idempotency key (under
 	// id_field, default _id), so that a receiver that wants to can drop redeliveries.
-	if o.IDField != "" {
+	if o.IDField != "" && o.IDField != "_id" {
 		if s.idKey, err = idFieldKey(o.IDField); err != nil {
 			return nil, err
 		}
