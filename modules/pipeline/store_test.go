@@ -12,20 +12,18 @@ import (
 
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/internal/vlogs"
+	"github.com/logcap/logcap/modules/pipeline"
 	"github.com/logcap/logcap/streams"
 )
 
 // The loki, elasticsearch and http sinks against a real log store (VictoriaLogs, which
 // takes the Loki push API, the Elasticsearch _bulk API and JSON lines): 100,000 file lines
-// (50,000 under -race) and a container's stderr go from LOGS through the real pipeline into the store,
+// and a container's stderr go from LOGS through the real pipeline into the store,
 // which is then asked with LogsQL. Every line arrives once, with its source and stream,
 // and the entries of each source are strictly ordered in time, in file order.
 func TestSinksIntoVictoriaLogs(t *testing.T) {
 	vlogs.Binary(t) // skips (or fails under LOGCAP_REQUIRE_VICTORIALOGS=1) before any work
-	perFile := 100_000
-	if raceEnabled {
-		perFile = 50_000
-	}
+	const perFile = 100_000
 	for _, tc := range []struct {
 		typ, url, extra string
 		idField         bool
@@ -136,6 +134,67 @@ sinks:
 			}
 			check("/var/log/a.log", "file", "", lines)
 			check("nginx", "docker", "stderr", docker)
+		})
+	}
+}
+
+// The store down for 20 s in the middle of the stream: nothing is dead-lettered, and
+// delivery resumes within 5 s of its return (the probes' interval is capped at 3 s, not the
+// 30 s of the sink's backoff).
+func TestSinkRecoversFromVictoriaLogsOutage(t *testing.T) {
+	vl := vlogs.Start(t)
+	e := newEnv(t)
+	cfg := parseConfig(t, fmt.Sprintf(`
+sinks:
+  - { name: store, type: http, input: logs.>, url: %q, id_field: logcap_id }
+`, vl.URL+"/insert/jsonline?_msg_field=message&_time_field=time"))
+	// The pipeline's defaults: backoff 500ms…30s.
+	pl := run(t, e, cfg, pipeline.Tuning{})
+	lines := make([]string, 20_000)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("line %06d", i)
+	}
+	publish(t, e.js, "/var/log/o.log", lines[:10_000], 1000)
+	natstest.Eventually(t, 30*time.Second, func() error {
+		if n := pl.Stats().Sinks["store"].Entries; n != 10_000 {
+			return fmt.Errorf("%d delivered", n)
+		}
+		return nil
+	})
+	vl.Stop(t)
+	downAt := time.Now()
+	publish(t, e.js, "/var/log/o.log", lines[10_000:], 1000)
+	natstest.Eventually(t, 10*time.Second, func() error {
+		if pl.Stats().Sinks["store"].Retries == 0 {
+			return fmt.Errorf("no failed write yet")
+		}
+		return nil
+	})
+	<-time.After(20*time.Second - time.Since(downAt)) // the outage itself, not a synchronization
+	vl.Restart(t)
+	backAt := time.Now()
+	natstest.Eventually(t, 30*time.Second, func() error {
+		if n := pl.Stats().Sinks["store"].Entries; n != 20_000 {
+			return fmt.Errorf("%d delivered", n)
+		}
+		return nil
+	})
+	lag := time.Since(backAt)
+	st := pl.Stats().Sinks["store"]
+	t.Logf("outage %v: all delivered %v after VictoriaLogs answered again; sink stats %+v", backAt.Sub(downAt).Round(time.Millisecond), lag.Round(time.Millisecond), st)
+	if lag > 5*time.Second {
+		t.Errorf("delivery resumed %v after the store was back, want ≤ 5s", lag.Round(time.Millisecond))
+	}
+	if st.DeadLetters != 0 {
+		t.Errorf("%d dead letters during an outage", st.DeadLetters)
+	}
+	if n := vl.Count(t, "*"); n < 20_000 {
+		natstest.Eventually(t, 30*time.Second, func() error {
+			n, err := vl.TryCount("*")
+			if err == nil && n < 20_000 {
+				err = fmt.Errorf("VictoriaLogs holds %d of 20000", n)
+			}
+			return err
 		})
 	}
 }
