@@ -38,6 +38,7 @@ type Server struct {
 	bin, dir, logPath string
 	cmd               *exec.Cmd
 	logFile           *os.File
+	client            *http.Client // its own pool: Stop closes its connections (goleak)
 }
 
 // Binary finds victoria-logs on PATH or in the repository's ./bin; it skips the test (or
@@ -63,7 +64,7 @@ func Binary(t testing.TB) string {
 // Start runs a VictoriaLogs with an empty store; it is stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{bin: Binary(t), dir: t.TempDir()}
+	s := &Server{bin: Binary(t), dir: t.TempDir(), client: &http.Client{Transport: &http.Transport{}}}
 	s.logPath = filepath.Join(s.dir, "victoria-logs.log")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Server) Restart(t testing.TB) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		resp, err := http.Get(s.URL + "/health")
+		resp, err := s.client.Get(s.URL + "/health")
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
@@ -130,6 +131,7 @@ func (s *Server) Stop(t testing.TB) {
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	_ = s.cmd.Wait()
+	s.client.CloseIdleConnections()
 	_ = s.logFile.Close()
 	s.cmd, s.logFile = nil, nil
 }
@@ -137,7 +139,7 @@ func (s *Server) Stop(t testing.TB) {
 // Flush makes everything ingested so far visible to queries (/internal/force_flush).
 func (s *Server) Flush(t testing.TB) {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/internal/force_flush")
+	resp, err := s.client.Get(s.URL + "/internal/force_flush")
 	if err != nil {
 		t.Fatalf("victoria-logs: force_flush: %v", err)
 	}
@@ -160,7 +162,7 @@ func (s *Server) Query(t testing.TB, query string) []map[string]string {
 
 // TryQuery is Query without the test: for polling.
 func (s *Server) TryQuery(query string) ([]map[string]string, error) {
-	if resp, err := http.Get(s.URL + "/internal/force_flush"); err == nil {
+	if resp, err := s.client.Get(s.URL + "/internal/force_flush"); err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 	}
@@ -172,7 +174,7 @@ func (s *Server) TryQuery(query string) ([]map[string]string, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("victoria-logs: query %q: %w", query, err)
 	}
