@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 NATSCLI_VERSION := v0.5.0
 NATS_SERVER_VERSION := v2.15.2
+VICTORIALOGS_VERSION := v1.52.2
 # Packages with goroutines and real servers: -race everywhere, a hard upper bound per run.
 TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 5s
@@ -58,12 +59,15 @@ soak: build
 	$(GO) run ./internal/cmd/soak -duration $${SOAK_DURATION:-10m} $(SOAK_FLAGS)
 
 # The nats CLI, for interop tests and for users reading the streams; nats-server, for the
-# tests against an external three-node cluster (internal/cluster).
-tools: $(BIN)/nats $(BIN)/nats-server
+# tests against an external three-node cluster (internal/cluster); victoria-logs, the real log
+# store the loki, elasticsearch and http sinks are tested against (internal/vlogs).
+tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs
 $(BIN)/nats:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 $(BIN)/nats-server:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+$(BIN)/victoria-logs:
+	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VICTORIALOGS_VERSION)
 
 clean:
 	rm -rf $(BIN) data bench.out

@@ -43,7 +43,8 @@ func (o *RawOutput) Flush(context.Context) error {
 type SinkOutput struct {
 	Sink sinks.Sink
 	Name string
-	// MaxEntries and MaxBytes bound a batch (defaults 1000 and 4 MiB).
+	// MaxEntries and MaxBytes bound a batch (defaults 1000 and 4 MiB); MaxEntries also bounds
+	// every Write, when one message holds more entries than that.
 	MaxEntries, MaxBytes int
 	// MaxAttempts bounds the writes of one batch (default 8: about a minute of backoff).
 	MaxAttempts int
@@ -75,7 +76,7 @@ func (o *SinkOutput) Flush(ctx context.Context) error {
 		return nil
 	}
 	stage := delivery.Stage{
-		Name: o.Name, Obs: onRetry(o.OnRetry), MaxDeliver: cmp0(o.MaxAttempts, 8), FailFast: true,
+		Name: o.Name, Obs: onRetry(o.OnRetry), MaxDeliver: cmp0(o.MaxAttempts, 8), FailFast: true, MaxEntries: cmp0(o.MaxEntries, 1000),
 		Retry: retry.Policy{Initial: cmpD(o.BackoffBase, 200*time.Millisecond), Max: cmpD(o.BackoffMax, 10*time.Second), Jitter: retry.Full},
 	}
 	err := stage.Deliver(ctx, ctx, o.Sink, &o.batch)

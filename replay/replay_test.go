@@ -407,3 +407,34 @@ func TestBar(t *testing.T) {
 		}
 	}
 }
+
+// MaxEntries bounds every Write, also when one message (a 1 MiB chunk) holds more entries
+// than that. (Filed: a request of 5,242 records with max_entries 1000.)
+func TestSinkOutputMaxEntriesBoundsEachWrite(t *testing.T) {
+	lines := make([]string, 5242)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("line %d", i)
+	}
+	data := []byte(strings.Join(lines, "\n") + "\n")
+	c := &streams.Chunk{Kind: streams.KindFile, Host: "h", Source: "/big.log", Data: data, Lines: len(lines), ReadTime: time.Unix(1, 0),
+		File: &streams.FilePos{Dev: 1, Ino: 2, Fingerprint: "ab", End: int64(len(data))}}
+	m := c.Msg()
+	s := &flaky{}
+	out := &replay.SinkOutput{Sink: s, Name: "hook", MaxEntries: 1000}
+	if _, err := out.Add(context.Background(), replay.Msg{Stream: "LOGS", Subject: m.Subject, Header: m.Header, Data: m.Data, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, w := range s.writes {
+		n += len(w)
+		if len(w) > 1000 {
+			t.Errorf("write %d held %d records, want ≤ 1000", i, len(w))
+		}
+	}
+	if n != len(lines) {
+		t.Errorf("%d records written, want %d", n, len(lines))
+	}
+}

@@ -22,11 +22,14 @@ func init() { Register("elasticsearch", newESSink) }
 type ElasticsearchSink struct {
 	bulkURL string
 	rootURL string
-	display string
-	create  bool // data_stream mode: "create" actions
-	index   *template.Template
-	static  string // the index name when the template has no actions
-	t       *transport
+	display string // the URL configured, for per-record errors: secrets masked
+	// bulkShow and rootShow are the URLs requested, for errors: secrets masked.
+	bulkShow, rootShow string
+	create             bool // data_stream mode: "create" actions
+	index              *template.Template
+	static             string // the index name when the template has no actions
+	idKey              string // id_field as a quoted JSON key; "" when unset
+	t                  *transport
 }
 
 var _ Sink = (*ElasticsearchSink)(nil)
@@ -35,6 +38,7 @@ type esOptions struct {
 	URL       string           `yaml:"url"`
 	Index     string           `yaml:"index"`
 	Mode      string           `yaml:"mode"`
+	IDField   string           `yaml:"id_field"`
 	Transport transportOptions `yaml:",inline"`
 }
 
@@ -70,8 +74,11 @@ func newESSink(_ string, opts config.Options) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := strings.TrimRight(u.String(), "/")
-	s := &ElasticsearchSink{bulkURL: base + "/_bulk", rootURL: base + "/", display: config.MaskURL(u.String())}
+	s := &ElasticsearchSink{bulkURL: joinURL(u, "/_bulk"), rootURL: joinURL(u, "/"), display: config.MaskURL(u.String())}
+	s.bulkShow, s.rootShow = config.MaskURL(s.bulkURL), config.MaskURL(s.rootURL)
+	if s.idKey, err = idFieldKey(o.IDField); err != nil {
+		return nil, err
+	}
 	switch o.Mode {
 	case "", "index":
 		if o.Index == "" {
@@ -158,12 +165,14 @@ func (s *ElasticsearchSink) buildBulk(batch []Record) (body []byte, sent []int, 
 			continue
 		}
 		doc, err := json.Marshal(esDoc{Timestamp: r.Time, Host: r.Host, Kind: r.Kind,
-			Source: r.Source, Stream: r.Stream, Message: r.Message, Fields: r.Fields})
+			Source: r.Source, Stream: r.Entry.Stream, Message: r.Message, Fields: r.Fields})
 		if err != nil {
 			fail(i, fmt.Errorf("encode: %w", err))
 			continue
 		}
-		action, _ := json.Marshal(map[string]esAction{op: {Index: idx, ID: r.ID()}})
+		id := r.ID()
+		doc = withIDField(doc, s.idKey, id)
+		action, _ := json.Marshal(map[string]esAction{op: {Index: idx, ID: id}})
 		out.Write(action)
 		out.WriteByte('\n')
 		out.Write(doc)
@@ -263,7 +272,7 @@ func (s *ElasticsearchSink) Write(ctx context.Context, batch []Record) error {
 	if body == nil {
 		return mergeFailures(len(batch), bad, nil)
 	}
-	wrap := func(err error) error { return fmt.Errorf("elasticsearch %s: bulk: %w", s.display, err) }
+	wrap := func(err error) error { return fmt.Errorf("elasticsearch: POST %s: %w", s.bulkShow, err) }
 	r, err := s.t.do(ctx, http.MethodPost, s.bulkURL, "application/x-ndjson", body, nil)
 	if err != nil {
 		return mergeFailures(len(batch), bad, wrap(err))
@@ -290,7 +299,7 @@ func (s *ElasticsearchSink) Write(ctx context.Context, batch []Record) error {
 // Check asks the cluster's root endpoint, which every Elasticsearch and OpenSearch serves.
 func (s *ElasticsearchSink) Check(ctx context.Context) error {
 	if err := s.t.probe(ctx, http.MethodGet, s.rootURL); err != nil {
-		return fmt.Errorf("elasticsearch %s: check: %w", s.display, err)
+		return fmt.Errorf("elasticsearch: check: GET %s: %w", s.rootShow, err)
 	}
 	return nil
 }

@@ -481,3 +481,48 @@ func FuzzESBulkResponse(f *testing.F) {
 		}
 	})
 }
+
+// The document's stream is the entry's (stdout/stderr of a container), never the JetStream
+// stream the record was read from: Record.Stream ("LOGS") shadowed Entry.Stream, so every
+// document said "stream":"LOGS" and file entries got a stream they do not have.
+func TestESDocStreamIsTheEntrys(t *testing.T) {
+	f := newFakeES()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	s := newTestSink(t, "elasticsearch", map[string]any{"url": srv.URL, "index": "logs"})
+	batch := httpTestRecords(2, 7, "/var/log/a.log")
+	batch[1].Kind, batch[1].Source, batch[1].Entry.Stream = "docker", "nginx", "stderr"
+	if err := s.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.doc("logs", batch[0].ID()); d == nil || d["stream"] != nil {
+		t.Errorf("file entry's document = %v, want no stream", d)
+	}
+	if d := f.doc("logs", batch[1].ID()); d == nil || d["stream"] != "stderr" {
+		t.Errorf("docker entry's document = %v, want stream stderr", d)
+	}
+}
+
+// id_field puts the record's idempotency key into the document too, for a store that
+// ignores the bulk action's _id (VictoriaLogs): redeliveries can be found at query time.
+// _id itself is refused: Elasticsearch rejects it inside a document.
+func TestESIDField(t *testing.T) {
+	f := newFakeES()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	s := newTestSink(t, "elasticsearch", map[string]any{"url": srv.URL, "index": "logs", "id_field": "logcap_id"})
+	batch := httpTestRecords(2, 9, "/var/log/a.log")
+	if err := s.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range batch {
+		if d := f.doc("logs", r.ID()); d == nil || d["logcap_id"] != r.ID() || d["message"] != r.Message {
+			t.Errorf("document %s = %v, want logcap_id %s", r.ID(), d, r.ID())
+		}
+	}
+	for _, bad := range []string{"_id", "_index", "a\"b"} {
+		if _, err := New("elasticsearch", "x", httpSinkOpts(t, map[string]any{"url": srv.URL, "id_field": bad})); err == nil || !strings.Contains(err.Error(), "id_field") {
+			t.Errorf("id_field %q: err %v, want it refused", bad, err)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/logcap/logcap/config"
-	"github.com/logcap/logcap/event"
 )
 
 func init() { Register("http", newHTTPSink) }
@@ -21,6 +20,7 @@ type HTTPSink struct {
 	method      string
 	contentType string
 	array       bool
+	idKey       string // the document's key for the record ID, quoted JSON
 	t           *transport
 }
 
@@ -30,14 +30,8 @@ type httpOptions struct {
 	URL       string           `yaml:"url"`
 	Method    string           `yaml:"method"`
 	Encoding  string           `yaml:"encoding"`
+	IDField   string           `yaml:"id_field"`
 	Transport transportOptions `yaml:",inline"`
-}
-
-// httpDoc is what the endpoint receives per record: the entry plus its idempotency key, so
-// a receiver that wants to can drop redeliveries.
-type httpDoc struct {
-	event.Entry
-	ID string `json:"_id"`
 }
 
 func newHTTPSink(_ string, opts config.Options) (Sink, error) {
@@ -49,7 +43,14 @@ func newHTTPSink(_ string, opts config.Options) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &HTTPSink{url: u.String(), display: config.MaskURL(u.String())}
+	s := &HTTPSink{url: u.String(), display: config.MaskURL(u.String()), idKey: `"_id"`}
+	// What the endpoint receives per record: the entry plus its idempotency key (under
+	// id_field, default _id), so that a receiver that wants to can drop redeliveries.
+	if o.IDField != "" && o.IDField != "_id" {
+		if s.idKey, err = idFieldKey(o.IDField); err != nil {
+			return nil, err
+		}
+	}
 	switch o.Method {
 	case "", "POST":
 		s.method = http.MethodPost
@@ -83,7 +84,8 @@ func (s *HTTPSink) encode(batch []Record) ([]byte, map[int]error) {
 	}
 	first := true
 	for i := range batch {
-		b, err := json.Marshal(httpDoc{Entry: batch[i].Entry, ID: batch[i].ID()})
+		b, err := json.Marshal(&batch[i].Entry)
+		b = withIDField(b, s.idKey, batch[i].ID())
 		if err != nil {
 			if bad == nil {
 				bad = map[int]error{}
@@ -121,18 +123,18 @@ func (s *HTTPSink) Write(ctx context.Context, batch []Record) error {
 	var sendErr error
 	r, err := s.t.do(ctx, s.method, s.url, s.contentType, body, nil)
 	if err != nil {
-		sendErr = fmt.Errorf("http %s: %s: %w", s.display, s.method, err)
+		sendErr = fmt.Errorf("http: %s %s: %w", s.method, s.display, err)
 	} else if err := statusError(r, time.Now()); err != nil {
-		sendErr = fmt.Errorf("http %s: %s: %w", s.display, s.method, err)
+		sendErr = fmt.Errorf("http: %s %s: %w", s.method, s.display, err)
 	}
 	return mergeFailures(len(batch), bad, sendErr)
 }
 
-// Check asks the endpoint with HEAD: any answer but 429/5xx shows it is up (a generic
-// endpoint may well answer HEAD with 404 or 405).
+// Check asks the endpoint with HEAD: any answer but 429/502/503/504 shows it is up (a
+// generic endpoint may well answer HEAD with 404, 405 or 501).
 func (s *HTTPSink) Check(ctx context.Context) error {
 	if err := s.t.probe(ctx, http.MethodHead, s.url); err != nil {
-		return fmt.Errorf("http %s: check: %w", s.display, err)
+		return fmt.Errorf("http: check: HEAD %s: %w", s.display, err)
 	}
 	return nil
 }

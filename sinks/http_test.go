@@ -276,3 +276,52 @@ func TestHTTPSinkErrorMasksURLSecrets(t *testing.T) {
 		t.Errorf("error does not name the destination: %v", err)
 	}
 }
+
+// id_field renames the document's idempotency key (default _id, as before).
+func TestHTTPSinkIDField(t *testing.T) {
+	var mu sync.Mutex
+	var docs []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		sc := bufio.NewScanner(zr)
+		mu.Lock()
+		defer mu.Unlock()
+		for sc.Scan() {
+			var d map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			docs = append(docs, d)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct{ field, want string }{{"", "_id"}, {"logcap_id", "logcap_id"}} {
+		mu.Lock()
+		docs = nil
+		mu.Unlock()
+		opts := map[string]any{"url": srv.URL}
+		if tc.field != "" {
+			opts["id_field"] = tc.field
+		}
+		s := newTestSink(t, "http", opts)
+		batch := httpTestRecords(2, 3, "a.log")
+		if err := s.Write(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if len(docs) != 2 {
+			t.Fatalf("id_field %q: %d documents, want 2", tc.field, len(docs))
+		}
+		for i, d := range docs {
+			if d[tc.want] != batch[i].ID() || (tc.want != "_id" && d["_id"] != nil) {
+				t.Errorf("id_field %q: document %v, want the key under %s only", tc.field, d, tc.want)
+			}
+		}
+		mu.Unlock()
+	}
+}

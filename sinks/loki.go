@@ -25,14 +25,16 @@ func init() { Register("loki", newLokiSink) }
 type LokiSink struct {
 	pushURL  string
 	readyURL string
-	display  string
-	tenant   string
-	asJSON   bool
-	labels   []lokiLabel // sorted by name
-	maxVals  int
-	t        *transport
-	mu       sync.Mutex
-	seenVals map[string]map[string]struct{} // label name → values admitted so far
+	display  string // the URL configured, for per-record errors: secrets masked
+	// pushShow and readyShow are the URLs requested, for errors: secrets masked.
+	pushShow, readyShow string
+	tenant              string
+	asJSON              bool
+	labels              []lokiLabel // sorted by name
+	maxVals             int
+	t                   *transport
+	mu                  sync.Mutex
+	seenVals            map[string]map[string]struct{} // label name → values admitted so far
 }
 
 var _ Sink = (*LokiSink)(nil)
@@ -76,15 +78,15 @@ func newLokiSink(_ string, opts config.Options) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := strings.TrimRight(u.String(), "/")
 	s := &LokiSink{
-		pushURL:  base + "/loki/api/v1/push",
-		readyURL: base + "/ready",
+		pushURL:  joinURL(u, "/loki/api/v1/push"),
+		readyURL: joinURL(u, "/ready"),
 		display:  config.MaskURL(u.String()),
 		tenant:   o.Tenant,
 		maxVals:  o.MaxLabelValues,
 		seenVals: map[string]map[string]struct{}{},
 	}
+	s.pushShow, s.readyShow = config.MaskURL(s.pushURL), config.MaskURL(s.readyURL)
 	switch o.LineFormat {
 	case "", "message":
 	case "json":
@@ -344,9 +346,9 @@ func (s *LokiSink) Write(ctx context.Context, batch []Record) error {
 	var sendErr error
 	r, err := s.t.do(ctx, http.MethodPost, s.pushURL, "application/json", body, hdr)
 	if err != nil {
-		sendErr = fmt.Errorf("loki %s: push: %w", s.display, err)
+		sendErr = fmt.Errorf("loki: POST %s: %w", s.pushShow, err)
 	} else if err := lokiClassify(r, time.Now()); err != nil {
-		sendErr = fmt.Errorf("loki %s: push: %w", s.display, err)
+		sendErr = fmt.Errorf("loki: POST %s: %w", s.pushShow, err)
 	}
 	return mergeFailures(len(batch), bad, sendErr)
 }
@@ -354,7 +356,7 @@ func (s *LokiSink) Write(ctx context.Context, batch []Record) error {
 // Check asks Loki's /ready, which answers 503 while the ring is not ready to take writes.
 func (s *LokiSink) Check(ctx context.Context) error {
 	if err := s.t.probe(ctx, http.MethodGet, s.readyURL); err != nil {
-		return fmt.Errorf("loki %s: ready: %w", s.display, err)
+		return fmt.Errorf("loki: ready: GET %s: %w", s.readyShow, err)
 	}
 	return nil
 }

@@ -15,7 +15,10 @@ import (
 // identity: redelivery of the same message yields the same IDs.
 type Record struct {
 	event.Entry
-	Stream string // JetStream stream the chunk was read from, e.g. "LOGS" or "PARSED"
+	// Stream is the JetStream stream the chunk was read from, e.g. "LOGS" or "PARSED". It
+	// shadows Entry.Stream (a container's stdout/stderr): a document's stream is
+	// r.Entry.Stream, never r.Stream.
+	Stream string
 	Seq    uint64 // stream sequence of the chunk
 	Index  int    // position of the entry within its chunk
 	// Raw is the entry's original bytes when it came from the raw stream (LOGS), nil otherwise.

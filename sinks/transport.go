@@ -249,6 +249,47 @@ func parseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// idFieldKey validates an id_field option and returns the key as JSON (quoted), "" when
+// unset. A name starting with _ is refused: _id and the other metadata fields are rejected
+// inside an Elasticsearch document, and VictoriaLogs reserves _msg, _time and _stream.
+func idFieldKey(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	if strings.HasPrefix(name, "_") || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+		return "", fmt.Errorf("id_field: %q: want a plain field name, not starting with _ (e.g. logcap_id)", name)
+	}
+	return strconv.Quote(name), nil
+}
+
+// withIDField appends "key":"id" to the JSON object doc (key already quoted). An ID is
+// <stream>-<seq>-<index>: nothing in it needs escaping.
+func withIDField(doc []byte, key, id string) []byte {
+	if key == "" || len(doc) < 2 || doc[len(doc)-1] != '}' {
+		return doc
+	}
+	doc = doc[:len(doc)-1]
+	if len(doc) > 1 {
+		doc = append(doc, ',')
+	}
+	doc = append(doc, key...)
+	doc = append(doc, ':', '"')
+	doc = append(doc, id...)
+	return append(doc, '"', '}')
+}
+
+// joinURL is base with elem appended to its path (one slash between them); its query string
+// and fragment stay where they are: http://h/insert?_msg_field=m + /_bulk is
+// http://h/insert/_bulk?_msg_field=m, not http://h/insert?_msg_field=m/_bulk.
+func joinURL(base *url.URL, elem string) string {
+	u := *base
+	u.Path = strings.TrimRight(u.Path, "/") + elem
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimRight(u.RawPath, "/") + elem
+	}
+	return u.String()
+}
+
 // response is an answer read in full (up to maxResponseBytes), its connection returned to
 // the pool.
 type response struct {
@@ -358,17 +399,29 @@ func snippet(b []byte) string {
 	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
-// probe is the Check every HTTP sink makes: any answer below 500 (other than 429) proves
-// the destination is reachable and serving, which is all the pipeline needs to fetch again.
+// probe is the Check every HTTP sink makes. Only a transport error (refused, reset, timeout)
+// or an answer that says "not now" — 429, 502, 503, 504 — means down. Any other answer,
+// 501 and 500 included, proves the destination is reachable and serving: many receivers do
+// not implement HEAD (Python's http.server answers 501) or GET on the path, and the pending
+// batch's write is the real probe. Counting a 501 as down left the http sink waiting forever.
 func (t *transport) probe(ctx context.Context, method, u string) error {
 	r, err := t.do(ctx, method, u, "", nil, nil)
 	if err != nil {
 		return err
 	}
-	if r.status == http.StatusTooManyRequests || r.status >= 500 {
+	if destinationDown(r.status) {
 		return fmt.Errorf("status %d: %s", r.status, snippet(r.body))
 	}
 	return nil
+}
+
+// destinationDown is whether a status says the destination cannot take writes now.
+func destinationDown(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // mergeFailures combines per-record failures found before sending (encoding, templates)

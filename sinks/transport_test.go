@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -367,6 +368,53 @@ func TestTLSAndAuth(t *testing.T) {
 			}
 			if tc.name == "header" && h.Get("X-Team") != "ops" {
 				t.Errorf("X-Team = %q, want ops", h.Get("X-Team"))
+			}
+		})
+	}
+}
+
+// A url with a query string (VictoriaLogs documents ?_msg_field=message) keeps it: the
+// sink's path goes into the path, the query after it; an error names the URL requested, its
+// secrets masked.
+func TestSinkURLWithQuery(t *testing.T) {
+	type seen struct{ path, query string }
+	var mu sync.Mutex
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, seen{r.URL.Path, r.URL.RawQuery})
+		mu.Unlock()
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	const q = "_msg_field=message&api_key=hunter2"
+	for _, tc := range []struct{ typ, base, write, check string }{
+		{"elasticsearch", "/insert/elasticsearch/", "/insert/elasticsearch/_bulk", "/insert/elasticsearch/"},
+		{"loki", "/insert", "/insert/loki/api/v1/push", "/insert/ready"},
+		{"http", "/insert/jsonline", "/insert/jsonline", "/insert/jsonline"},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			s := newTestSink(t, tc.typ, map[string]any{"url": srv.URL + tc.base + "?" + q})
+			err := s.Write(context.Background(), httpTestRecords(1, 1, "a.log"))
+			if err == nil {
+				t.Fatal("Write: want the 400")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.write+"?") || !strings.Contains(msg, "_msg_field=message") {
+				t.Errorf("error %q does not name the URL requested (%s?…)", msg, tc.write)
+			}
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("error %q shows the api_key", msg)
+			}
+			_ = s.Check(context.Background())
+			mu.Lock()
+			defer mu.Unlock()
+			want := []seen{{tc.write, q}, {tc.check, q}}
+			if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+				t.Errorf("requests = %+v, want %+v", got, want)
 			}
 		})
 	}

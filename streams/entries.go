@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -36,7 +37,7 @@ func Entries(subject string, h nats.Header, data []byte) ([]event.Entry, error) 
 //
 // A raw LOGS chunk (subject logs.<kind>.<host>.<source>) gives, per entry: Host, Kind and
 // Source from the subject; for a file, Message = the entry without its line terminator and
-// Time = the chunk's read time; for Docker, Time and Message from the `docker logs -t` prefix
+// Time = the chunk's read time + the entry's index in the chunk, in ns; for Docker, Time and Message from the `docker logs -t` prefix
 // and Stream from the chunk's header. The parts of a line split at max_line_bytes (marked
 // Continued) are joined back into one entry. A derived chunk (header Logcap-Format: ndjson,
 // or any subject outside logs.>) is one JSON entry per line.
@@ -70,6 +71,14 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 		j.add(e, part, body, continued)
 	})
 	j.end()
+	if c.Kind != KindDocker && !c.ReadTime.IsZero() {
+		// Entry i of a file chunk is at the read time + i ns: the entries of one source are
+		// strictly ordered in time (a monitor's read times increase by more than a chunk's
+		// entry count in ns), and the same on every decode, a redelivery's included.
+		for i := range j.entries {
+			j.entries[i].Time = c.ReadTime.Add(time.Duration(i))
+		}
+	}
 	return j.entries, j.raws, nil
 }
 

@@ -33,8 +33,10 @@ func TestEntries(t *testing.T) {
 		}
 		return c.Msg()
 	}
-	fe := func(msg string) event.Entry {
-		return event.Entry{Time: read, Host: "h1", Kind: "file", Source: "/var/log/a.log", Message: msg}
+	// A file chunk's entry i is at the read time + i ns: entries of one source are strictly
+	// ordered in time, the same on every decode.
+	fe := func(i int, msg string) event.Entry {
+		return event.Entry{Time: read.Add(time.Duration(i)), Host: "h1", Kind: "file", Source: "/var/log/a.log", Message: msg}
 	}
 	de := func(ts time.Time, stream, msg string) event.Entry {
 		return event.Entry{Time: ts, Host: "h1", Kind: "docker", Source: "nginx", Stream: stream, Message: msg}
@@ -53,16 +55,16 @@ func TestEntries(t *testing.T) {
 		wantErr string
 	}{
 		{name: "file lines", msg: file("a\nb\r\n\nlast", nil),
-			want:    []event.Entry{fe("a"), fe("b"), fe(""), fe("last")},
+			want:    []event.Entry{fe(0, "a"), fe(1, "b"), fe(2, ""), fe(3, "last")},
 			wantRaw: []string{"a", "b", "", "last"}},
 		{name: "file invalid utf-8 survives", msg: file("\xff\xfe\n", nil),
-			want: []event.Entry{fe("\xff\xfe")}, wantRaw: []string{"\xff\xfe"}},
+			want: []event.Entry{fe(0, "\xff\xfe")}, wantRaw: []string{"\xff\xfe"}},
 		{name: "file multiline entries", msg: file("e1 l1\n  l2\ne2\n", func(c *streams.Chunk) { c.Entries = []int{11, 3}; c.Lines = 2 }),
-			want: []event.Entry{fe("e1 l1\n  l2"), fe("e2")}, wantRaw: []string{"e1 l1\n  l2", "e2"}},
+			want: []event.Entry{fe(0, "e1 l1\n  l2"), fe(1, "e2")}, wantRaw: []string{"e1 l1\n  l2", "e2"}},
 		{name: "file split line joined", msg: file("aaa\rbbbccc\nz\n", func(c *streams.Chunk) { c.Entries = []int{4, 3, 4, 2}; c.Continued = []int{0, 1} }),
-			want: []event.Entry{fe("aaa\rbbbccc"), fe("z")}, wantRaw: []string{"aaa\rbbbccc", "z"}},
+			want: []event.Entry{fe(0, "aaa\rbbbccc"), fe(1, "z")}, wantRaw: []string{"aaa\rbbbccc", "z"}},
 		{name: "file chunk ending inside a split line", msg: file("aaabbb", func(c *streams.Chunk) { c.Entries = []int{3, 3}; c.Continued = []int{0, 1} }),
-			want: []event.Entry{continues(fe("aaabbb"))}, wantRaw: []string{"aaabbb"}},
+			want: []event.Entry{continues(fe(0, "aaabbb"))}, wantRaw: []string{"aaabbb"}},
 		{name: "docker lines", msg: docker("stderr", "2026-11-27T13:18:38.123456789Z hello\n2026-11-27T13:18:39Z  two spaces\r\n", nil),
 			want:    []event.Entry{de(ts1, "stderr", "hello"), de(ts2, "stderr", " two spaces")},
 			wantRaw: []string{"2026-11-27T13:18:38.123456789Z hello", "2026-11-27T13:18:39Z  two spaces"}},
@@ -200,4 +202,31 @@ func FuzzEntries(f *testing.F) {
 func continues(e event.Entry) event.Entry {
 	e.Continued = true
 	return e
+}
+
+// Identical lines of one chunk are distinct (time, line) pairs, strictly increasing in time
+// and the same on every decode (a redelivery): Loki drops an entry whose time and line equal
+// another's of its stream, and a store sorts by time.
+func TestFileEntriesStrictlyOrderedInTime(t *testing.T) {
+	read := time.Unix(1700000000, 0).UTC()
+	data := strings.Repeat("same line\n", 2000)
+	c := &streams.Chunk{Kind: streams.KindFile, Host: "h1", Source: "/a.log", Data: []byte(data), Lines: 2000, ReadTime: read,
+		File: &streams.FilePos{Dev: 1, Ino: 2, End: int64(len(data))}}
+	m := c.Msg()
+	first, err := streams.Entries(m.Subject, m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := streams.Entries(m.Subject, m.Header, m.Data)
+	for i := range first {
+		if i > 0 && !first[i].Time.After(first[i-1].Time) {
+			t.Fatalf("entry %d at %v, not after entry %d at %v", i, first[i].Time, i-1, first[i-1].Time)
+		}
+		if !first[i].Time.Equal(again[i].Time) {
+			t.Fatalf("entry %d at %v, then at %v on the next decode", i, first[i].Time, again[i].Time)
+		}
+	}
+	if last := first[len(first)-1].Time.Sub(read); last != 1999 {
+		t.Errorf("last entry %v after the read time, want 1999ns", last)
+	}
 }

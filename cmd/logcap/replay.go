@@ -140,20 +140,20 @@ func replaySpec(f replayFlags, now time.Time) (replay.Spec, error) {
 }
 
 // replaySink builds the sink named name from the config.
-func replaySink(cfg *config.Config, name string) (sinks.Sink, config.Backoff, error) {
+func replaySink(cfg *config.Config, name string) (sinks.Sink, config.Backoff, config.Batch, error) {
 	var names []string
 	for i, c := range cfg.Sinks {
 		if c.Name == name {
 			s, err := sinks.New(c.Type, c.Name, c.Options)
 			if err != nil {
-				return nil, c.Backoff, usageErr("--to %s: %w", name, cfg.WrapOptionsError(fmt.Sprintf("sinks[%d]", i), err))
+				return nil, c.Backoff, c.Batch, usageErr("--to %s: %w", name, cfg.WrapOptionsError(fmt.Sprintf("sinks[%d]", i), err))
 			}
-			return s, c.Backoff, nil
+			return s, c.Backoff, c.Batch, nil
 		}
 		names = append(names, c.Name)
 	}
 	slices.Sort(names)
-	return nil, config.Backoff{}, usageErr("--to %s: the config has no sink of that name (it has: %v)", name, names)
+	return nil, config.Backoff{}, config.Batch{}, usageErr("--to %s: the config has no sink of that name (it has: %v)", name, names)
 }
 
 func runReplay(cmd *cobra.Command, f replayFlags) (err error) {
@@ -190,12 +190,12 @@ func runReplay(cmd *cobra.Command, f replayFlags) (err error) {
 			return fh.Close()
 		}
 	default:
-		s, backoff, err := replaySink(cfg, f.to)
+		s, backoff, batch, err := replaySink(cfg, f.to)
 		if err != nil {
 			return err
 		}
 		finish = s.Close
-		out = &replay.SinkOutput{Sink: s, Name: f.to, BackoffBase: backoff.Initial.D(), BackoffMax: backoff.Max.D(), OnRetry: func(attempt int, err error, wait time.Duration) {
+		out = &replay.SinkOutput{Sink: s, Name: f.to, MaxEntries: batch.MaxEntries, MaxBytes: int(batch.MaxBytes), BackoffBase: backoff.Initial.D(), BackoffMax: backoff.Max.D(), OnRetry: func(attempt int, err error, wait time.Duration) {
 			fmt.Fprintf(stderr, "logcap: replay: sink %s: attempt %d failed, retrying in %v: %v\n", f.to, attempt, wait.Round(time.Millisecond), err)
 		}}
 	}

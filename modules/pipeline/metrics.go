@@ -18,6 +18,8 @@ type metrics struct {
 	sinkBatches, sinkRetries     *prometheus.CounterVec // by sink
 	sinkLatency                  *prometheus.HistogramVec
 	sinkHealthy                  *prometheus.GaugeVec
+	sinkDown                     *prometheus.GaugeVec   // seconds, by sink
+	sinkProbesFailed             *prometheus.CounterVec // by sink
 	stepCollector                *stepCollector
 }
 
@@ -41,12 +43,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Duration of a sink's Write calls (destination latency).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"sink"}),
 		sinkHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_pipeline_sink_healthy",
 			Help: "1 while the sink's destination accepts writes, 0 while it fails."}, []string{"sink"}),
+		sinkDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_pipeline_sink_down_seconds",
+			Help: "How long the sink's destination has been down (failed health probes), as of the last probe; 0 once it answers."}, []string{"sink"}),
+		sinkProbesFailed: cv("sink_probes_failed_total", "Health probes of a sink's destination that found it down.", "sink"),
 		stepCollector: &stepCollector{desc: prometheus.NewDesc("logcap_pipeline_step_entries_total",
 			"Entries per processor step by result: in, out, dropped, errors, unmatched.",
 			[]string{"processor", "step", "type", "result"}, nil)},
 	}
 	for _, c := range []prometheus.Collector{m.procIn, m.procOut, m.procDropped, m.procErrors, m.pending, m.deadLetters,
-		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.stepCollector} {
+		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.sinkDown, m.sinkProbesFailed, m.stepCollector} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

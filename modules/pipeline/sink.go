@@ -40,7 +40,8 @@ type sinkRunner struct {
 
 	mEntries, mBytes, mBatches, mRetries, mDead prometheus.Counter
 	mLatency                                    prometheus.Observer
-	mHealthy, mPending                          prometheus.Gauge
+	mHealthy, mPending, mDown                   prometheus.Gauge
+	mProbesFailed                               prometheus.Counter
 }
 
 func newSinkRunner(pl *Pipeline, sc config.Component, s sinks.Sink) *sinkRunner {
@@ -52,6 +53,7 @@ func newSinkRunner(pl *Pipeline, sc config.Component, s sinks.Sink) *sinkRunner 
 		mBatches: pl.m.sinkBatches.WithLabelValues(sc.Name), mRetries: pl.m.sinkRetries.WithLabelValues(sc.Name),
 		mDead: pl.m.deadLetters.WithLabelValues(sc.Name), mLatency: pl.m.sinkLatency.WithLabelValues(sc.Name),
 		mHealthy: pl.m.sinkHealthy.WithLabelValues(sc.Name), mPending: pl.m.pending.WithLabelValues(sc.Name),
+		mDown: pl.m.sinkDown.WithLabelValues(sc.Name), mProbesFailed: pl.m.sinkProbesFailed.WithLabelValues(sc.Name),
 	}
 	// The sink's backoff: shapes its retries, else the pipeline's Tuning does.
 	base := orDefault(sc.Backoff.Initial.D(), pl.tuning.BackoffBase)
@@ -155,6 +157,7 @@ func (o *sinkObserver) Retrying(int, time.Duration, error) {
 func (o *sinkObserver) Healthy(up bool) {
 	if up {
 		o.mHealthy.Set(1)
+		o.mDown.Set(0)
 	} else {
 		o.mHealthy.Set(0)
 	}
@@ -165,4 +168,12 @@ func (o *sinkObserver) DeadLettered() {
 	o.mDead.Inc()
 }
 
-var _ delivery.Observer = (*sinkObserver)(nil)
+func (o *sinkObserver) ProbeFailed(downFor time.Duration) {
+	o.mProbesFailed.Inc()
+	o.mDown.Set(downFor.Seconds())
+}
+
+var (
+	_ delivery.Observer      = (*sinkObserver)(nil)
+	_ delivery.ProbeObserver = (*sinkObserver)(nil)
+)

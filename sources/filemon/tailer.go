@@ -54,8 +54,11 @@ type Tailer struct {
 	resetAfter bool // truncation seen with bytes still buffered: publish them, then go to 0
 
 	pending *streams.Chunk
-	lines   []Line
-	entries []Entry
+	// notBefore is the earliest read time of the next chunk: the committed chunk's entry i
+	// is at its read time + i ns (streams.Entries), and the next chunk's entries come after.
+	notBefore time.Time
+	lines     []Line
+	entries   []Entry
 
 	gz *gzState // a gzip file: offsets are in its decompressed stream
 
@@ -251,6 +254,9 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 		return nil, nil
 	}
 	c := &streams.Chunk{Kind: streams.KindFile, Host: t.cfg.Host, Source: t.Source, ReadTime: now}
+	if now.Before(t.notBefore) {
+		c.ReadTime = t.notBefore
+	}
 	total, plain := 0, true
 	var lens []int
 	for i, e := range t.entries {
@@ -295,6 +301,7 @@ func (t *Tailer) Commit() {
 		return
 	}
 	t.pending = nil
+	t.notBefore = c.ReadTime.Add(time.Duration(max(c.Lines, 1)))
 	n := len(c.Data)
 	t.offset = c.File.End
 	rest := copy(t.buf, t.buf[n:])

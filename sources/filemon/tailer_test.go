@@ -170,3 +170,37 @@ func TestTailer(t *testing.T) {
 		}
 	})
 }
+
+// Chunks read at the same instant (a clock of coarse resolution, a burst) still give entries
+// strictly ordered in time: a chunk's read time comes after the previous chunk's last entry
+// (read time + entry index in ns, streams.Entries).
+func TestTailerEntriesStrictlyOrderedAcrossChunks(t *testing.T) {
+	e := newTailEnv(t, base(), "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n")
+	var times []time.Time
+	for range 100 {
+		c, err := e.tl.Next(e.now, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c == nil {
+			break
+		}
+		m := e.tl.Msg(c)
+		ents, err := streams.Entries(m.Subject, m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range ents {
+			times = append(times, en.Time)
+		}
+		e.tl.Commit()
+	}
+	if len(times) != 11 {
+		t.Fatalf("%d entries, want 11", len(times))
+	}
+	for i := 1; i < len(times); i++ {
+		if !times[i].After(times[i-1]) {
+			t.Fatalf("entry %d at %v, not after entry %d at %v", i, times[i].Format(time.RFC3339Nano), i-1, times[i-1].Format(time.RFC3339Nano))
+		}
+	}
+}
