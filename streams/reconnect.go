@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/logcap/logcap/retry"
 )
 
 // Reconnects wakes a loop that retries a NATS request when the connection comes back, so
@@ -41,5 +43,31 @@ func (r *Reconnects) Wait(ctx context.Context, d time.Duration) bool {
 func (r *Reconnects) Stop() {
 	if r.nc != nil {
 		r.nc.RemoveStatusListener(r.ch)
+	}
+}
+
+// UntilNATS runs op, a NATS request, until it succeeds or ctx is done: between failures it
+// waits as p says, or less when nc reconnects (then the delays start over). onFirst is told
+// of the first failure (for one log line). It returns nil, or op's last error once ctx is
+// done.
+func UntilNATS(ctx context.Context, nc *nats.Conn, p retry.Policy, op func() error, onFirst func(error)) error {
+	var rc *Reconnects
+	backoff := p.New()
+	for {
+		err := op()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if rc == nil {
+			onFirst(err)
+			rc = WatchReconnects(nc)
+			defer rc.Stop()
+		}
+		if rc.Wait(ctx, backoff.Next()) {
+			backoff.Reset()
+		}
+		if ctx.Err() != nil {
+			return err
+		}
 	}
 }

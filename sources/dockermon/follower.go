@@ -347,25 +347,17 @@ func (f *follower) resumeFrom(last *jetstream.RawStreamMsg) error {
 // NATS is back, not given up — a short-lived one would never be discovered again (found by
 // the soak with NATS restarted every 2 minutes). Only a stop ends the wait.
 func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error) {
-	var rc *streams.Reconnects
-	backoff := streamRetry.New()
-	for {
-		last, err := streams.LastMsg(ctx, f.m.js, f.m.cfg.Stream, f.subject)
-		if err == nil {
-			return last, nil
-		}
-		if rc == nil {
-			f.log.Warn("reading the resume position failed; retrying until NATS answers", zap.Error(err))
-			rc = streams.WatchReconnects(f.m.js.Conn())
-			defer rc.Stop()
-		}
-		if rc.Wait(ctx, backoff.Next()) {
-			backoff.Reset()
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		}
+	var last *jetstream.RawStreamMsg
+	err := streams.UntilNATS(ctx, f.m.js.Conn(), streamRetry, func() (err error) {
+		last, err = streams.LastMsg(ctx, f.m.js, f.m.cfg.Stream, f.subject)
+		return err
+	}, func(err error) {
+		f.log.Warn("reading the resume position failed; retrying until NATS answers", zap.Error(err))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 	}
+	return last, nil
 }
 
 // stream runs one ContainerLogs call from the committed position to its end.

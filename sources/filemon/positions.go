@@ -76,25 +76,9 @@ func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
 // when the connection comes back. Only placing a file waits here: the file is held open
 // meanwhile (hold.go), so a rotation during the outage cannot take its lines away.
 func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
-	var rc *streams.Reconnects
-	backoff := natsRetry.New()
-	for {
-		err := op()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		if rc == nil {
-			m.log.Warn("file monitor: NATS request failed; retrying until it answers", zap.Error(err))
-			rc = streams.WatchReconnects(m.d.JS.Conn())
-			defer rc.Stop()
-		}
-		if rc.Wait(ctx, backoff.Next()) {
-			backoff.Reset()
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-	}
+	return streams.UntilNATS(ctx, m.d.JS.Conn(), natsRetry, op, func(err error) {
+		m.log.Warn("file monitor: NATS request failed; retrying until it answers", zap.Error(err))
+	})
 }
 
 // natsRetry paces the requests to a NATS that does not answer (a reconnect cuts it short).
