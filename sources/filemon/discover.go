@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,31 +189,79 @@ const maxWatchedDirs = 4096
 // pseudoFS are trees of kernel files, never logs: a ** glob does not descend into them.
 var pseudoFS = map[string]bool{"/proc": true, "/sys": true, "/dev": true}
 
-// scan matches the globs, places new files, and notes where known files are now.
+// scan matches the globs, holds new files, and notes where known files are now.
 func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 	if w != nil {
-		dirs, complete := m.watchDirs()
-		failed := map[string]bool{}
-		for d := range dirs {
-			if !m.watched[d] {
-				if err := w.Add(d); err != nil {
-					failed[d] = true
-					m.log.Warn("cannot watch directory: polling covers it", zap.String("dir", d), zap.Error(err))
-					continue
-				}
-			} else if m.watchFailed[d] {
-				failed[d] = true
-			}
-		}
-		m.watchFailed = failed
-		m.watchedAll = complete && len(failed) == 0
-		for d := range m.watched {
-			if !dirs[d] {
-				w.Remove(d)
-			}
-		}
-		m.watched = dirs
+		m.updateWatches(w)
 	}
+	paths, matched := m.matchGlobs()
+	m.mu.Lock()
+	m.gen++
+	gen := m.gen
+	m.byPath = make(map[string]*file, len(paths))
+	for p := range m.errs {
+		if !matched[p] && !slices.Contains(m.opts.Paths, p) {
+			delete(m.errs, p)
+		}
+	}
+	m.mu.Unlock()
+	failed := 0
+	var heads []*file
+	for i, p := range paths {
+		if ctx.Err() != nil {
+			return
+		}
+		if m.isGzip(p) && (i == 0 || !m.isGzip(paths[i-1])) {
+			m.readHeads(heads)
+		}
+		fi, ok := m.statMatch(p)
+		if !ok {
+			continue
+		}
+		if known, head := m.seen(p, fi, gen); known {
+			if head != nil {
+				heads = append(heads, head)
+			}
+			continue
+		}
+		if err := m.hold(p, gen); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			failed++
+			m.noteErr(p, err, zap.ErrorLevel)
+		}
+	}
+	m.holdFailed = failed
+	m.forgetGone(gen)
+}
+
+// updateWatches watches the directories the globs can match in, and forgets the others.
+func (m *Monitor) updateWatches(w *fsnotify.Watcher) {
+	dirs, complete := m.watchDirs()
+	failed := map[string]bool{}
+	for d := range dirs {
+		if !m.watched[d] {
+			if err := w.Add(d); err != nil {
+				failed[d] = true
+				m.log.Warn("cannot watch directory: polling covers it", zap.String("dir", d), zap.Error(err))
+				continue
+			}
+		} else if m.watchFailed[d] {
+			failed[d] = true
+		}
+	}
+	m.watchFailed = failed
+	m.watchedAll = complete && len(failed) == 0
+	for d := range m.watched {
+		if !dirs[d] {
+			w.Remove(d)
+		}
+	}
+	m.watched = dirs
+}
+
+// matchGlobs returns the paths the globs match now, sorted, gzip files last (a .gz is
+// recognised by the content of files read, including those this scan places or sees grown
+// past 1 KiB), and the same as a set.
+func (m *Monitor) matchGlobs() ([]string, map[string]bool) {
 	matched := map[string]bool{}
 	for _, p := range m.opts.Paths {
 		ms, err := doublestar.FilepathGlob(p)
@@ -227,23 +276,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		}
 	}
 	m.dropSymlinkedDirs(matched)
-	paths := make([]string, 0, len(matched))
-	for p := range matched {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	m.mu.Lock()
-	m.gen++
-	gen := m.gen
-	m.byPath = make(map[string]*file, len(paths))
-	for p := range m.errs {
-		if !matched[p] && !slices.Contains(m.opts.Paths, p) {
-			delete(m.errs, p)
-		}
-	}
-	m.mu.Unlock()
-	// gzip files last: a .gz is recognised by the content of files read, including those
-	// this scan places or sees grown past 1 KiB
+	paths := slices.Sorted(maps.Keys(matched))
 	slices.SortStableFunc(paths, func(a, b string) int {
 		ga, gb := m.isGzip(a), m.isGzip(b)
 		switch {
@@ -254,67 +287,63 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 		}
 		return 1
 	})
-	failed := 0
-	var heads []*file
-	for i, p := range paths {
-		if ctx.Err() != nil {
-			return
+	return paths, matched
+}
+
+// statMatch stats a matched path; false (noted once) for what is not a regular file.
+func (m *Monitor) statMatch(p string) (os.FileInfo, bool) {
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		if !errors.Is(err, fs.ErrNotExist) {
+			m.noteErr(p, fmt.Errorf("file %s: %w", p, err), zap.WarnLevel)
 		}
-		if m.isGzip(p) && (i == 0 || !m.isGzip(paths[i-1])) {
-			m.readHeads(heads)
-		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				m.noteErr(p, fmt.Errorf("file %s: %w", p, err), zap.WarnLevel)
-			}
-			continue
-		}
-		if fi.IsDir() {
-			m.noteErr(p, fmt.Errorf("file %s: is a directory, skipped", p), zap.DebugLevel)
-			continue
-		}
-		if !fi.Mode().IsRegular() {
-			m.noteErr(p, fmt.Errorf("file %s: not a regular file (%s), skipped", p, fi.Mode().Type()), zap.WarnLevel)
-			continue
-		}
-		id, _ := StatID(fi)
-		m.mu.Lock()
-		f := m.files[id]
-		if f != nil && f.subj == nil && !f.pending && fi.Size() != f.doneSize {
-			// A finished file changed size: look at it again (track checks its first bytes
-			// against its position). logrotate's delaycompress deletes app.log.1 and creates
-			// the new app.log with the same inode within milliseconds: without this, a glob
-			// matching both took the new file for the finished one and never read it.
-			delete(m.files, id)
-			f = nil
-		}
-		if f != nil {
-			f.path, f.seenGen, f.sizeSeen = p, gen, fi.Size()
-			m.byPath[p] = f
-			if c := f.content; c != nil && c.live && c.full == "" && fi.Size() >= FingerprintBytes {
-				heads = append(heads, f)
-			}
-			if f.parked { // held, not placed yet: Resolve tries again
-				f.parked = false
-				m.parked--
-				m.queuePendingLocked(f)
-			}
-			m.mu.Unlock()
-			continue
-		}
-		m.mu.Unlock()
-		if err := m.hold(p, gen); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			failed++
-			m.noteErr(p, err, zap.ErrorLevel)
-		}
+		return nil, false
+	case fi.IsDir():
+		m.noteErr(p, fmt.Errorf("file %s: is a directory, skipped", p), zap.DebugLevel)
+		return nil, false
+	case !fi.Mode().IsRegular():
+		m.noteErr(p, fmt.Errorf("file %s: not a regular file (%s), skipped", p, fi.Mode().Type()), zap.WarnLevel)
+		return nil, false
 	}
-	m.holdFailed = failed
+	return fi, true
+}
+
+// seen notes where a known file is now (path, size, this scan). head is the file if its
+// first 1 KiB is to be indexed before gzip copies are looked up. A finished file whose size
+// changed is not known any more: it is looked at again (track checks its first bytes against
+// its position). logrotate's delaycompress deletes app.log.1 and creates the new app.log with
+// the same inode within milliseconds: without this, a glob matching both took the new file
+// for the finished one and never read it.
+func (m *Monitor) seen(p string, fi os.FileInfo, gen int) (known bool, head *file) {
+	id, _ := StatID(fi)
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.files[id]
+	if f != nil && f.subj == nil && !f.pending && fi.Size() != f.doneSize {
+		delete(m.files, id)
+		return false, nil
+	}
+	if f == nil {
+		return false, nil
+	}
+	f.path, f.seenGen, f.sizeSeen = p, gen, fi.Size()
+	m.byPath[p] = f
+	m.unparkLocked(f)
+	if c := f.content; c != nil && c.live && c.full == "" && fi.Size() >= FingerprintBytes {
+		return true, f
+	}
+	return true, nil
+}
+
+// forgetGone forgets the finished files, and the held ones that could not be placed, that
+// the scan gen did not see: they left the globs.
+func (m *Monitor) forgetGone(gen int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.doneGen = gen
 	for id, f := range m.files {
 		if f.subj == nil && (!f.pending || f.parked) && f.seenGen != gen {
-			// a finished file, or one that could not be placed, left the globs: forget it
 			if f.parked {
 				f.parked = false
 				m.parked--
@@ -328,7 +357,6 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			delete(m.gzWait, id)
 		}
 	}
-	m.mu.Unlock()
 }
 
 // readHeads adds to the content index the first 1 KiB of files being read that have grown

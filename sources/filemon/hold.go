@@ -71,11 +71,7 @@ func (m *Monitor) hold(path string, gen int) error {
 		fh.Close()
 		f.path, f.seenGen, f.sizeSeen = path, gen, fi.Size()
 		m.byPath[path] = f
-		if f.parked { // a file the resolver could not place yet: try again
-			f.parked = false
-			m.parked--
-			m.queuePendingLocked(f)
-		}
+		m.unparkLocked(f)
 		return nil
 	}
 	f := &file{id: id, path: path, src: path, seenGen: gen, sizeSeen: fi.Size(), pending: true,
@@ -90,6 +86,15 @@ func (m *Monitor) hold(path string, gen int) error {
 	m.files[id], m.byPath[path] = f, f
 	m.queuePendingLocked(f)
 	return nil
+}
+
+// unparkLocked queues f again if it is a held file the resolver could not place yet.
+func (m *Monitor) unparkLocked(f *file) {
+	if f.parked {
+		f.parked = false
+		m.parked--
+		m.queuePendingLocked(f)
+	}
 }
 
 func (m *Monitor) queuePendingLocked(f *file) {
