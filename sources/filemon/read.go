@@ -145,32 +145,11 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 	t := f.tl
 	now := time.Now()
 	if !t.IsOpen() {
-		if err := t.Reopen(path); err != nil {
-			if errors.Is(err, ErrNotSameFile) || errors.Is(err, fs.ErrNotExist) {
-				// it was rotated while closed to stay under max_open_files
-				m.finish(s, f, false)
-				m.noteLost(path, s.source, fmt.Sprintf("it left its path while closed to stay under max_open_files; what it got after offset %d is not read", t.Offset()))
-				return true
-			}
-			m.noteErr(path, fmt.Errorf("reopen %s: %w", path, err), zap.ErrorLevel)
-			return false
+		if open, more := m.reopen(s, f, path); !open {
+			return more
 		}
-		m.setOpen(1)
 	}
-	final := false
-	switch {
-	case t.Compressed():
-		// a gzip file ends with its stream: a successor or an idle spell says nothing of it
-		final = t.Done() || (t.Removed() || away) && t.Idle(now) >= m.cfg.CloseRemovedAfter
-	case succ != nil:
-		// A writer that reopened its file writes to the successor only after it stopped
-		// writing here: look at the successor BEFORE reading this file to its end.
-		if succ.tl.HasData(succPath) || t.Idle(now) >= m.cfg.CloseRemovedAfter {
-			final = true
-		}
-	case t.Removed() || away:
-		final = t.Idle(now) >= m.cfg.CloseRemovedAfter
-	}
+	final := m.final(t, succ, succPath, away, now)
 	c, err := t.Next(now, final)
 	final = final || t.Done() // a gzip stream that ended in this call
 	m.noteTruncations(f)
@@ -179,36 +158,8 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 		return false
 	}
 	if c != nil {
-		start := time.Now()
-		if _, err := s.pub.Publish(ctx, t.Msg(c)); err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			m.met.errs.Inc()
-			if errors.Is(err, streams.ErrFenced) {
-				m.log.Error("file monitor: another writer publishes this file: stopped reading it", zap.String("path", path), zap.Error(err))
-				m.mu.Lock()
-				s.stopped = true
-				m.mu.Unlock()
-				return false
-			}
-			m.log.Error("file monitor: publish failed", zap.String("path", path), zap.Error(err))
+		if !m.publish(ctx, s, f, c, path, now) {
 			return false
-		}
-		m.met.publish.Observe(time.Since(start).Seconds())
-		t.Commit()
-		m.mu.Lock()
-		m.committedLocked(f.content, c.File.Fingerprint, c.File.End)
-		m.mu.Unlock()
-		m.noteTruncations(f)
-		m.met.split.Add(float64(t.SplitLines - f.splits)) // counted once published
-		f.splits = t.SplitLines
-		m.met.lines.Add(float64(c.Lines))
-		m.met.bytes.Add(float64(len(c.Data)))
-		m.met.chunks.Inc()
-		f.kvDirty = true
-		if now.Sub(f.kvAt) >= time.Second {
-			m.putPos(ctx, f, s)
 		}
 		if !t.Drained() || final {
 			return true
@@ -234,6 +185,79 @@ func (m *Monitor) service(ctx context.Context, s *subject) bool {
 	}
 	t.Release()
 	return false
+}
+
+// reopen opens f again at path after it was closed to stay under max_open_files. If it left
+// its path meanwhile it is lost (counted, logged) and the subject goes on with its next
+// file: more says whether the subject has work at once.
+func (m *Monitor) reopen(s *subject, f *file, path string) (open, more bool) {
+	t := f.tl
+	if err := t.Reopen(path); err != nil {
+		if errors.Is(err, ErrNotSameFile) || errors.Is(err, fs.ErrNotExist) {
+			m.finish(s, f, false)
+			m.noteLost(path, s.source, fmt.Sprintf("it left its path while closed to stay under max_open_files; what it got after offset %d is not read", t.Offset()))
+			return false, true
+		}
+		m.noteErr(path, fmt.Errorf("reopen %s: %w", path, err), zap.ErrorLevel)
+		return false, false
+	}
+	m.setOpen(1)
+	return true, false
+}
+
+// final reports whether the file read by t gets nothing more: its writer moved on to the
+// successor (succ, at succPath), or it was removed or rotated away (away) and is idle.
+func (m *Monitor) final(t *Tailer, succ *file, succPath string, away bool, now time.Time) bool {
+	switch {
+	case t.Compressed():
+		// a gzip file ends with its stream: a successor or an idle spell says nothing of it
+		return t.Done() || (t.Removed() || away) && t.Idle(now) >= m.cfg.CloseRemovedAfter
+	case succ != nil:
+		// A writer that reopened its file writes to the successor only after it stopped
+		// writing here: look at the successor BEFORE reading this file to its end.
+		return succ.tl.HasData(succPath) || t.Idle(now) >= m.cfg.CloseRemovedAfter
+	case t.Removed() || away:
+		return t.Idle(now) >= m.cfg.CloseRemovedAfter
+	}
+	return false
+}
+
+// publish publishes chunk c of f, waiting for the ack, and commits it; false if it was not
+// stored (a stop, a fenced subject, an error: logged).
+func (m *Monitor) publish(ctx context.Context, s *subject, f *file, c *streams.Chunk, path string, now time.Time) bool {
+	t := f.tl
+	start := time.Now()
+	if _, err := s.pub.Publish(ctx, t.Msg(c)); err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		m.met.errs.Inc()
+		if errors.Is(err, streams.ErrFenced) {
+			m.log.Error("file monitor: another writer publishes this file: stopped reading it", zap.String("path", path), zap.Error(err))
+			m.mu.Lock()
+			s.stopped = true
+			m.mu.Unlock()
+			return false
+		}
+		m.log.Error("file monitor: publish failed", zap.String("path", path), zap.Error(err))
+		return false
+	}
+	m.met.publish.Observe(time.Since(start).Seconds())
+	t.Commit()
+	m.mu.Lock()
+	m.committedLocked(f.content, c.File.Fingerprint, c.File.End)
+	m.mu.Unlock()
+	m.noteTruncations(f)
+	m.met.split.Add(float64(t.SplitLines - f.splits)) // counted once published
+	f.splits = t.SplitLines
+	m.met.lines.Add(float64(c.Lines))
+	m.met.bytes.Add(float64(len(c.Data)))
+	m.met.chunks.Inc()
+	f.kvDirty = true
+	if now.Sub(f.kvAt) >= time.Second {
+		m.putPos(ctx, f, s)
+	}
+	return true
 }
 
 // noteTruncations counts the truncations the tailer found since the last look; each ends
