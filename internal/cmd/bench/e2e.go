@@ -36,12 +36,7 @@ func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, a
 	if err != nil {
 		return row{}, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.stop()
-		}
-	}()
+	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	out := filepath.Join(p.dir, "out.log")
 	time.Sleep(500 * time.Millisecond) // let the consumers bind: they are not part of the measure
 	cpu0, _, err := p.stat()
@@ -63,8 +58,7 @@ func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, a
 	if err != nil {
 		return row{}, err
 	}
-	el := time.Since(t0)
-	cpu1, hwm, err := p.stat()
+	el, cpu1, hwm, err := p.since(t0)
 	if err != nil {
 		return row{}, err
 	}
@@ -79,7 +73,6 @@ func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, a
 	if fi, _ := os.Stat(out); fi.Size() != size {
 		return row{}, fmt.Errorf("%s: sink file has %d bytes, want %d", name, fi.Size(), size)
 	}
-	stopped = true
 	if err := p.stop(); err != nil {
 		return row{}, err
 	}

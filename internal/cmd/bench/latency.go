@@ -31,12 +31,7 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.stop()
-		}
-	}()
+	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	// A first line sets up the sink's file; the measurement starts after it arrived.
 	out := filepath.Join(p.dir, "out.log")
 	total := int(float64(rate) * d.Seconds())
@@ -62,8 +57,7 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	el := time.Since(t0)
-	cpu1, hwm, err := p.stat()
+	el, cpu1, hwm, err := p.since(t0)
 	if err != nil {
 		return row{}, err
 	}
@@ -75,7 +69,6 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 		lat = append(lat, s.recv[i].Sub(sent[i]))
 	}
 	slices.Sort(lat)
-	stopped = true
 	if err := p.stop(); err != nil {
 		return row{}, err
 	}
@@ -194,12 +187,7 @@ func idle(bin, dir string, n int, d time.Duration) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.stop()
-		}
-	}()
+	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		v, err := p.metric("logcap_filemon_lines_total")
@@ -241,7 +229,6 @@ func idle(bin, dir string, n int, d time.Duration) (row, error) {
 	if v != float64(n) {
 		return row{}, fmt.Errorf("idle: %v lines read, want %d", v, n)
 	}
-	stopped = true
 	if err := p.stop(); err != nil {
 		return row{}, err
 	}

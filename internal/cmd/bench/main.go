@@ -22,7 +22,7 @@ var (
 	binPath    = flag.String("bin", "bin/logcap", "the logcap binary (make build: no -race)")
 	nLines     = flag.Int("lines", 2_000_000, "lines in the generated file")
 	workDir    = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
-	short      = flag.Bool("short", false, "short mode: idle files measured over 30 s, latency over 5 s")
+	shortMode  = flag.Bool("short", false, "short mode: idle files measured over 30 s, latency over 5 s")
 	runs       = flag.Int("runs", 2, "runs of each throughput measurement; the best is reported (the machine is shared)")
 	idleFiles  = flag.String("idle-files", "1000,10000", "files of the idle measurements, comma-separated (one row each)")
 	backlog    = flag.Int("backlog-lines", 8_000_000, "lines of the backlog row's file (8M: 1.6 GB)")
@@ -182,21 +182,14 @@ func (b *bench) latency() error {
 	if !want("latency") {
 		return nil
 	}
-	d := 10 * time.Second
-	if *short {
-		d = 5 * time.Second
-	}
-	return b.add(latency(b.bin, b.dir, *latRate, d))
+	return b.add(latency(b.bin, b.dir, *latRate, window(10*time.Second, 5*time.Second)))
 }
 
 func (b *bench) idle() error {
 	if !want("idle") {
 		return nil
 	}
-	d := 60 * time.Second
-	if *short {
-		d = 30 * time.Second
-	}
+	d := window(60*time.Second, 30*time.Second)
 	for _, f := range strings.Split(*idleFiles, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -221,4 +214,12 @@ func (b *bench) profiled() error {
 		return err
 	}
 	return b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", true, false, *profileDir))
+}
+
+// window is a measurement's duration: full, or in -short mode short.
+func window(full, short time.Duration) time.Duration {
+	if *shortMode {
+		return short
+	}
+	return full
 }

@@ -28,6 +28,7 @@ type proc struct {
 	admin string
 	logs  *bytes.Buffer
 	dir   string
+	done  bool // stopped: a second stop does nothing
 }
 
 func freePort() (int, error) {
@@ -91,7 +92,12 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 }
 
 // stop ends logcap with SIGTERM (a clean stop is part of the check) and removes its files.
+// A second call does nothing and returns nil.
 func (p *proc) stop() error {
+	if p.done {
+		return nil
+	}
+	p.done = true
 	defer os.RemoveAll(p.dir)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	timer := time.AfterFunc(30*time.Second, func() { _ = p.cmd.Process.Kill() })
@@ -125,6 +131,13 @@ func (p *proc) stat() (float64, int64, error) {
 		}
 	}
 	return float64(ut+st) / clkTck, hwm, nil
+}
+
+// since is the time elapsed since t0, with the process's CPU seconds and peak RSS now.
+func (p *proc) since(t0 time.Time) (time.Duration, float64, int64, error) {
+	el := time.Since(t0)
+	cpu, hwm, err := p.stat()
+	return el, cpu, hwm, err
 }
 
 func (p *proc) metric(name string) (float64, error) {
