@@ -38,7 +38,7 @@
 // All chunks:
 //
 //	Nats-Msg-Id          deterministic id (Chunk.MsgID): f:<host>:<dev>:<ino>:<fingerprint>:<start offset>
-//	                     for files, d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
+//	                     for files (and :g<n> after the file's nth truncation, Chunk.FileMsg), d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
 //	                     for Docker, <input stream>:<seq>[:<route>] for derived chunks: a retried or
 //	                     rebuilt publish is deduplicated, never stored twice
 //	Logcap-Lines         number of entries (HdrLines)

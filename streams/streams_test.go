@@ -230,3 +230,22 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 	})
 }
+
+// TestFileMsgGeneration: a file chunk's msg id names its file's generation from the first
+// truncation on, so the same offset and first bytes read again are not taken for a retry.
+func TestFileMsgGeneration(t *testing.T) {
+	c := &streams.Chunk{Kind: streams.KindFile, Host: "h1", Source: "/var/log/app.log", Lines: 1, Data: []byte("x\n"),
+		File: &streams.FilePos{Dev: 1, Ino: 2, Fingerprint: "fp", Start: 0, End: 2}}
+	for _, tc := range []struct {
+		gen  int
+		want string
+	}{
+		{0, "f:h1:1:2:fp:0"},
+		{1, "f:h1:1:2:fp:0:g1"},
+		{3, "f:h1:1:2:fp:0:g3"},
+	} {
+		if got := c.FileMsg(tc.gen).Header.Get(streams.HdrMsgID); got != tc.want {
+			t.Errorf("generation %d: msg id %q, want %q", tc.gen, got, tc.want)
+		}
+	}
+}

@@ -305,16 +305,9 @@ func (t *Tailer) cut(now time.Time, final bool) *streams.Chunk {
 	return c
 }
 
-// Msg encodes a chunk of this tailer. After a truncation the same start offset and first
-// bytes can come again: the msg id then names the generation, so JetStream's duplicate
-// window cannot mistake new lines for a retry.
-func (t *Tailer) Msg(c *streams.Chunk) *nats.Msg {
-	m := c.Msg()
-	if t.gen > 0 {
-		m.Header.Set(streams.HdrMsgID, fmt.Sprintf("%s:g%d", c.MsgID(), t.gen))
-	}
-	return m
-}
+// Msg encodes a chunk of this tailer, with the msg id of its file's generation (see
+// streams.Chunk.FileMsg).
+func (t *Tailer) Msg(c *streams.Chunk) *nats.Msg { return c.FileMsg(t.gen) }
 
 // Commit records that the pending chunk is stored.
 func (t *Tailer) Commit() {
