@@ -72,4 +72,12 @@
 // on the previous one (Nats-Expected-Last-Subject-Sequence, Publisher), so a subject has no
 // gap and a second writer is fenced off (ErrFenced). A monitor resumes from the last message
 // on its subject (LastMsg): a file's identity and Logcap-End, a container's Logcap-Pos-*.
+//
+// The KV bucket logcap_positions (PositionsBucket) is the file sources' fallback, for when
+// retention removed a subject's messages, and their memory of which subject a renamed file
+// belongs to: pos.<host>.<dev>.<ino> (PositionKey) holds a FilePosition as JSON
+// ({"source", "fp", "end"}, and "gzip_done", "gzip_size" for a gzip file read as far as it
+// goes); source.<host>.<name> (SourceMarkerKey) is present once a file source has started,
+// so start_at applies to its first start only. Key tokens are escaped: bytes other than
+// ASCII letters, digits, '-' and '_' as =XX.
 package streams

@@ -80,7 +80,7 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 // kvRecord is the KV record of identity id if it is this file's: verify(end, fp) checks
 // that the file's first bytes up to end have fingerprint fp. Another file's record (the
 // inode was reused) is nil.
-func (m *Monitor) kvRecord(ctx context.Context, id FileID, verify func(end int64, fp string) bool) (*posRecord, error) {
+func (m *Monitor) kvRecord(ctx context.Context, id FileID, verify func(end int64, fp string) bool) (*streams.FilePosition, error) {
 	rec, err := m.kvGet(ctx, id)
 	if err != nil || rec == nil || verify(rec.End, rec.FP) {
 		return rec, err
@@ -102,7 +102,7 @@ func (m *Monitor) startAt(ctx context.Context, s *subject, f, pre *file, fh *os.
 	if plan.recordKV {
 		head, _ := readHead(fh, offset)
 		if err := m.untilNATS(ctx, func() error {
-			return m.kvPut(ctx, f.id, posRecord{Source: s.source, FP: Fingerprint(head), End: offset})
+			return m.kvPut(ctx, f.id, streams.FilePosition{Source: s.source, FP: Fingerprint(head), End: offset})
 		}); err != nil {
 			if pre != nil {
 				pre.tl.Close()
@@ -131,7 +131,7 @@ type startFacts struct {
 	lastChunk   bool       // the subject has a last chunk in LOGS (subject not open only)
 	lastIsThis  bool       // ... and it came from this very file
 	lastEnd     int64      // ... ending at this offset
-	kv          *posRecord // the KV record of its identity; nil: none (or another file's)
+	kv          *streams.FilePosition // the KV record of its identity; nil: none (or another file's)
 	startAtEnd  bool       // start_at: end applies (first start, found by the first scan)
 	size        int64
 }

@@ -1,9 +1,13 @@
 package filemon
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/logcap/logcap/streams"
+)
 
 func TestDecideStart(t *testing.T) {
-	kv := func(end int64) *posRecord { return &posRecord{Source: "/l/app.log", End: end} }
+	kv := func(end int64) *streams.FilePosition { return &streams.FilePosition{Source: "/l/app.log", End: end} }
 	for _, tc := range []struct {
 		name string
 		f    startFacts
