@@ -126,13 +126,13 @@ func (m *Monitor) startAt(ctx context.Context, s *subject, f, pre *file, fh *os.
 // subject's last chunk and the KV record of its identity say (each verified against the
 // file's first bytes before it counts).
 type startFacts struct {
-	renamed     bool       // the KV record names another path as its subject
-	subjectOpen bool       // that subject is being read already in this run
-	lastChunk   bool       // the subject has a last chunk in LOGS (subject not open only)
-	lastIsThis  bool       // ... and it came from this very file
-	lastEnd     int64      // ... ending at this offset
+	renamed     bool                  // the KV record names another path as its subject
+	subjectOpen bool                  // that subject is being read already in this run
+	lastChunk   bool                  // the subject has a last chunk in LOGS (subject not open only)
+	lastIsThis  bool                  // ... and it came from this very file
+	lastEnd     int64                 // ... ending at this offset
 	kv          *streams.FilePosition // the KV record of its identity; nil: none (or another file's)
-	startAtEnd  bool       // start_at: end applies (first start, found by the first scan)
+	startAtEnd  bool                  // start_at: end applies (first start, found by the first scan)
 	size        int64
 }
 
