@@ -68,44 +68,53 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 		o.SyncInterval = d
 	}
 	if c := e.Cluster; c != nil {
-		host, port, err := splitHostPort(c.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("nats.embedded.cluster.listen: %w", err)
-		}
-		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.Name, host, port
-		if port == 0 {
-			o.Cluster.Port = server.RANDOM_PORT
-		}
-		o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
-		if c.User != "" {
-			// Accept only routes that present the pair; present it on the routes dialed.
-			o.Cluster.Username, o.Cluster.Password = c.User, string(c.Password)
-			for _, r := range o.Routes {
-				if r.User == nil {
-					r.User = url.UserPassword(c.User, string(c.Password))
-				}
-			}
-		}
-		if t := c.TLS; t != nil {
-			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-				CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
-				Verify:   t.CA != "", // mutual TLS: a peer without a cert signed by ca is refused
-				Insecure: t.InsecureSkipVerify,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("nats.embedded.cluster.tls: %w", err)
-			}
-			if t.CA != "" {
-				// As nats-server does for a cluster block in its config file: a node both accepts
-				// and dials routes, so the CA verifies the peers either way.
-				tc.RootCAs = tc.ClientCAs
-				tc.ClientAuth = tls.RequireAndVerifyClientCert
-			}
-			o.Cluster.TLSConfig = tc
-			o.Cluster.TLSTimeout = 5
+		if err := clusterOptions(o, c); err != nil {
+			return nil, err
 		}
 	}
 	return o, nil
+}
+
+// clusterOptions sets the route options of nats.embedded.cluster: listen, routes, the
+// route user and password, TLS.
+func clusterOptions(o *server.Options, c *config.Cluster) error {
+	host, port, err := splitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("nats.embedded.cluster.listen: %w", err)
+	}
+	o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.Name, host, port
+	if port == 0 {
+		o.Cluster.Port = server.RANDOM_PORT
+	}
+	o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+	if c.User != "" {
+		// Accept only routes that present the pair; present it on the routes dialed.
+		o.Cluster.Username, o.Cluster.Password = c.User, string(c.Password)
+		for _, r := range o.Routes {
+			if r.User == nil {
+				r.User = url.UserPassword(c.User, string(c.Password))
+			}
+		}
+	}
+	if t := c.TLS; t != nil {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+			CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
+			Verify:   t.CA != "", // mutual TLS: a peer without a cert signed by ca is refused
+			Insecure: t.InsecureSkipVerify,
+		})
+		if err != nil {
+			return fmt.Errorf("nats.embedded.cluster.tls: %w", err)
+		}
+		if t.CA != "" {
+			// As nats-server does for a cluster block in its config file: a node both accepts
+			// and dials routes, so the CA verifies the peers either way.
+			tc.RootCAs = tc.ClientCAs
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		o.Cluster.TLSConfig = tc
+		o.Cluster.TLSTimeout = 5
+	}
+	return nil
 }
 
 // startServer starts the embedded server and waits until it takes connections.
