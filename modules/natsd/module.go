@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -25,11 +26,18 @@ import (
 var Module = fx.Module("natsd", fx.Provide(New))
 
 // New starts the embedded server (if configured), connects, and provisions the streams.
-func New(lc fx.Lifecycle, cfg *config.Config, log *zap.Logger) (*Client, error) {
+func New(lc fx.Lifecycle, cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*Client, error) {
 	log = log.Named("natsd")
 	n := &natsd{cfg: cfg, log: log, group: lifecycle.New("natsd", log)}
-	lc.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
 	n.client = NewClient(nil, nil)
+	if e := cfg.NATS.Embedded; e != nil {
+		space, err := newStoreSpace(cfg.DataDir, uint64(e.StoreReserve), func() error { return restartJetStream(n.srv)() }, reg, log.Named("space"))
+		if err != nil {
+			return nil, err
+		}
+		n.client.Space = space
+	}
+	lc.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
 	n.client.LogsStream = cfg.Streams.Logs.Name
 	n.client.DeadLetterStream = cfg.Streams.DeadLetter.Name
 	return n.client, nil
@@ -92,7 +100,11 @@ func (n *natsd) startEmbedded() ([]string, []nats.Option, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if n.srv, err = startServer(so, n.log); err != nil {
+	if n.srv, err = startServer(so, n.log, n.client.Space.serverError); err != nil {
+		return nil, nil, err
+	}
+	if err := n.group.Go("natsd: store space", n.client.Space.Run); err != nil {
+		n.shutdownServer()
 		return nil, nil, err
 	}
 	if so.DontListen {

@@ -118,12 +118,12 @@ func clusterOptions(o *server.Options, c *config.Cluster) error {
 }
 
 // startServer starts the embedded server and waits until it takes connections.
-func startServer(o *server.Options, log *zap.Logger) (*server.Server, error) {
+func startServer(o *server.Options, log *zap.Logger, onError func(msg string)) (*server.Server, error) {
 	s, err := server.NewServer(o)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
-	s.SetLoggerV2(serverLogger{log.Named("nats-server").Sugar()}, false, false, false)
+	s.SetLoggerV2(serverLogger{log.Named("nats-server").Sugar(), onError}, false, false, false)
 	s.Start()
 	// A port in use makes Start log an error and the server never becomes ready.
 	if !s.ReadyForConnections(15 * time.Second) {
@@ -163,15 +163,24 @@ func splitHostPort(hp string) (string, int, error) {
 }
 
 // serverLogger routes nats-server's log through zap. Its notices are info, its debug is
-// debug; traces are off.
-type serverLogger struct{ l *zap.SugaredLogger }
+// debug; traces are off. onError is told every error (StoreSpace watches for write errors).
+type serverLogger struct {
+	l       *zap.SugaredLogger
+	onError func(msg string)
+}
 
 func (s serverLogger) Noticef(f string, v ...any) { s.l.Infof(f, v...) }
 func (s serverLogger) Warnf(f string, v ...any)   { s.l.Warnf(f, v...) }
 func (s serverLogger) Fatalf(f string, v ...any)  { s.l.Errorf(f, v...) }
-func (s serverLogger) Errorf(f string, v ...any)  { s.l.Errorf(f, v...) }
-func (s serverLogger) Debugf(f string, v ...any)  { s.l.Debugf(f, v...) }
-func (s serverLogger) Tracef(f string, v ...any)  {}
+func (s serverLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	s.l.Error(msg)
+	if s.onError != nil {
+		s.onError(msg)
+	}
+}
+func (s serverLogger) Debugf(f string, v ...any) { s.l.Debugf(f, v...) }
+func (s serverLogger) Tracef(f string, v ...any) {}
 
 //nolint:gosec // only with nats.tls.insecure_skip_verify: true, which the user asked for.
 var tlsConfigInsecure = tls.Config{InsecureSkipVerify: true}
