@@ -31,7 +31,11 @@ func New(lc fx.Lifecycle, cfg *config.Config, reg prometheus.Registerer, log *za
 	n := &natsd{cfg: cfg, log: log, group: lifecycle.New("natsd", log)}
 	n.client = NewClient(nil, nil)
 	if e := cfg.NATS.Embedded; e != nil {
-		space, err := newStoreSpace(cfg.DataDir, uint64(e.StoreReserve), func() error { return restartJetStream(n.srv)() }, reg, log.Named("space"))
+		var restart func() error
+		if e.Cluster == nil {
+			restart = func() error { return restartJetStream(n.srv, cfg.DataDir) }
+		}
+		space, err := newStoreSpace(cfg.DataDir, uint64(e.StoreReserve), restart, reg, log.Named("space"))
 		if err != nil {
 			return nil, err
 		}
