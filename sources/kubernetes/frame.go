@@ -94,7 +94,7 @@ func (fr *framing) scan(buf []byte, flush bool, maxLine, maxChunk int) (pos int,
 			return pos, false // the rest of the line is not written yet
 		default:
 			// a line longer than a chunk, or an unterminated end: raw parts
-			n := min(len(rest), maxLine)
+			n := min(len(rest), maxLine, maxChunk-1)
 			fr.addRaw(rest[:n], n < len(rest) || nl < 0 && !flush)
 			return pos + n, n < len(rest)
 		}
