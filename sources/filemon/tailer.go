@@ -181,6 +181,9 @@ func (t *Tailer) Release() {
 	if cap(t.lines) > 1024 {
 		t.lines, t.entries = nil, nil
 	}
+	if t.pending == nil {
+		t.out = nil // a framed payload, published: the next chunk gets a fresh one
+	}
 }
 
 func (t *Tailer) reset() {
