@@ -64,11 +64,24 @@ func podRefFromHeader(h nats.Header) (PodRef, bool) {
 	return r, r.Namespace != "" || r.Pod != "" || r.Container != ""
 }
 
-// fields is the identity as an entry's fields ("kubernetes": {namespace, pod, pod_uid,
-// container, restart}); a new map per entry, since steps change fields in place.
-func (r PodRef) fields() map[string]any {
+// podFields is the identity as an entry's fields ("kubernetes": {namespace, pod, pod_uid,
+// container, restart}), its values boxed once per chunk: a new map per entry (steps change
+// fields in place), but no allocation per value.
+type podFields [5]any
+
+func (r *PodRef) boxed() *podFields {
+	if r == nil {
+		return nil
+	}
+	return &podFields{r.Namespace, r.Pod, r.UID, r.Container, r.Restart}
+}
+
+func (b *podFields) fields() map[string]any {
+	if b == nil {
+		return nil
+	}
 	return map[string]any{"kubernetes": map[string]any{
-		"namespace": r.Namespace, "pod": r.Pod, "pod_uid": r.UID, "container": r.Container, "restart": r.Restart,
+		"namespace": b[0], "pod": b[1], "pod_uid": b[2], "container": b[3], "restart": b[4],
 	}}
 }
 
@@ -168,14 +181,12 @@ func (c *Chunk) k8sEntries(wantRaw bool) ([]event.Entry, [][]byte) {
 	if wantRaw {
 		raws = make([][]byte, 0, n)
 	}
+	ids := c.K8s.boxed()
 	open := [3]int{-1, -1, -1} // the entry each stream (stdout, stderr, not CRI) is joining into
 	var msg, raw [3][]byte
 	c.EachEntry(func(_ int, b []byte, continued bool) {
 		part := bytes.TrimSuffix(b, []byte{'\n'})
-		e := event.Entry{Host: c.Host, Kind: c.Kind, Source: c.Source, Time: c.ReadTime}
-		if c.K8s != nil {
-			e.Fields = c.K8s.fields()
-		}
+		e := event.Entry{Host: c.Host, Kind: c.Kind, Source: c.Source, Time: c.ReadTime, Fields: ids.fields()}
 		slot, body := 2, part
 		if l, err := ParseCRILine(part); err == nil {
 			e.Time, e.Stream, body, continued = l.Time, l.Stream, l.Msg, l.Partial
