@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -28,13 +31,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // metrics) on CRI files written by hand: entries arrive joined, with the runtime's times,
 // under the pod's subject, and are counted under the source's name.
 func TestModule(t *testing.T) {
-	s := natstest.RunServer(t, nil)
-	nc, js := natstest.Connect(t, s)
+	nc, js := logsServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := streams.Provision(ctx, js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgSize: 8 << 20, Replicas: 1, DuplicateWindow: 2 * time.Minute, Storage: "file", Discard: "old"}); err != nil {
-		t.Fatal(err)
-	}
 	pods := t.TempDir()
 	dir := filepath.Join(pods, "default_web-1_u-1", "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -85,6 +84,62 @@ func TestModule(t *testing.T) {
 				t.Errorf("logcap_filemon_lines_total{source=pods} = %v, want 2", m.GetCounter().GetValue())
 			}
 		}
+	}
+}
+
+// logsServer is an embedded nats-server with the LOGS stream.
+func logsServer(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s := natstest.RunServer(t, nil)
+	nc, js := natstest.Connect(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30, MaxMsgSize: 8 << 20, Replicas: 1, DuplicateWindow: 2 * time.Minute, Storage: "file", Discard: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// TestModuleGzip: a rotated, gzipped log first seen as such (logcap started after the
+// kubelet compressed it) is read decompressed under a subject of its own, with the pod's
+// identity.
+func TestModuleGzip(t *testing.T) {
+	nc, js := logsServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pods := t.TempDir()
+	dir := filepath.Join(pods, "prod_api-7_u-9", "app")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte("2026-12-06T07:00:00Z stdout P a\n2026-12-06T07:00:01Z stdout F b\n"))
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "0.log.20261206-070000.gz"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts, _ := config.OptionsFrom(map[string]any{"name": "pods", "type": "kubernetes", "pods_dir": pods, "start_at": "beginning", "poll_interval": "100ms"})
+	cfg := &config.Config{Node: "n1", Sources: []config.Component{{Name: "pods", Type: Type, Options: opts}}}
+	client := natsd.NewClient(nc, js)
+	client.MarkReady()
+	app := fx.New(fx.Supply(cfg, client, zap.NewNop(), fx.Annotate(prometheus.NewRegistry(), fx.As(new(prometheus.Registerer)))), Module, fx.NopLogger)
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	subj := streams.SourceSubject(streams.KindKubernetes, "n1", "prod/api-7/app/0/u-9/0.log.20261206-070000.gz")
+	var got []string
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if got = entries(t, js, subj); len(got) < 1 {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	if err := app.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2026-12-06T07:00:00Z stdout ab prod"; len(got) != 1 || got[0] != want {
+		t.Fatalf("entries %q, want [%q]", got, want)
 	}
 }
 

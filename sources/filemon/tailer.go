@@ -79,6 +79,11 @@ func NewTailer(cfg *TailConfig, source string, f *os.File, id FileID, offset int
 		// keep only what is read: the fingerprint must cover published bytes only
 		head = head[:max(offset, 0)]
 	}
+	return newTailer(cfg, source, f, id, offset, head, now)
+}
+
+// newTailer is the tailer of a plain or gzip file, named as the source's flavor says.
+func newTailer(cfg *TailConfig, source string, f *os.File, id FileID, offset int64, head []byte, now time.Time) *Tailer {
 	t := &Tailer{cfg: cfg, Source: source, ID: id, f: f, offset: offset, head: head, lastGrowth: now, subjSrc: source}
 	if fl := cfg.Flavor; fl != nil {
 		t.subjSrc, t.k8s = fl.Describe(source)
