@@ -74,10 +74,10 @@ func (o Options) WithDefaults() (Options, error) {
 		o.PodsDir = abs
 	}
 	var errs []error
-	for key, globs := range map[string][]string{"namespaces": o.Namespaces, "pods": o.Pods, "containers": o.Containers} {
+	for i, globs := range [][]string{o.Namespaces, o.Pods, o.Containers} {
 		for _, g := range globs {
 			if err := checkNameGlob(g); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				errs = append(errs, fmt.Errorf("%s: %w", []string{"namespaces", "pods", "containers"}[i], err))
 			}
 		}
 	}
