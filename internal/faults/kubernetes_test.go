@@ -122,8 +122,8 @@ func TestKubernetesKill9(t *testing.T) {
 	if len(got.problems) > 0 {
 		t.Errorf("%d problems, first: %s", len(got.problems), strings.Join(got.problems[:min(10, len(got.problems))], "\n"))
 	}
-	t.Logf("%d pods × %d containers × %d lines (every 100th 40,000 bytes) + a restart of %d: %d entries whole in LOGS, %d duplicated; kill -9 with %d chunks stored",
-		pods, perPod, lines, lines/10, got.whole, got.dups, atKill)
+	t.Logf("%d pods × %d containers × %d lines (every 100th 40,000 bytes) + a restart of %d: %d entries whole in LOGS, %d duplicated, %d lines in two entries (a part given out before its line ended); kill -9 with %d chunks stored",
+		pods, perPod, lines, lines/10, got.whole, got.dups, got.parts, atKill)
 
 	// a new pod: its first line in LOGS within 2 s of the container's start
 	late := rt.RunPod("ns-late", "late", fmt.Sprintf("uid-late-%d", time.Now().UnixNano()))
@@ -203,6 +203,7 @@ type k8sTally struct {
 	seen     map[string]map[int]int // id → sequence number → times
 	whole    int                    // distinct lines found whole
 	dups     int
+	parts    int // entries given out before their line ended (joined here with the next)
 	problems []string
 }
 
@@ -255,6 +256,7 @@ func readK8s(t *testing.T, js jetstream.JetStream) *k8sTally {
 				msg := open[k] + e.Message
 				if e.Continued {
 					open[k] = msg
+					ta.parts++
 					continue
 				}
 				delete(open, k)
