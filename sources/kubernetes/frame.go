@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/logcap/logcap/sources/filemon"
 	"github.com/logcap/logcap/streams"
@@ -56,9 +57,20 @@ type framing struct {
 	cutTotal         int
 }
 
+// framings keeps the scratch of Frame calls: a chunk of short lines has tens of thousands
+// of lines and entries, and readers frame one chunk after another.
+var framings = sync.Pool{New: func() any { return new(framing) }}
+
 // Frame implements filemon.Framer.
 func (CRI) Frame(buf []byte, flush bool, maxLine, maxChunk int, dst []byte) filemon.Framed {
-	fr := framing{open: [2]int{-1, -1}}
+	fr := framings.Get().(*framing)
+	*fr = framing{lines: fr.lines[:0], ents: fr.ents[:0], open: [2]int{-1, -1}}
+	defer func() {
+		// no reference to the tailer's buffer stays in the pool
+		clear(fr.lines[:cap(fr.lines)])
+		clear(fr.ents[:cap(fr.ents)])
+		framings.Put(fr)
+	}()
 	pos, full := fr.scan(buf, flush, maxLine, maxChunk)
 	anyOpen := fr.open[0] >= 0 || fr.open[1] >= 0
 	switch {
