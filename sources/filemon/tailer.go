@@ -220,41 +220,14 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 		t.readGzip(now)
 		final = final || t.Done()
 	} else if !t.resetAfter {
-		truncated := t.size < readPos
-		if !truncated {
-			if truncated, err = headChanged(t.f, t.head); err != nil {
-				return nil, fmt.Errorf("read head: %w", err)
-			}
+		if readPos, err = t.truncation(readPos); err != nil {
+			return nil, err
 		}
-		if truncated {
-			if len(t.buf) == 0 {
-				t.reset()
-				readPos = 0
-			} else {
-				// publish what was read before the truncation, then start over
-				t.resetAfter = true
-				final = true
-			}
-		}
+		final = final || t.resetAfter
 	}
 	if t.gz == nil && !t.resetAfter && t.size > readPos && len(t.buf) < t.cfg.MaxChunkBytes {
-		want := min(t.size-readPos, int64(t.cfg.MaxChunkBytes))
-		n := len(t.buf)
-		if int64(cap(t.buf)-n) < want {
-			nb := make([]byte, n, n+int(want))
-			copy(nb, t.buf)
-			t.buf = nb
-		}
-		m, err := t.f.ReadAt(t.buf[n:n+int(want)], readPos)
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read at %d: %w", readPos, err)
-		}
-		t.buf = t.buf[:n+m]
-		if m > 0 {
-			t.lastGrowth = now
-			if readPos < FingerprintBytes {
-				t.head = append(t.head, t.buf[n:n+int(min(int64(m), FingerprintBytes-readPos))]...)
-			}
+		if err := t.readAt(readPos, now); err != nil {
+			return nil, err
 		}
 	}
 	if len(t.buf) == 0 {
@@ -299,6 +272,51 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 	c.File = &streams.FilePos{Dev: t.ID.Dev, Ino: t.ID.Ino, Fingerprint: Fingerprint(t.head[:min(int64(len(t.head)), end)]), Start: t.offset, End: end}
 	t.pending = c
 	return c, nil
+}
+
+// truncation looks for a truncation (size below readPos, or other first bytes): with
+// nothing buffered the tailer starts over from 0 (the new readPos); else what was read before
+// it is published first (resetAfter).
+func (t *Tailer) truncation(readPos int64) (int64, error) {
+	truncated := t.size < readPos
+	if !truncated {
+		var err error
+		if truncated, err = headChanged(t.f, t.head); err != nil {
+			return readPos, fmt.Errorf("read head: %w", err)
+		}
+	}
+	switch {
+	case !truncated:
+	case len(t.buf) == 0:
+		t.reset()
+		readPos = 0
+	default:
+		t.resetAfter = true // publish what was read before the truncation, then start over
+	}
+	return readPos, nil
+}
+
+// readAt reads what the file holds after readPos (up to a chunk) into buf.
+func (t *Tailer) readAt(readPos int64, now time.Time) error {
+	want := min(t.size-readPos, int64(t.cfg.MaxChunkBytes))
+	n := len(t.buf)
+	if int64(cap(t.buf)-n) < want {
+		nb := make([]byte, n, n+int(want))
+		copy(nb, t.buf)
+		t.buf = nb
+	}
+	m, err := t.f.ReadAt(t.buf[n:n+int(want)], readPos)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read at %d: %w", readPos, err)
+	}
+	t.buf = t.buf[:n+m]
+	if m > 0 {
+		t.lastGrowth = now
+		if readPos < FingerprintBytes {
+			t.head = append(t.head, t.buf[n:n+int(min(int64(m), FingerprintBytes-readPos))]...)
+		}
+	}
+	return nil
 }
 
 // Msg encodes a chunk of this tailer. After a truncation the same start offset and first
