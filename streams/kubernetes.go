@@ -153,6 +153,9 @@ func CutCRILine(line []byte) (CRILine, error) {
 	return l, nil
 }
 
+// ParseTimestamp parses a CRI line's (or a Docker record's) RFC 3339 timestamp.
+func ParseTimestamp(b []byte) (time.Time, error) { return parseDockerTS(b) }
+
 // AppendCRILine appends an entry as a Kubernetes chunk carries it: a CRI line whose message
 // is the whole entry (tag F) or a part that continues in the next entry (tag P), then '\n'.
 func AppendCRILine(dst, ts []byte, stream string, partial bool, msg []byte) []byte {

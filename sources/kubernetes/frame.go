@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"bytes"
 	"sync"
+	"time"
 
 	"github.com/logcap/logcap/sources/filemon"
 	"github.com/logcap/logcap/streams"
@@ -25,7 +26,14 @@ import (
 // default); an entry grows by whole parts while it stays within max_line_bytes. A line
 // that is not CRI is kept as it is, one entry (counted as malformed); one longer than a
 // chunk is cut into raw parts of max_line_bytes.
-type CRI struct{}
+//
+// An open line also goes out as parts once the runtime's clock has moved on by
+// PartialFlush since its first part (the newest line read is that much younger): the file
+// is not idle while the other stream writes, and its lines must not wait behind a line that
+// stalls (an application that wrote 16 KiB without a newline, then stopped).
+type CRI struct {
+	PartialFlush time.Duration // 0: only idleness, the chunk budget and the file's end give parts out
+}
 
 var _ filemon.Framer = CRI{}
 
@@ -55,6 +63,7 @@ type framing struct {
 	cutPos, cutLines int    // the last cut: buf offset, lines and entries before it
 	cutEnts          int
 	cutTotal         int
+	lastTS           []byte // the timestamp of the newest CRI line read
 }
 
 // framings keeps the scratch of Frame calls: a chunk of short lines has tens of thousands
@@ -62,19 +71,20 @@ type framing struct {
 var framings = sync.Pool{New: func() any { return new(framing) }}
 
 // Frame implements filemon.Framer.
-func (CRI) Frame(buf []byte, flush bool, maxLine, maxChunk int, dst []byte) filemon.Framed {
+func (c CRI) Frame(buf []byte, flush bool, maxLine, maxChunk int, dst []byte) filemon.Framed {
 	fr := framings.Get().(*framing)
 	*fr = framing{lines: fr.lines[:0], ents: fr.ents[:0], open: [2]int{-1, -1}}
 	defer func() {
 		// no reference to the tailer's buffer stays in the pool
 		clear(fr.lines[:cap(fr.lines)])
 		clear(fr.ents[:cap(fr.ents)])
+		fr.lastTS = nil
 		framings.Put(fr)
 	}()
 	pos, full := fr.scan(buf, flush, maxLine, maxChunk)
 	anyOpen := fr.open[0] >= 0 || fr.open[1] >= 0
 	switch {
-	case !anyOpen || flush || (full && fr.cutEnts == 0):
+	case !anyOpen || flush || (full && fr.cutEnts == 0) || fr.stale(c.PartialFlush):
 		// everything read so far, open entries as parts
 		for _, k := range fr.open {
 			if k >= 0 {
@@ -127,6 +137,27 @@ func (fr *framing) scan(buf []byte, flush bool, maxLine, maxChunk int) (pos int,
 	return pos, false
 }
 
+// stale reports whether an open entry began at least d before the newest line read, by
+// the runtime's timestamps (not in file order across streams, by milliseconds: no matter).
+func (fr *framing) stale(d time.Duration) bool {
+	if d <= 0 || fr.lastTS == nil {
+		return false
+	}
+	last, err := streams.ParseTimestamp(fr.lastTS)
+	if err != nil {
+		return false
+	}
+	for _, k := range fr.open {
+		if k < 0 {
+			continue
+		}
+		if first, err := streams.ParseTimestamp(fr.ents[k].ts); err == nil && last.Sub(first) >= d {
+			return true
+		}
+	}
+	return false
+}
+
 // addRaw adds a line that is not CRI as an entry of its own.
 func (fr *framing) addRaw(b []byte, cont bool) {
 	fr.ents = append(fr.ents, criEntry{raw: true, size: len(b), cont: cont})
@@ -157,6 +188,7 @@ func (fr *framing) add(l streams.CRILine, maxLine, maxChunk int) bool {
 		k = len(fr.ents) - 1
 	}
 	fr.ents[k].size += len(l.Msg)
+	fr.lastTS = l.TS
 	fr.lines = append(fr.lines, criLine{msg: l.Msg, ent: k})
 	fr.total += grow
 	fr.open[si] = -1

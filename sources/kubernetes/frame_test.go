@@ -13,6 +13,7 @@ const (
 	t1 = "2026-12-06T07:00:00.06599113Z"
 	t2 = "2026-12-06T07:00:00.1Z"
 	t3 = "2026-12-06T07:00:01.123456789Z"
+	t6 = "2026-12-06T07:00:06.2Z"
 )
 
 func TestCRIFrame(t *testing.T) {
@@ -26,6 +27,7 @@ func TestCRIFrame(t *testing.T) {
 		consumed       int    // -1: all of in
 		continued      []int
 		malformed      int
+		partialFlush   time.Duration // CRI.PartialFlush
 	}{
 		{name: "full lines, both streams", in: t1 + " stdout F a\n" + t2 + " stderr F b\n",
 			want: t1 + " stdout F a\n" + t2 + " stderr F b\n", consumed: -1},
@@ -38,6 +40,11 @@ func TestCRIFrame(t *testing.T) {
 			in:   t1 + " stderr F e1\n" + t2 + " stdout P ab\n" + t3 + " stderr F e2\n",
 			want: t1 + " stderr F e1\n", consumed: len(t1 + " stderr F e1\n")},
 		{name: "only an open part: nothing yet", in: t1 + " stdout P ab\n", want: "", consumed: 0},
+		{name: "an open line 6 s old by the runtime's clock: given out (partial_flush 5s)", partialFlush: 5 * time.Second,
+			in:   t1 + " stdout P ab\n" + t6 + " stderr F e\n",
+			want: t1 + " stdout P ab\n" + t6 + " stderr F e\n", consumed: -1, continued: []int{0}},
+		{name: "an open line 6 s old, partial_flush 10s: the stderr line waits", partialFlush: 10 * time.Second,
+			in: t1 + " stdout P ab\n" + t6 + " stderr F e\n", want: "", consumed: 0},
 		{name: "flush gives an open part out, continued", in: t1 + " stdout P ab\n", flush: true,
 			want: t1 + " stdout P ab\n", consumed: -1, continued: []int{0}},
 		{name: "empty message, with and without its space", in: t1 + " stdout F \n" + t2 + " stderr F\n",
@@ -71,7 +78,7 @@ func TestCRIFrame(t *testing.T) {
 				maxCh = 1 << 20
 			}
 			maxLine = min(maxLine, maxCh)
-			fr := CRI{}.Frame([]byte(tt.in), tt.flush, maxLine, maxCh, nil)
+			fr := CRI{PartialFlush: tt.partialFlush}.Frame([]byte(tt.in), tt.flush, maxLine, maxCh, nil)
 			consumed := tt.consumed
 			if consumed < 0 {
 				consumed = len(tt.in)
@@ -163,7 +170,7 @@ func FuzzCRIFrame(f *testing.F) {
 		got := map[string][]byte{}
 		buf := in
 		for len(buf) > 0 {
-			fr := CRI{}.Frame(buf, true, maxLine, maxCh, nil)
+			fr := CRI{PartialFlush: time.Duration(maxLine % 2)}.Frame(buf, true, maxLine, maxCh, nil)
 			if fr.Consumed <= 0 || fr.Consumed > len(buf) {
 				t.Fatalf("flush consumed %d of %d", fr.Consumed, len(buf))
 			}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -153,11 +154,12 @@ func (o Options) CheckDataDir(dataDir string) error {
 	return fo.CheckDataDir(dataDir)
 }
 
-// Flavor is the file monitor's flavor for the pods directory podsDir.
-func Flavor(podsDir string) *filemon.Flavor {
+// Flavor is the file monitor's flavor for the pods directory podsDir; an open line goes
+// out as parts after partialFlush by the runtime's clock (CRI).
+func Flavor(podsDir string, partialFlush time.Duration) *filemon.Flavor {
 	return &filemon.Flavor{
 		Kind:   streams.KindKubernetes,
-		Framer: CRI{},
+		Framer: CRI{PartialFlush: partialFlush},
 		Describe: func(path string) (string, *streams.PodRef) {
 			rel, err := filepath.Rel(podsDir, path)
 			if err != nil {
@@ -178,6 +180,6 @@ func New(name string, opts Options, d filemon.Deps) (*filemon.Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes source %s: %w", name, err)
 	}
-	d.Flavor = Flavor(opts.PodsDir)
+	d.Flavor = Flavor(opts.PodsDir, fo.PartialFlush.D())
 	return filemon.New(name, fo, d)
 }

@@ -47,7 +47,7 @@ func TestFilters(t *testing.T) {
 
 // TestDescribe: the subject and identity of a file from its path below pods_dir.
 func TestDescribe(t *testing.T) {
-	fl := Flavor("/var/log/pods")
+	fl := Flavor("/var/log/pods", 0)
 	src, ref := fl.Describe("/var/log/pods/kube-system_coredns-5d_0b9e/coredns/2.log")
 	if src != "kube-system/coredns-5d/coredns/2/0b9e" || ref == nil || ref.Namespace != "kube-system" || ref.Restart != "2" {
 		t.Fatalf("%q %+v", src, ref)
