@@ -234,6 +234,9 @@ func (r *Runtime) Create(p *Pod, name string, attempt int, args ...string) *Cont
 // Start starts a created container.
 func (r *Runtime) Start(c *Container) { r.t.Helper(); r.must("start", c.ID) }
 
+// Stop stops a container (SIGTERM, then SIGKILL after the runtime's grace period).
+func (r *Runtime) Stop(c *Container) { r.t.Helper(); r.must("stop", "--timeout", "10", c.ID) }
+
 // Exited reports whether the container has exited, and its exit code.
 func (r *Runtime) Exited(c *Container) (bool, int) {
 	r.t.Helper()

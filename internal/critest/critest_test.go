@@ -17,11 +17,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestRuntime(t *testing.T) {
 	r := Start(t)
 	p := r.RunPod("ns1", "pod-a", "uid-a")
-	c := r.Create(p, "app", 0, "lines", "a", "30", "10", "40000", "20000")
+	c := r.Create(p, "app", 0, "lines", "a", "30", "10", "40000", "20000", "hold")
 	r.Start(c)
 	log := filepath.Join(p.LogDir, "app", "0.log")
 	waitFor(t, func() bool { b, _ := os.ReadFile(log); return bytes.Count(b, []byte("\n")) >= 3 })
 	rotated := r.Rotate(p, c, time.Now())
+	waitFor(t, func() bool { // a line after the rotation, and the first long one
+		old, _ := os.ReadFile(rotated)
+		cur, _ := os.ReadFile(log)
+		return bytes.Count(cur, []byte("\n")) >= 1 && bytes.Contains(append(old, cur...), []byte(" stdout P "))
+	})
+	r.Stop(c)
 	waitFor(t, func() bool { ok, _ := r.Exited(c); return ok })
 	old, _ := os.ReadFile(rotated)
 	cur, _ := os.ReadFile(log)

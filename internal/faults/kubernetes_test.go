@@ -51,7 +51,7 @@ func TestKubernetesKill9(t *testing.T) {
 		pod := rt.RunPod(fmt.Sprintf("ns-%d", i), fmt.Sprintf("web-%d", i), fmt.Sprintf("uid-%d-%d", i, time.Now().UnixNano()))
 		for j := range perPod {
 			id := fmt.Sprintf("p%dc%da0", i, j)
-			c := rt.Create(pod, fmt.Sprintf("c%d", j), 0, "lines", id, strconv.Itoa(lines), "100", "40000", "1000")
+			c := rt.Create(pod, fmt.Sprintf("c%d", j), 0, "lines", id, strconv.Itoa(lines), "100", "40000", "1000", "hold")
 			runs = append(runs, ctrRun{pod: pod, c: c, id: id, lines: lines})
 		}
 	}
@@ -83,23 +83,31 @@ func TestKubernetesKill9(t *testing.T) {
 		rt.Rotate(r.pod, r.c, time.Now().Add(time.Second))
 		gzipAsKubelet(t, first[0])
 	}
-	if exited, _ := rt.Exited(runs[0].c); exited {
-		t.Fatal("the containers stopped before logcap came back: the test no longer tests a restart while they run")
-	}
 	p2 := n.start(t)
 	dumpLogsOnFailure(t, p2)
 
-	poll(t, 3*time.Minute, 100*time.Millisecond, func() error {
-		for _, r := range runs {
-			if ok, code := rt.Exited(r.c); !ok || code != 0 {
-				return fmt.Errorf("%s: exited %v, code %d", r.id, ok, code)
-			}
+	// The containers hold after their last line (a rotation needs them running, however fast
+	// they wrote): once LOGS has every line, they are stopped, as the kubelet stops one to
+	// restart it.
+	first := 0
+	for _, r := range runs {
+		first += r.lines
+	}
+	poll(t, 3*time.Minute, time.Second, func() error {
+		if got := readK8s(t, js); got.whole < first {
+			return fmt.Errorf("%d of %d lines in LOGS", got.whole, first)
 		}
 		return nil
 	})
+	for _, r := range runs {
+		rt.Stop(r.c)
+		if ok, code := rt.Exited(r.c); !ok || code != 0 {
+			t.Fatalf("%s: stopped, exited %v, code %d", r.id, ok, code)
+		}
+	}
 	// a restart: the kubelet creates the container again in the same sandbox, attempt 1
 	re := runs[0]
-	re.c = rt.Create(re.pod, re.c.Name, 1, "lines", "p0c0a1", strconv.Itoa(lines/10), "100", "40000", "0")
+	re.c = rt.Create(re.pod, re.c.Name, 1, "lines", "p0c0a1", strconv.Itoa(lines/10), "100", "40000", "0", "hold")
 	re.id, re.lines = "p0c0a1", lines/10
 	rt.Start(re.c)
 	runs = append(runs, re)
@@ -127,7 +135,7 @@ func TestKubernetesKill9(t *testing.T) {
 
 	// a new pod: its first line in LOGS within 2 s of the container's start
 	late := rt.RunPod("ns-late", "late", fmt.Sprintf("uid-late-%d", time.Now().UnixNano()))
-	lc := rt.Create(late, "c0", 0, "lines", "late", "1", "0", "0", "0")
+	lc := rt.Create(late, "c0", 0, "lines", "late", "1", "0", "0", "0", "hold")
 	subj := streams.SourceSubject(streams.KindKubernetes, "faults", streams.PodRef{Namespace: "ns-late", Pod: "late", Container: "c0", Restart: "0", UID: late.UID}.Source())
 	began := time.Now()
 	rt.Start(lc)

@@ -64,7 +64,6 @@ func newStoreSpace(dir string, reserve uint64, restart func() error, reg prometh
 			}
 		}
 	}
-	s.look()
 	return s, nil
 }
 
@@ -125,6 +124,7 @@ func (s *StoreSpace) NotReady() string {
 
 // Run looks at the free space every spaceInterval until ctx is done.
 func (s *StoreSpace) Run(ctx context.Context) error {
+	s.look()
 	t := time.NewTicker(spaceInterval)
 	defer t.Stop()
 	for {

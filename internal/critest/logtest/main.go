@@ -2,12 +2,14 @@
 // a static binary in a FROM-scratch image.
 //
 //	logtest pause                         wait for SIGTERM (the pod sandbox's program)
-//	logtest lines ID N LONG_EVERY LONG_BYTES PAUSE_US
+//	logtest lines ID N LONG_EVERY LONG_BYTES PAUSE_US [hold]
 //
 // "lines" writes N numbered lines, one write each, line i to stderr when i%3 == 2 and to
 // stdout otherwise; every LONG_EVERY-th line is LONG_BYTES long (the runtime splits it into
 // 16 KiB parts). A line is `ID i LEN pad…`, LEN its own length without '\n', so a reader can
-// tell whole lines from cut ones. It sleeps PAUSE_US microseconds between lines.
+// tell whole lines from cut ones. It sleeps PAUSE_US microseconds between lines. With
+// "hold" it then waits for SIGTERM: the test decides when it exits, as a rotation's
+// ReopenContainerLog needs a running container however fast the lines were written.
 package main
 
 import (
@@ -29,13 +31,15 @@ func main() {
 
 func run(args []string) error {
 	if len(args) >= 1 && args[0] == "pause" {
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
-		<-c
+		waitTerm()
 		return nil
 	}
+	hold := len(args) == 7 && args[6] == "hold"
+	if hold {
+		args = args[:6]
+	}
 	if len(args) != 6 || args[0] != "lines" {
-		return fmt.Errorf("usage: logtest pause | logtest lines ID N LONG_EVERY LONG_BYTES PAUSE_US")
+		return fmt.Errorf("usage: logtest pause | logtest lines ID N LONG_EVERY LONG_BYTES PAUSE_US [hold]")
 	}
 	var nums [4]int
 	for i, a := range args[2:] {
@@ -58,7 +62,16 @@ func run(args []string) error {
 			time.Sleep(pause)
 		}
 	}
+	if hold {
+		waitTerm()
+	}
 	return nil
+}
+
+func waitTerm() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	<-c
 }
 
 func write(id string, i, size int) error {
