@@ -75,3 +75,22 @@ func Select[O any](cfg *config.Config, typ string) ([]config.Component, []O, err
 	}
 	return srcs, opts, nil
 }
+
+// Defaulted is a source type's options that fill their unset keys and check the result.
+type Defaulted[T any] interface {
+	WithDefaults() (T, error)
+}
+
+// DecodeOptions reads src's options strictly (every key known) into a T and applies its
+// defaults; errors name the source.
+func DecodeOptions[T Defaulted[T]](src config.Component) (T, error) {
+	var o T
+	if err := src.Options.Decode(&o, "name", "type"); err != nil {
+		return o, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	o, err := o.WithDefaults()
+	if err != nil {
+		return o, fmt.Errorf("source %s: %w", src.Name, err)
+	}
+	return o, nil
+}

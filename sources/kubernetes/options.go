@@ -54,17 +54,7 @@ func init() {
 }
 
 // Decode reads a kubernetes source's options strictly and applies the defaults.
-func Decode(src config.Component) (Options, error) {
-	var o Options
-	if err := src.Options.Decode(&o, "name", "type"); err != nil {
-		return o, fmt.Errorf("source %s: %w", src.Name, err)
-	}
-	o, err := o.WithDefaults()
-	if err != nil {
-		return o, fmt.Errorf("source %s: %w", src.Name, err)
-	}
-	return o, nil
-}
+func Decode(src config.Component) (Options, error) { return sources.DecodeOptions[Options](src) }
 
 // WithDefaults fills unset fields and checks the result, the file monitor's keys included.
 func (o Options) WithDefaults() (Options, error) {
