@@ -60,14 +60,18 @@ soak: build
 
 # The nats CLI, for interop tests and for users reading the streams; nats-server, for the
 # tests against an external three-node cluster (internal/cluster); victoria-logs, the real log
-# store the loki, elasticsearch and http sinks are tested against (internal/vlogs).
-tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs
+# store the loki, elasticsearch and http sinks are tested against (internal/vlogs); otelcol, the
+# OpenTelemetry Collector the otlp sink and source are tested against (internal/otelcol), built
+# from tools/otelcol: its own module, so logcap's go.mod does not carry the Collector's tree.
+tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs $(BIN)/otelcol
 $(BIN)/nats:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 $(BIN)/nats-server:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 $(BIN)/victoria-logs:
 	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VICTORIALOGS_VERSION)
+$(BIN)/otelcol: tools/otelcol/main.go tools/otelcol/go.mod tools/otelcol/go.sum
+	cd tools/otelcol && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/otelcol .
 
 clean:
 	rm -rf $(BIN) data bench.out

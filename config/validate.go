@@ -248,9 +248,9 @@ func (v *validator) components() {
 			sources[s.Name] = i + 1
 		}
 		if s.Type == "" {
-			v.errorf(p+".type", "required (one of file, docker)")
+			v.errorf(p+".type", "required (one of file, docker, otlp)")
 		} else {
-			v.oneOf(p+".type", s.Type, false, "file", "docker")
+			v.oneOf(p+".type", s.Type, false, "file", "docker", "otlp")
 		}
 	}
 

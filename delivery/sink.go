@@ -62,7 +62,7 @@ func (b *Batch) Add(m *Msg) (int, error) {
 	mi := len(b.msgs)
 	b.msgs, b.left, b.settled = append(b.msgs, m), append(b.left, len(ents)), append(b.settled, false)
 	for j := range ents {
-		rec := sinks.Record{Entry: ents[j], Stream: m.Stream, Seq: m.Seq, Index: j}
+		rec := sinks.Record{Entry: ents[j], Stream: m.Stream, Seq: m.Seq, Index: j, Header: m.Header}
 		if raws != nil {
 			rec.Raw = raws[j]
 		}

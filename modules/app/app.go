@@ -18,6 +18,7 @@ import (
 	"github.com/logcap/logcap/modules/dockermon"
 	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/modules/otlpsrc"
 	"github.com/logcap/logcap/modules/pipeline"
 	"github.com/logcap/logcap/modules/retention"
 	"github.com/logcap/logcap/streams"
@@ -42,6 +43,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		retention.Module,
 		filemon.Module,
 		dockermon.Module,
+		otlpsrc.Module,
 		pipeline.Module,
 		fx.Options(extra...),
 	)
