@@ -85,6 +85,9 @@ func (u jsonUint64) MarshalJSON() ([]byte, error) {
 }
 
 func (u *jsonUint64) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	v, err := strconv.ParseUint(string(unquote(b)), 10, 64)
 	if err != nil {
 		return fmt.Errorf("want an unsigned 64-bit integer, got %.40s", b)
@@ -101,6 +104,9 @@ func (i jsonInt64) MarshalJSON() ([]byte, error) {
 }
 
 func (i *jsonInt64) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	v, err := strconv.ParseInt(string(unquote(b)), 10, 64)
 	if err != nil {
 		return fmt.Errorf("intValue: want a 64-bit integer, got %.40s", b)
@@ -126,6 +132,9 @@ func (d jsonDouble) MarshalJSON() ([]byte, error) {
 }
 
 func (d *jsonDouble) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	s := string(unquote(b))
 	switch s {
 	case "NaN":

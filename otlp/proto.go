@@ -218,7 +218,10 @@ func DecodeProto(b []byte) (*Logs, error) {
 		l.Resources = append(l.Resources, r)
 		return nil
 	})
-	return l, err
+	if err != nil {
+		return nil, fmt.Errorf("protobuf: %w", err)
+	}
+	return l, nil
 }
 
 func decodeResourceLogs(b []byte) (ResourceLogs, error) {

@@ -110,7 +110,7 @@ func (s *OTLPSink) build(batch []Record) *otlp.Logs {
 			p.scope = len(res.Scopes) - 1
 			places[key] = p
 		}
-		if rt := header(r.Header, hdrReadTime); rt != lastRT {
+		if rt := header(r.Header, HdrReadTime); rt != lastRT {
 			lastRT = rt
 			readTime, _ = time.Parse(time.RFC3339Nano, rt)
 		}
@@ -126,7 +126,7 @@ func (s *OTLPSink) groupKey(r *Record) (string, otlp.ScopeLogs) {
 	if m, ok := r.Fields[FieldResource].(map[string]any); ok {
 		res = "R" + string(otlp.AppendProto(nil, &otlp.Logs{Resources: []otlp.ResourceLogs{{Attrs: otlp.FromMap(m, nil)}}}))
 	} else {
-		res = strings.Join([]string{"I", r.Kind, r.Host, r.Source, header(r.Header, hdrContainer), header(r.Header, hdrImage)}, "\x00")
+		res = strings.Join([]string{"I", r.Kind, r.Host, r.Source, header(r.Header, HdrContainer), header(r.Header, HdrImage)}, "\x00")
 	}
 	scope := s.scope
 	if m, ok := r.Fields[FieldScope].(map[string]any); ok {

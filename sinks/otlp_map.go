@@ -10,12 +10,12 @@ import (
 	"github.com/logcap/logcap/otlp"
 )
 
-// Chunk headers the otlp sink reads (streams' names: sinks do not import streams, a test
-// in delivery checks they agree).
+// Chunk headers the otlp sink reads: streams' names (sinks do not import streams;
+// delivery's TestHeaderNames checks they agree).
 const (
-	hdrReadTime  = "Logcap-Read-Time"
-	hdrContainer = "Logcap-Container"
-	hdrImage     = "Logcap-Image"
+	HdrReadTime  = "Logcap-Read-Time"
+	HdrContainer = "Logcap-Container"
+	HdrImage     = "Logcap-Image"
 )
 
 // Field names with a meaning in OTLP: what the otlp source stores besides the log record's
@@ -70,10 +70,10 @@ func identityAttrs(r *Record) []otlp.KV {
 		attrs = append(attrs, k8sAttrs(r.Source)...)
 	case "docker":
 		attrs = append(attrs, otlp.KV{Key: "container.name", Value: r.Source})
-		if id := header(r.Header, hdrContainer); id != "" {
+		if id := header(r.Header, HdrContainer); id != "" {
 			attrs = append(attrs, otlp.KV{Key: "container.id", Value: id})
 		}
-		if img := header(r.Header, hdrImage); img != "" {
+		if img := header(r.Header, HdrImage); img != "" {
 			attrs = append(attrs, otlp.KV{Key: "container.image.name", Value: img})
 		}
 	}
@@ -145,8 +145,8 @@ func (s *OTLPSink) otlpRecord(r *Record, readTime time.Time) otlp.Record {
 			out.Flags = uint32(f)
 		}
 	}
-	if r.Stream != "" {
-		out.Attrs = append(out.Attrs, otlp.KV{Key: "log.iostream", Value: r.Stream})
+	if r.Entry.Stream != "" { // a container's stdout or stderr (r.Stream is the JetStream stream)
+		out.Attrs = append(out.Attrs, otlp.KV{Key: "log.iostream", Value: r.Entry.Stream})
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,12 +26,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.records, m.rejected} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
+	if err := reg.Register(m.requests); err != nil {
+		return nil, err
+	}
+	for _, c := range []*prometheus.Counter{&m.records, &m.rejected} {
+		if err := reg.Register(*c); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
