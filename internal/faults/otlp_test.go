@@ -153,6 +153,7 @@ func collectorFilelog(t *testing.T, addr, encoding string) *otelcol.Collector {
   file_log:
     include: ["{{DIR}}/in.log"]
     start_at: beginning
+    retry_on_failure: {enabled: true}   # slow down rather than drop when the exporter's queue is full
     resource: {service.name: shop, host.name: web-9}
 exporters:
   otlp_http:

@@ -25,7 +25,9 @@ type heldGate struct{}
 
 func (heldGate) Wait(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 
-func newJS(t *testing.T) jetstream.JetStream {
+func newJS(t *testing.T) jetstream.JetStream { return newJSB(t) }
+
+func newJSB(t testing.TB) jetstream.JetStream {
 	t.Helper()
 	_, js := natstest.Connect(t, natstest.RunServer(t, nil))
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "LOGS", Subjects: []string{"logs.>"}, Duplicates: 2 * time.Minute}); err != nil {
