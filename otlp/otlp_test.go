@@ -70,12 +70,18 @@ func TestRoundTrip(t *testing.T) {
 func TestDecodeJSON(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, err string
-		check     func(*Logs) bool
+		check         func(*Logs) bool
 	}{
 		{name: "numbers as numbers", in: `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":1700000000000000000,"body":{"intValue":7}}]}]}]}`,
-			check: func(l *Logs) bool { r := l.Resources[0].Scopes[0].Records[0]; return r.Time == 1700000000000000000 && r.Body == int64(7) }},
+			check: func(l *Logs) bool {
+				r := l.Resources[0].Scopes[0].Records[0]
+				return r.Time == 1700000000000000000 && r.Body == int64(7)
+			}},
 		{name: "numbers as strings", in: `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"5","body":{"intValue":"-7"}}]}]}]}`,
-			check: func(l *Logs) bool { r := l.Resources[0].Scopes[0].Records[0]; return r.Time == 5 && r.Body == int64(-7) }},
+			check: func(l *Logs) bool {
+				r := l.Resources[0].Scopes[0].Records[0]
+				return r.Time == 5 && r.Body == int64(-7)
+			}},
 		{name: "NaN double", in: `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"doubleValue":"NaN"}}]}]}]}`,
 			check: func(l *Logs) bool { f, _ := l.Resources[0].Scopes[0].Records[0].Body.(float64); return math.IsNaN(f) }},
 		{name: "unknown keys", in: `{"resourceLogs":[],"x":1}`, check: func(l *Logs) bool { return l.Count() == 0 }},
