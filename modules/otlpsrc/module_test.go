@@ -35,6 +35,10 @@ func freeAddr(t *testing.T) string {
 }
 
 func newApp(t *testing.T, listen string) (*fx.App, *natsd.Client) {
+	return newAppWith(t, map[string]any{"listen": listen})
+}
+
+func newAppWith(t *testing.T, src map[string]any) (*fx.App, *natsd.Client) {
 	t.Helper()
 	nc, js := natstest.Connect(t, natstest.RunServer(t, nil))
 	if _, err := streams.Provision(t.Context(), js, streams.Spec{Name: "LOGS", Subjects: []string{"logs.>"}, MaxAge: time.Hour, MaxBytes: 1 << 30,
@@ -43,7 +47,7 @@ func newApp(t *testing.T, listen string) (*fx.App, *natsd.Client) {
 	}
 	client := natsd.NewClient(nc, js)
 	client.MarkReady()
-	opts, err := config.OptionsFrom(map[string]any{"listen": listen})
+	opts, err := config.OptionsFrom(src)
 	if err != nil {
 		t.Fatal(err)
 	}

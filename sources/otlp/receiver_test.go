@@ -126,24 +126,8 @@ func TestReceiverAnswers(t *testing.T) {
 			if tc.unready {
 				rc.Ready = notReady
 			}
-			method, path, ctype := "POST", "/v1/logs", "application/x-protobuf"
-			if tc.method != "" {
-				method = tc.method
-			}
-			if tc.path != "" {
-				path = tc.path
-			}
-			if tc.ctype != "" {
-				ctype = tc.ctype
-			}
-			req := httptest.NewRequest(method, path, bytes.NewReader(tc.body))
-			req.Header.Set("Content-Type", ctype)
-			if tc.enc != "" {
-				req.Header.Set("Content-Encoding", tc.enc)
-			}
-			if tc.auth != "" {
-				req.Header.Set("Authorization", tc.auth)
-			}
+			req := newRequest(tc.method, tc.path, tc.ctype, tc.enc, tc.auth, tc.body)
+			ctype := req.Header.Get("Content-Type")
 			w := httptest.NewRecorder()
 			rc.ServeHTTP(w, req)
 			if w.Code != tc.status || w.Header().Get("Retry-After") != tc.retryAfter || !strings.Contains(w.Body.String(), tc.want) {
@@ -164,6 +148,28 @@ func TestReceiverAnswers(t *testing.T) {
 }
 
 type streamsGate = streams.Gate
+
+// newRequest is an export request: POST /v1/logs in protobuf unless said otherwise.
+func newRequest(method, path, ctype, enc, auth string, body []byte) *http.Request {
+	if method == "" {
+		method = "POST"
+	}
+	if path == "" {
+		path = "/v1/logs"
+	}
+	if ctype == "" {
+		ctype = "application/x-protobuf"
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	if enc != "" {
+		req.Header.Set("Content-Encoding", enc)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return req
+}
 
 // A request is stored as NDJSON entries on logs.otlp.<host>.<service.name> with what OTLP
 // carried in fields; the same request sent again (a retry after a lost answer) stores
