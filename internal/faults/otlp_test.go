@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/logcap/logcap/event"
 	"github.com/logcap/logcap/internal/otelcol"
 	"github.com/logcap/logcap/internal/proctest"
 	"github.com/logcap/logcap/otlp"
@@ -169,9 +170,15 @@ service:
 // readOTLP reads the entries on filter from LOGS until want arrived or timeout passes.
 func readOTLP(t *testing.T, js jetstream.JetStream, filter string, want int, timeout time.Duration) *tally {
 	t.Helper()
+	return readOTLPFrom(t, js, "LOGS", filter, want, timeout, nil)
+}
+
+// readOTLPFrom reads the entries on filter from stream, checking each with check (if set).
+func readOTLPFrom(t *testing.T, js jetstream.JetStream, stream, filter string, want int, timeout time.Duration, check func(event.Entry) error) *tally {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, "LOGS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +196,11 @@ func readOTLP(t *testing.T, js jetstream.JetStream, filter string, want int, tim
 			for _, e := range ents {
 				if e.Host != "web-9" || e.Source != "shop" || e.Kind != "otlp" {
 					t.Fatalf("entry %+v: want host web-9, source shop, kind otlp", e)
+				}
+				if check != nil {
+					if err := check(e); err != nil {
+						t.Fatalf("entry %+v: %v", e, err)
+					}
 				}
 				if err := ta.add([]byte(e.Message)); err != nil {
 					t.Fatal(err)
@@ -208,7 +220,9 @@ func TestOTLPSourceFromCollector(t *testing.T) {
 	for _, enc := range []string{"proto", "json"} {
 		t.Run(enc, func(t *testing.T) {
 			addr := otelcol.FreeAddr(t)
-			n := newNode(t, fmt.Sprintf("sources:\n  - {name: otel, type: otlp, listen: %q}\n", addr))
+			// A processor on the OTLP entries: its derived stream keeps what OTLP carried.
+			n := newNode(t, fmt.Sprintf("sources:\n  - {name: otel, type: otlp, listen: %q}\n"+
+				"processors:\n  - {name: parsed, input: \"logs.otlp.>\", steps: [drop: 'fields[\"log.file.name\"] != \"in.log\"']}\n", addr))
 			p := n.start(t)
 			dumpLogsOnFailure(t, p)
 			col := collectorFilelog(t, addr, enc)
@@ -218,6 +232,18 @@ func TestOTLPSourceFromCollector(t *testing.T) {
 			ta := readOTLP(t, js, "logs.otlp.web-9.shop", total, 3*time.Minute)
 			if lost := ta.report(t, "Collector filelog → otlp_http "+enc+" → otlp source → LOGS", total); lost != 0 || ta.dups != 0 || ta.total != total {
 				t.Errorf("want every line exactly once; missing: %s", ta.missingRanges(total))
+			}
+			ta = readOTLPFrom(t, js, "PARSED", "parsed.otlp.web-9.shop", total, 3*time.Minute, func(e event.Entry) error {
+				res, _ := e.Fields["resource"].(map[string]any)
+				scope, _ := e.Fields["scope"].(map[string]any)
+				if e.Fields["log.file.name"] != "in.log" || res["service.name"] != "shop" || res["host.name"] != "web-9" ||
+					!strings.Contains(fmt.Sprint(scope["name"]), "filelogreceiver") || e.Time.IsZero() {
+					return fmt.Errorf("fields %v: want the record attribute log.file.name, the resource and the scope", e.Fields)
+				}
+				return nil
+			})
+			if lost := ta.report(t, "… → processor (drop step) → PARSED", total); lost != 0 || ta.dups != 0 {
+				t.Errorf("derived stream: want every line exactly once; missing: %s", ta.missingRanges(total))
 			}
 		})
 	}
