@@ -2,7 +2,6 @@ package otlp
 
 import (
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -33,18 +32,8 @@ func Entries(l *otlp.Logs, node string, now time.Time) (subjects []string, group
 	index := map[string]int{}
 	for i := range l.Resources {
 		res := &l.Resources[i]
-		host, service := node, UnknownService
-		if v, ok := otlp.Lookup(res.Attrs, "host.name"); ok {
-			if s, ok := v.(string); ok && s != "" {
-				host = s
-			}
-		}
-		if v, ok := otlp.Lookup(res.Attrs, "service.name"); ok {
-			if s, ok := v.(string); ok && s != "" {
-				service = s
-			}
-		}
-		subj := streams.SourceSubject(Kind, host, service)
+		host, service := identity(res, node)
+		subj := subjectOf(host, service)
 		gi, ok := index[subj]
 		if !ok {
 			gi = len(groups)
@@ -72,14 +61,37 @@ func Entries(l *otlp.Logs, node string, now time.Time) (subjects []string, group
 	return subjects, groups
 }
 
-func entry(r *otlp.Record, host, service string, now time.Time) event.Entry {
-	e := event.Entry{Host: host, Kind: Kind, Source: service, Message: otlp.String(r.Body), Time: now}
+// identity is a resource's host.name (else node) and service.name (else unknown_service).
+func identity(res *otlp.ResourceLogs, node string) (host, service string) {
+	host, service = node, UnknownService
+	if v, ok := otlp.Lookup(res.Attrs, "host.name"); ok {
+		if s, ok := v.(string); ok && s != "" {
+			host = s
+		}
+	}
+	if v, ok := otlp.Lookup(res.Attrs, "service.name"); ok {
+		if s, ok := v.(string); ok && s != "" {
+			service = s
+		}
+	}
+	return host, service
+}
+
+func subjectOf(host, service string) string { return streams.SourceSubject(Kind, host, service) }
+
+// entryTime is the record's time, else its observed time, else now.
+func entryTime(r *otlp.Record, now time.Time) time.Time {
 	switch {
 	case r.Time != 0 && r.Time <= 1<<63-1:
-		e.Time = time.Unix(0, int64(r.Time)).UTC()
+		return time.Unix(0, int64(r.Time)).UTC()
 	case r.Observed != 0 && r.Observed <= 1<<63-1:
-		e.Time = time.Unix(0, int64(r.Observed)).UTC()
+		return time.Unix(0, int64(r.Observed)).UTC()
 	}
+	return now.UTC()
+}
+
+func entry(r *otlp.Record, host, service string, now time.Time) event.Entry {
+	e := event.Entry{Host: host, Kind: Kind, Source: service, Message: otlp.String(r.Body), Time: entryTime(r, now)}
 	e.Fields = make(map[string]any, len(r.Attrs)+4)
 	for _, kv := range r.Attrs {
 		e.Fields[kv.Key] = otlp.ToField(kv.Value)
@@ -105,43 +117,36 @@ func entry(r *otlp.Record, host, service string, now time.Time) event.Entry {
 	return e
 }
 
-// Msgs encodes a group's entries as derived-format (NDJSON) messages on subj of at most
-// maxBytes each, with ids idPrefix:<n>. An entry that alone is bigger than maxBytes cannot
-// be stored: it is left out, and its index returned in tooBig.
-func Msgs(subj, idPrefix string, entries []event.Entry, readTime time.Time, maxBytes int) (out []*nats.Msg, tooBig []int, err error) {
+// Msgs packs a subject's entry lines into derived-format (NDJSON) messages of at most
+// maxBytes each, with ids idPrefix:<n>. A line that alone is bigger than maxBytes cannot be
+// stored: it is left out, and its index returned in tooBig.
+func Msgs(subj, idPrefix string, lines [][]byte, readTime time.Time, maxBytes int) (out []*nats.Msg, tooBig []int) {
 	var data []byte
-	lines := 0
+	n := 0
 	flush := func() {
-		if lines == 0 {
+		if n == 0 {
 			return
 		}
 		m := nats.NewMsg(subj)
 		m.Data = data
 		m.Header.Set(streams.HdrMsgID, idPrefix+":"+strconv.Itoa(len(out)))
 		m.Header.Set(streams.HdrFormat, streams.FormatNDJSON)
-		m.Header.Set(streams.HdrLines, strconv.Itoa(lines))
+		m.Header.Set(streams.HdrLines, strconv.Itoa(n))
 		m.Header.Set(streams.HdrReadTime, readTime.UTC().Format(time.RFC3339Nano))
 		out = append(out, m)
-		data, lines = nil, 0
+		data, n = nil, 0
 	}
-	for i := range entries {
-		start := len(data)
-		if data, err = streams.AppendNDJSON(data, &entries[i]); err != nil {
-			return nil, nil, fmt.Errorf("record %d: %w", i, err)
-		}
-		if len(data)-start > maxBytes {
-			data = data[:start]
+	for i, l := range lines {
+		if len(l) > maxBytes {
 			tooBig = append(tooBig, i)
 			continue
 		}
-		if len(data) > maxBytes {
-			line := append([]byte(nil), data[start:]...)
-			data = data[:start]
+		if len(data)+len(l) > maxBytes {
 			flush()
-			data = line
 		}
-		lines++
+		data = append(data, l...)
+		n++
 	}
 	flush()
-	return out, tooBig, nil
+	return out, tooBig
 }

@@ -229,15 +229,11 @@ func (rc *Receiver) store(ctx context.Context, l *otlp.Logs, body []byte) answer
 	now := rc.now()
 	sum := sha256.Sum256(body)
 	id := "otlp:" + hex.EncodeToString(sum[:16])
-	subjects, groups := Entries(l, rc.node, now)
 	var rejected []string
-	for gi, subj := range subjects {
-		msgs, tooBig, err := Msgs(subj, id+":"+strconv.Itoa(gi), groups[gi], now, int(rc.opts.MaxChunkBytes))
-		if err != nil {
-			return fail(http.StatusBadRequest, "bad payload: %v", err)
-		}
-		for _, i := range tooBig {
-			rejected = append(rejected, fmt.Sprintf("a record of %s bigger than max_chunk_bytes (%d)", groups[gi][i].Source, rc.opts.MaxChunkBytes))
+	for gi, g := range Lines(l, rc.node, now) {
+		msgs, tooBig := Msgs(g.subject, id+":"+strconv.Itoa(gi), g.lines, now, int(rc.opts.MaxChunkBytes))
+		for range tooBig {
+			rejected = append(rejected, fmt.Sprintf("a record on %s bigger than max_chunk_bytes (%d)", g.subject, rc.opts.MaxChunkBytes))
 		}
 		for _, m := range msgs {
 			if a, ok := rc.publish(ctx, m); !ok {

@@ -5,6 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"math"
+	"reflect"
+	"strconv"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -277,16 +280,66 @@ func FuzzReceiverPayload(f *testing.F) {
 		if err != nil {
 			return
 		}
-		subjects, groups := Entries(l, "node", time.Unix(1, 0))
-		for i, subj := range subjects {
-			if _, err := streams.ParseSubject(subj); err != nil {
-				t.Fatalf("subject %q: %v", subj, err)
-			}
-			if _, _, err := Msgs(subj, fmt.Sprint("id:", i), groups[i], time.Unix(1, 0), 4<<10); err != nil {
-				t.Fatalf("msgs: %v", err)
+		checkLines(t, l)
+	})
+}
+
+// checkLines checks that Lines writes what Entries maps, and that Msgs packs it.
+func checkLines(t *testing.T, l *otlp.Logs) {
+	t.Helper()
+	now := time.Unix(1, 0)
+	subjects, groups := Entries(l, "node", now)
+	lines := Lines(l, "node", now)
+	if len(lines) != len(subjects) {
+		t.Fatalf("%d subjects, Entries says %d", len(lines), len(subjects))
+	}
+	for i, g := range lines {
+		if _, err := streams.ParseSubject(g.subject); err != nil || g.subject != subjects[i] {
+			t.Fatalf("subject %q (%v), Entries says %q", g.subject, err, subjects[i])
+		}
+		got, err := streams.DecodeNDJSON(bytes.Join(g.lines, nil))
+		if err != nil {
+			t.Fatalf("lines do not decode: %v\n%s", err, bytes.Join(g.lines, nil))
+		}
+		var ref []byte
+		for j := range groups[i] {
+			if ref, err = streams.AppendNDJSON(ref, &groups[i][j]); err != nil {
+				t.Fatalf("entry %d: %v", j, err)
 			}
 		}
-	})
+		want, err := streams.DecodeNDJSON(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("lines decode to\n%+v\nEntries (through encoding/json) to\n%+v\nlines:\n%s", got, want, bytes.Join(g.lines, nil))
+		}
+		msgs, tooBig := Msgs(g.subject, fmt.Sprint("id:", i), g.lines, now, 4<<10)
+		n := len(tooBig)
+		for _, m := range msgs {
+			c, _ := strconv.Atoi(m.Header.Get(streams.HdrLines))
+			n += c
+			if len(m.Data) > 4<<10 {
+				t.Fatalf("message of %d bytes", len(m.Data))
+			}
+		}
+		if n != len(g.lines) {
+			t.Fatalf("messages hold %d lines (+ too big), want %d", n, len(g.lines))
+		}
+	}
+}
+
+// The direct encoder writes what Entries maps, through encoding/json, for every kind of
+// value, string escape, repeated key and reserved name.
+func TestEncodeMatchesEntries(t *testing.T) {
+	l := logsOf("shop", "plain", "quote \" back\\ tab\t nl\n ctl\x01 \u2028 bad\xff utf8 ünï", 1.5, int64(7), true, nil,
+		[]any{"a", 1e8, 1e-9, math.NaN(), []byte{1, 2}}, []otlp.KV{{Key: "k", Value: math.Inf(-1)}})
+	rec := &l.Resources[0].Scopes[0].Records[0]
+	rec.Attrs = append(rec.Attrs, otlp.KV{Key: "dup", Value: "first"}, otlp.KV{Key: "dup", Value: "second"},
+		otlp.KV{Key: "severity_text", Value: "shadowed"}, otlp.KV{Key: "n", Value: 100000000.0}, otlp.KV{Key: "big", Value: 1e300})
+	rec.SpanID, rec.EventName, rec.Flags = []byte{9, 9}, "ev", 3
+	l.Resources = append(l.Resources, otlp.ResourceLogs{Scopes: []otlp.ScopeLogs{{Records: []otlp.Record{{}, {Observed: 5}}}}})
+	checkLines(t, l)
 }
 
 var _ http.Handler = (*Receiver)(nil)
