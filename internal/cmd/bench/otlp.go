@@ -280,5 +280,5 @@ func otlpSourceRow(bin, col, dir, input string, size int64, n int) (row, error) 
 		return row{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return row{name: name, lines: n, bytes: size, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, load: load,
-		note: fmt.Sprintf("all lines once (checked through a file sink); CPU is logcap's (the Collector's: %.1f s)", ccpu)}, p.stop()
+		note: fmt.Sprintf("all lines once (checked through a file sink); CPU is logcap's, that sink's included (the Collector's: %.1f s)", ccpu)}, p.stop()
 }
