@@ -7,6 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 NATSCLI_VERSION := v0.5.0
 NATS_SERVER_VERSION := v2.15.2
 VICTORIALOGS_VERSION := v1.52.2
+CRICTL_VERSION := v1.37.0
 # Packages with goroutines and real servers: -race everywhere, a hard upper bound per run.
 TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 5s
@@ -60,16 +61,20 @@ soak: build
 
 # The nats CLI, for interop tests and for users reading the streams; nats-server, for the
 # tests against an external three-node cluster (internal/cluster); victoria-logs, the real log
-# store the loki, elasticsearch and http sinks are tested against (internal/vlogs); otelcol, the
-# OpenTelemetry Collector the otlp sink and source are tested against (internal/otelcol), built
-# from tools/otelcol: its own module, so logcap's go.mod does not carry the Collector's tree.
-tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs $(BIN)/otelcol
+# store the loki, elasticsearch and http sinks are tested against (internal/vlogs).
+# crictl drives the private containerd of the Kubernetes source's tests (internal/critest).
+# otelcol, the OpenTelemetry Collector the otlp sink and source are tested against
+# (internal/otelcol), built from tools/otelcol: its own module, so logcap's go.mod does not
+# carry the Collector's dependency tree.
+tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs $(BIN)/crictl $(BIN)/otelcol
 $(BIN)/nats:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 $(BIN)/nats-server:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 $(BIN)/victoria-logs:
 	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VICTORIALOGS_VERSION)
+$(BIN)/crictl:
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 $(BIN)/otelcol: tools/otelcol/main.go tools/otelcol/go.mod tools/otelcol/go.sum
 	cd tools/otelcol && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/otelcol .
 

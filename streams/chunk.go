@@ -66,6 +66,8 @@ type Chunk struct {
 	ReadTime  time.Time
 	File      *FilePos
 	Docker    *DockerPos
+	// K8s is a Kubernetes chunk's pod identity (its headers); File is its position.
+	K8s *PodRef
 }
 
 // Subject is the chunk's LOGS subject.
@@ -109,12 +111,29 @@ func (c *Chunk) Msg() *nats.Msg {
 		h.Set(HdrOffset, strconv.FormatInt(f.Start, 10))
 		h.Set(HdrEnd, strconv.FormatInt(f.End, 10))
 	}
+	if c.K8s != nil {
+		for k, v := range c.K8s.Header() {
+			h[k] = v
+		}
+	}
 	if d := c.Docker; d != nil {
 		h.Set(HdrContainer, d.ContainerID)
 		h.Set(HdrStream, d.Stream)
 		h.Set(HdrFirstTS, d.FirstTS.UTC().Format(time.RFC3339Nano))
 		h.Set(HdrLastTS, d.LastTS.UTC().Format(time.RFC3339Nano))
 		h.Set(HdrLastTSCount, strconv.Itoa(d.LastTSCount))
+	}
+	return m
+}
+
+// FileMsg encodes a file chunk read in its file's generation gen (how many truncations of
+// the file came before it). After a truncation the same start offset and first bytes can
+// come again: from generation 1 on the msg id ends in ":g<gen>", so JetStream's duplicate
+// window cannot mistake new lines for a retry.
+func (c *Chunk) FileMsg(gen int) *nats.Msg {
+	m := c.Msg()
+	if gen > 0 {
+		m.Header.Set(HdrMsgID, fmt.Sprintf("%s:g%d", c.MsgID(), gen))
 	}
 	return m
 }
@@ -166,10 +185,13 @@ func DecodeChunk(subject string, h nats.Header, data []byte) (*Chunk, error) {
 		}
 	}
 	switch p.Kind {
-	case KindFile:
+	case KindFile, KindKubernetes:
 		c.File = &FilePos{
 			Dev: uint64(geti(HdrDev)), Ino: uint64(geti(HdrIno)), Fingerprint: h.Get(HdrFP),
 			Start: geti(HdrOffset), End: geti(HdrEnd),
+		}
+		if r, ok := podRefFromHeader(h); ok && p.Kind == KindKubernetes {
+			c.K8s = &r
 		}
 	case KindDocker:
 		d := &DockerPos{ContainerID: h.Get(HdrContainer), Stream: h.Get(HdrStream), LastTSCount: int(geti(HdrLastTSCount))}

@@ -6,9 +6,10 @@
 //
 // # Streams and subjects
 //
-//   - LOGS, subjects logs.<kind>.<host>.<source>: what the monitors captured. kind is "file"
-//     or "docker" (KindFile, KindDocker); host the node name; source the file path or the
-//     container name (SourceSubject).
+//   - LOGS, subjects logs.<kind>.<host>.<source>: what the monitors captured. kind is "file",
+//     "docker" or "kubernetes" (KindFile, KindDocker, KindKubernetes); host the node name;
+//     source the file path, the container name, or <namespace>/<pod>/<container>/<restart>/<pod
+//     uid> (PodRef.Source) (SourceSubject).
 //   - A processor's derived stream (PARSED for processor "parsed"), subjects
 //     <lower(name)>.<kind>.<host>.<source>, plus <route>.… for each route step's target.
 //   - DEADLETTER, subjects deadletter.<consumer>: what a stage gave up on (DeadLetter).
@@ -27,6 +28,9 @@
 //     keeps its '\r'); invalid UTF-8 and binary pass untouched.
 //   - Docker chunk: lines as `docker logs --timestamps` prints them, `<RFC3339Nano> <line>\n`
 //     (CutDockerTimestamp, ParseDockerLine), one Docker stream (stdout or stderr) per chunk.
+//   - Kubernetes chunk: CRI lines, `<RFC3339Nano> <stdout|stderr> F <message>\n`, the
+//     runtime's P parts joined; a part marked continued keeps tag P and its stream's next
+//     entry continues it (ParseCRILine, AppendCRILine). Entries join per stream.
 //   - Derived chunk: NDJSON, one JSON document per entry (time, host, kind, source, stream,
 //     message, fields), one derived chunk per input chunk and output subject (DerivedMsg).
 //
@@ -38,7 +42,7 @@
 // All chunks:
 //
 //	Nats-Msg-Id          deterministic id (Chunk.MsgID): f:<host>:<dev>:<ino>:<fingerprint>:<start offset>
-//	                     for files, d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
+//	                     for files (and :g<n> after the file's nth truncation, Chunk.FileMsg), d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
 //	                     for Docker, <input stream>:<seq>[:<route>] for derived chunks: a retried or
 //	                     rebuilt publish is deduplicated, never stored twice
 //	Logcap-Lines         number of entries (HdrLines)
@@ -61,6 +65,10 @@
 // FormatStreamPos), and the container's metadata: Logcap-Container-Name, Logcap-Image,
 // Logcap-Compose-Project, Logcap-Compose-Service, Logcap-Label-<key> (DockerMetaHeader).
 //
+// Kubernetes chunks: the file chunk's headers (offsets in the runtime's file), and
+// Logcap-K8s-Namespace, Logcap-K8s-Pod, Logcap-K8s-Pod-Uid, Logcap-K8s-Container,
+// Logcap-K8s-Restart (PodRef.Header).
+//
 // Derived chunks: Logcap-Format: ndjson.
 //
 // Dead letters: the original's headers (less Nats-*), and Logcap-Error, Logcap-Consumer,
@@ -72,4 +80,12 @@
 // on the previous one (Nats-Expected-Last-Subject-Sequence, Publisher), so a subject has no
 // gap and a second writer is fenced off (ErrFenced). A monitor resumes from the last message
 // on its subject (LastMsg): a file's identity and Logcap-End, a container's Logcap-Pos-*.
+//
+// The KV bucket logcap_positions (PositionsBucket) is the file sources' fallback, for when
+// retention removed a subject's messages, and their memory of which subject a renamed file
+// belongs to: pos.<host>.<dev>.<ino> (PositionKey) holds a FilePosition as JSON
+// ({"source", "fp", "end"}, and "gzip_done", "gzip_size" for a gzip file read as far as it
+// goes); source.<host>.<name> (SourceMarkerKey) is present once a file source has started,
+// so start_at applies to its first start only. Key tokens are escaped: bytes other than
+// ASCII letters, digits, '-' and '_' as =XX.
 package streams

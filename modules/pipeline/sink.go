@@ -87,8 +87,8 @@ func (r *sinkRunner) consumerSpec(stream string) streams.ConsumerSpec {
 // maxAckPending bounds the consumer's unacknowledged messages. An Ordered sink gets ONE: after
 // a kill -9, the dead process's message stays unacked until ack_wait, and with any more room
 // JetStream hands the restarted process (or another node) later messages first, which the
-// file sink writes and then skips the redelivered one as already written (found by
-// internal/faults TestFileSinkKill9: whole chunks lost). At the limit, JetStream redelivers
+// file sink writes and then skips the redelivered one as already written: whole chunks
+// lost (internal/faults TestFileSinkKill9). At the limit, JetStream redelivers
 // the expired message before anything newer. A limit of a batch's size is not enough: a
 // batch is acked message by message, so a killed process usually leaves fewer unacked.
 func (r *sinkRunner) maxAckPending() int {

@@ -1,10 +1,16 @@
 package filemon
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/logcap/logcap/streams"
+)
 
 func TestDecideStart(t *testing.T) {
-	kv := func(end int64) *posRecord { return &posRecord{Source: "/l/app.log", End: end} }
-	kvSeq := func(end int64, seq uint64) *posRecord { return &posRecord{Source: "/l/app.log", End: end, Seq: seq} }
+	kv := func(end int64) *streams.FilePosition { return &streams.FilePosition{Source: "/l/app.log", End: end} }
+	kvSeq := func(end int64, seq uint64) *streams.FilePosition {
+		return &streams.FilePosition{Source: "/l/app.log", End: end, Seq: seq}
+	}
 	for _, tc := range []struct {
 		name string
 		f    startFacts
