@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,9 +32,13 @@ const (
 	FieldFlags          = "flags"
 )
 
+// fieldKubernetes is the pod identity a kubernetes source's entries carry
+// ({namespace, pod, pod_uid, container, restart}): resource attributes, not record ones.
+const fieldKubernetes = "kubernetes"
+
 func otlpReserved(k string) bool {
 	switch k {
-	case FieldResource, FieldScope, FieldTraceID, FieldSpanID, FieldSeverityText, FieldSeverityNumber, FieldEventName, FieldFlags:
+	case FieldResource, FieldScope, FieldTraceID, FieldSpanID, FieldSeverityText, FieldSeverityNumber, FieldEventName, FieldFlags, fieldKubernetes:
 		return true
 	}
 	return false
@@ -68,6 +73,8 @@ func identityAttrs(r *Record) []otlp.KV {
 	case "file":
 		attrs = append(attrs, otlp.KV{Key: "log.file.path", Value: r.Source}, otlp.KV{Key: "log.file.name", Value: path.Base(r.Source)})
 		attrs = append(attrs, k8sAttrs(r.Source)...)
+	case "kubernetes":
+		attrs = append(attrs, podAttrs(r.Fields)...)
 	case "docker":
 		attrs = append(attrs, otlp.KV{Key: "container.name", Value: r.Source})
 		if id := header(r.Header, HdrContainer); id != "" {
@@ -105,6 +112,25 @@ func k8sAttrs(p string) []otlp.KV {
 			{Key: "k8s.container.name", Value: cname}, {Key: "container.id", Value: base[dash+1:]}}
 	}
 	return nil
+}
+
+// podAttrs maps the kubernetes source's pod identity to the k8s.* semantic conventions.
+func podAttrs(fields map[string]any) []otlp.KV {
+	pod, _ := fields[fieldKubernetes].(map[string]any)
+	var attrs []otlp.KV
+	for _, m := range []struct{ field, attr string }{
+		{"namespace", "k8s.namespace.name"}, {"pod", "k8s.pod.name"}, {"pod_uid", "k8s.pod.uid"}, {"container", "k8s.container.name"},
+	} {
+		if v, ok := pod[m.field].(string); ok && v != "" {
+			attrs = append(attrs, otlp.KV{Key: m.attr, Value: v})
+		}
+	}
+	if v, ok := pod["restart"].(string); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			attrs = append(attrs, otlp.KV{Key: "k8s.container.restart_count", Value: n})
+		}
+	}
+	return attrs
 }
 
 func header(h map[string][]string, k string) string {

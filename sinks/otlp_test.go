@@ -73,6 +73,13 @@ func TestOTLPMapping(t *testing.T) {
 		{name: "kubernetes container symlink", rec: Record{Entry: event.Entry{Host: "n1", Kind: "file", Source: "/var/log/containers/web-7d9_shop_nginx-abc123.log"}},
 			resource: map[string]any{"host.name": "n1", "log.file.path": "/var/log/containers/web-7d9_shop_nginx-abc123.log", "log.file.name": "web-7d9_shop_nginx-abc123.log",
 				"k8s.namespace.name": "shop", "k8s.pod.name": "web-7d9", "k8s.container.name": "nginx", "container.id": "abc123", "deployment.environment.name": "prod"}},
+		{name: "kubernetes source", rec: Record{Entry: event.Entry{Host: "n1", Kind: "kubernetes", Source: "shop/web-7d9/nginx/2/1234-ab", Stream: "stdout", Message: "GET /",
+			Fields: map[string]any{"kubernetes": map[string]any{"namespace": "shop", "pod": "web-7d9", "pod_uid": "1234-ab", "container": "nginx", "restart": "2"}, "status": int64(200)}}},
+			resource: map[string]any{"host.name": "n1", "k8s.namespace.name": "shop", "k8s.pod.name": "web-7d9", "k8s.pod.uid": "1234-ab",
+				"k8s.container.name": "nginx", "k8s.container.restart_count": int64(2), "deployment.environment.name": "prod"},
+			check: func(r otlp.Record) bool {
+				return reflect.DeepEqual(r.Attrs, []otlp.KV{{Key: "status", Value: int64(200)}, {Key: "log.iostream", Value: "stdout"}})
+			}},
 		{name: "docker", rec: Record{Entry: event.Entry{Time: t0, Host: "web-1", Kind: "docker", Source: "nginx", Stream: "stderr", Message: "oops",
 			Fields: map[string]any{"level": "ERROR", "status": int64(500), "trace_id": "not an id"}}, Header: hdr},
 			resource: map[string]any{"host.name": "web-1", "container.name": "nginx", "container.id": "c0ffee", "container.image.name": "nginx:1", "deployment.environment.name": "prod"},
