@@ -63,7 +63,10 @@ soak: build
 # tests against an external three-node cluster (internal/cluster); victoria-logs, the real log
 # store the loki, elasticsearch and http sinks are tested against (internal/vlogs).
 # crictl drives the private containerd of the Kubernetes source's tests (internal/critest).
-tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs $(BIN)/crictl
+# otelcol, the OpenTelemetry Collector the otlp sink and source are tested against
+# (internal/otelcol), built from tools/otelcol: its own module, so logcap's go.mod does not
+# carry the Collector's dependency tree.
+tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs $(BIN)/crictl $(BIN)/otelcol
 $(BIN)/nats:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 $(BIN)/nats-server:
@@ -72,6 +75,8 @@ $(BIN)/victoria-logs:
 	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VICTORIALOGS_VERSION)
 $(BIN)/crictl:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+$(BIN)/otelcol: tools/otelcol/main.go tools/otelcol/go.mod tools/otelcol/go.sum
+	cd tools/otelcol && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/otelcol .
 
 clean:
 	rm -rf $(BIN) data bench.out

@@ -14,6 +14,7 @@ import (
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/sinks"
+	"github.com/logcap/logcap/streams"
 )
 
 // A receiver without HEAD (Python's http.server, many ingest endpoints answer 501) that
@@ -119,5 +120,14 @@ func TestDeliverRecoversWithinSecondsOfTheOutage(t *testing.T) {
 	}
 	if obs.probesFailed == 0 || obs.lastDown < outage/2 {
 		t.Errorf("observer told of %d failed probes, down for %v: want every failed probe and how long it has been down", obs.probesFailed, obs.lastDown)
+	}
+}
+
+// The sinks read chunk headers by name without importing streams: the names must agree.
+func TestHeaderNames(t *testing.T) {
+	for got, want := range map[string]string{sinks.HdrReadTime: streams.HdrReadTime, sinks.HdrContainer: streams.HdrContainer, sinks.HdrImage: streams.HdrImage} {
+		if got != want {
+			t.Errorf("sinks says %q, streams %q", got, want)
+		}
 	}
 }

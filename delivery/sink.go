@@ -66,7 +66,7 @@ func (b *Batch) Add(m *Msg) (int, error) {
 		id = v[0]
 	}
 	for j := range ents {
-		rec := sinks.Record{Entry: ents[j], Stream: m.Stream, Seq: m.Seq, Index: j, MsgID: id}
+		rec := sinks.Record{Entry: ents[j], Stream: m.Stream, Seq: m.Seq, Index: j, MsgID: id, Header: m.Header}
 		if raws != nil {
 			rec.Raw = raws[j]
 		}

@@ -24,6 +24,10 @@ type Record struct {
 	MsgID  string // the chunk's Nats-Msg-Id: which message Seq held when the record was read
 	// Raw is the entry's original bytes when it came from the raw stream (LOGS), nil otherwise.
 	Raw []byte
+	// Header is the chunk's headers (streams' Logcap-*), shared by the records of one
+	// message and read-only: what identifies the chunk beyond the entry (the read time, a
+	// container's id and image) for sinks that map it (otlp). nil when not known.
+	Header map[string][]string
 }
 
 // ID is the record's idempotency key: stream, sequence and index.

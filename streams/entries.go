@@ -289,6 +289,11 @@ func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// IdentityHeaders are the input chunk's headers a processor copies onto its derived chunks:
+// what identifies the entries beyond their JSON (when they were read, the container and its
+// image), for sinks that map it (the otlp sink's observed time and resource attributes).
+var IdentityHeaders = []string{HdrReadTime, HdrContainer, HdrImage}
+
 // DerivedMsg builds a derived chunk: the entries as NDJSON on subject, with msgID as its
 // Nats-Msg-Id (from the input's stream and sequence, so that a redelivery or a rebuild of
 // the same input can never store it twice).

@@ -19,6 +19,7 @@ import (
 	"github.com/logcap/logcap/modules/filemon"
 	"github.com/logcap/logcap/modules/kubernetes"
 	"github.com/logcap/logcap/modules/natsd"
+	"github.com/logcap/logcap/modules/otlpsrc"
 	"github.com/logcap/logcap/modules/pipeline"
 	"github.com/logcap/logcap/modules/retention"
 	"github.com/logcap/logcap/streams"
@@ -45,6 +46,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		filemon.Module,
 		kubernetes.Module,
 		dockermon.Module,
+		otlpsrc.Module,
 		pipeline.Module,
 		fx.Options(extra...),
 	)

@@ -201,6 +201,11 @@ func (p *processor) transform(m *delivery.Msg) ([]*nats.Msg, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, h := range streams.IdentityHeaders {
+			if v := m.Header[h]; len(v) > 0 {
+				msg.Header[h] = v
+			}
+		}
 		out = append(out, msg)
 	}
 	p.out.Add(uint64(kept))

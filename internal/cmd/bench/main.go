@@ -33,7 +33,8 @@ var (
 	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,sync,backlog,latency,idle")
+	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,sync,backlog,otlp,latency,idle")
+	otlpLines  = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )
 
 func main() {
@@ -81,7 +82,7 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d lines, %d bytes in %s; load %s\n", *nLines, size, input, loadavg())
 	b := &bench{bin: bin, dir: dir, input: input, size: size}
-	for _, measure := range []func() error{b.ceilings, b.pipelines, b.latency, b.idle, b.profiled} {
+	for _, measure := range []func() error{b.ceilings, b.pipelines, b.otlp, b.latency, b.idle, b.profiled} {
 		if err := measure(); err != nil {
 			return err
 		}
@@ -181,6 +182,38 @@ func (b *bench) pipelines() error {
 		}
 		if v.key == "backlog" || v.key == "cri" {
 			os.Remove(in)
+		}
+	}
+	return nil
+}
+
+// otlp is the OpenTelemetry rows, against bin/otelcol beside the logcap binary (skipped,
+// saying so, without it).
+func (b *bench) otlp() error {
+	if !want("otlp") {
+		return nil
+	}
+	col := filepath.Join(filepath.Dir(b.bin), "otelcol")
+	if _, err := os.Stat(col); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: OpenTelemetry rows skipped: %v (make tools builds it)\n", err)
+		return nil
+	}
+	in, n := filepath.Join(b.dir, "input", "otlp.log"), *otlpLines
+	sz, err := generate(in, 0, n)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(in)
+	for _, r := range []struct {
+		name string
+		f    func() (row, error)
+	}{
+		{"otelcol alone", func() (row, error) { return otelcolAlone(col, b.dir, in, sz, n) }},
+		{"otlp sink", func() (row, error) { return otlpSinkRow(b.bin, col, b.dir, in, sz, n) }},
+		{"otlp source", func() (row, error) { return otlpSourceRow(b.bin, col, b.dir, in, sz, n) }},
+	} {
+		if err := b.best(r.name, r.f); err != nil {
+			return err
 		}
 	}
 	return nil
