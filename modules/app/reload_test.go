@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/fx"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
@@ -134,5 +135,92 @@ func TestReloadNeedsRestart(t *testing.T) {
 	change, err := rt.Reload(reloadConfig(t, dir, head+"nats: {embedded: {listen: none, sync_interval: always}}\nstreams: {logs: {max_bytes: 1GiB}}\n", ""))
 	if !errors.Is(err, app.ErrNeedsRestart) || !strings.Contains(err.Error(), "nats.embedded.sync_interval, streams.logs.max_bytes changed") {
 		t.Fatalf("want a refusal naming the keys, got %v (%v)", err, change.Restart)
+	}
+}
+
+// While a reload has the components stopped, /readyz says so (503, "reloading"): asked from
+// an OnStop hook of the components being replaced. After it, /readyz is 200 again.
+func TestReloadReadyz(t *testing.T) {
+	dir, logs := t.TempDir(), t.TempDir()
+	ln := listen(t)
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	head := fmt.Sprintf("node: test\ndata_dir: %s\nshutdown_timeout: 5s\nnats: {embedded: {listen: none}}\nadmin: {listen: %q}\n",
+		filepath.Join(dir, "data"), adminAddr)
+	src := func(lineBytes string) string {
+		return fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], max_line_bytes: %s}\n", filepath.Join(logs, "*.log"), lineBytes)
+	}
+	var reloading bool
+	var during []string
+	probe := fx.Invoke(func(lc fx.Lifecycle) {
+		lc.Append(fx.Hook{OnStop: func(context.Context) error {
+			if reloading {
+				code, body := get(t, "http://"+adminAddr+"/readyz")
+				during = append(during, fmt.Sprintf("%d %s", code, body))
+			}
+			return nil
+		}})
+	})
+	rt := app.NewRuntime(reloadConfig(t, dir, head, src("4KiB")), zap.NewNop(), probe)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, adminAddr)
+	reloading = true
+	change, err := rt.Reload(reloadConfig(t, dir, head, src("8KiB")))
+	reloading = false
+	if err != nil || change.String() != "sources: changed [app]" {
+		t.Fatalf("reload: %v, %s", err, change)
+	}
+	if len(during) != 1 || !strings.HasPrefix(during[0], "503 not ready: reloading the configuration") {
+		t.Errorf("/readyz during the reload: %q", during)
+	}
+	rt.Note("last reload: " + change.String())
+	if code, body := get(t, "http://"+adminAddr+"/readyz"); code != http.StatusOK || body != "ready\nlast reload: sources: changed [app]\n" {
+		t.Errorf("/readyz after the reload: %d %q", code, body)
+	}
+	if err := rt.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	dir := t.TempDir()
+	load := func(body string) *config.Config {
+		t.Helper()
+		f := filepath.Join(dir, fmt.Sprintf("c%d.yaml", len(body)))
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	base := "data_dir: /tmp/x\nsinks:\n  - {name: a, type: stdout, input: logs.>}\n  - {name: b, type: http, input: logs.>, url: 'http://u:pw1@h/'}\n"
+	for _, tc := range []struct {
+		name, body, want string
+		restart          []string
+	}{
+		{"same", base, "no component changed", nil},
+		{"secret in a sink's options changed", strings.Replace(base, "pw1", "pw2", 1), "sinks: changed [b]", nil},
+		{"sink added and removed", "data_dir: /tmp/x\nsinks:\n  - {name: c, type: stdout, input: logs.>}\n  - {name: b, type: http, input: logs.>, url: 'http://u:pw1@h/'}\n",
+			"sinks: added [c], removed [a]", nil},
+		{"batch changed", strings.Replace(base, "{name: a, type: stdout, input: logs.>}", "{name: a, type: stdout, input: logs.>, batch: {max_entries: 7}}", 1), "sinks: changed [a]", nil},
+		{"processor added, keys that need a restart", "node: other\nadmin: {listen: '127.0.0.1:1'}\n" + base +
+			"processors:\n  - {name: p, input: logs.>, steps: [{json: {}}]}\n", "processors: added [p]", []string{"node", "admin.listen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := app.Diff(load(base), load(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.String() != tc.want || !slices.Equal(c.Restart, tc.restart) {
+				t.Errorf("got %q restart %v, want %q restart %v", c, c.Restart, tc.want, tc.restart)
+			}
+		})
 	}
 }
