@@ -2,7 +2,7 @@ package faults
 
 import (
 	"fmt"
-		"net/http"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,13 +44,17 @@ func (n *node) rewrite(t *testing.T, head func(string) string, body string) {
 // sighup sends SIGHUP and waits for the n-th log line containing want (the reload's
 // outcome), writing numbered lines [from, ...) into path meanwhile, in small appends, so the
 // reload happens while the file grows. It returns the next number to write.
-func sighup(t *testing.T, p *proctest.Proc, want string, n int, path string, from int) int {
+func sighup(t *testing.T, p *proctest.Proc, adminPort int, want string, n int, path string, from int) int {
 	t.Helper()
 	p.Send(syscall.SIGHUP)
 	deadline := time.Now().Add(2 * time.Minute)
 	for strings.Count(p.Logs(), want) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the log after SIGHUP", want)
+		}
+		// The admin endpoint is up throughout a reload: not answering, logcap is gone.
+		if code, body := readyz(t, adminPort); code == 0 {
+			t.Fatalf("logcap is gone after SIGHUP (/readyz: %s)\n%s", body, tail(p.Logs(), 20))
 		}
 		if path != "" {
 			writeLines(t, path, from, from+200)
@@ -83,7 +87,7 @@ func TestSIGHUPReloadSinks(t *testing.T) {
 		return nil
 	})
 	n.rewrite(t, nil, reloadBody(logs, out, "keep", "new"))
-	next = sighup(t, p, `"configuration reloaded"`, 1, path, next)
+	next = sighup(t, p, n.adminPort, `"configuration reloaded"`, 1, path, next)
 	oldAfter := countLines(t, filepath.Join(out, "old.log"))
 	total := next + 20_000
 	writeLines(t, path, next, total)
@@ -158,7 +162,7 @@ func sighupCase(t *testing.T, p *proctest.Proc, n *node, logsPath string, from i
 	t.Helper()
 	writeLines(t, logsPath, from, from+5_000)
 	change()
-	next := sighup(t, p, want[0], 1, logsPath, from+5_000)
+	next := sighup(t, p, n.adminPort, want[0], 1, logsPath, from+5_000)
 	line := lastLine(p.Logs(), want[0])
 	for _, w := range want[1:] {
 		if !strings.Contains(line, w) {
