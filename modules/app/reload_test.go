@@ -224,3 +224,54 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+// New components that fail to start: Reload says so, the previous ones run again (their
+// sink writes what comes next) and the running config stays; a second failure, of the
+// previous ones too, is a FatalError.
+func TestReloadStartFailsRollsBack(t *testing.T) {
+	dir, logs, out := t.TempDir(), t.TempDir(), t.TempDir()
+	head := fmt.Sprintf("node: test\ndata_dir: %s\nshutdown_timeout: 5s\nnats: {embedded: {listen: none}}\nadmin: {listen: none}\n", filepath.Join(dir, "data"))
+	body := func(sink string) string {
+		return fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\nsinks:\n  - {name: %s, type: file, input: logs.>, path: %q, format: raw}\n",
+			filepath.Join(logs, "*.log"), sink, filepath.Join(out, sink+".log"))
+	}
+	failStarts := 0
+	inject := fx.Invoke(func(lc fx.Lifecycle) {
+		lc.Append(fx.Hook{OnStart: func(context.Context) error {
+			if failStarts > 0 {
+				failStarts--
+				return errors.New("injected start failure")
+			}
+			return nil
+		}})
+	})
+	rt := app.NewRuntime(reloadConfig(t, dir, head, body("a")), zap.NewNop(), inject)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failStarts = 1
+	_, err := rt.Reload(reloadConfig(t, dir, head, body("b")))
+	var fatal *app.FatalError
+	if err == nil || errors.As(err, &fatal) || !strings.Contains(err.Error(), "injected start failure") {
+		t.Fatalf("want a non-fatal reload error, got %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(logs, "app.log"), []byte("line 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 20*time.Second, func() error {
+		if b, _ := os.ReadFile(filepath.Join(out, "a.log")); string(b) != "line 0\n" {
+			return fmt.Errorf("the previous sink a holds %q", b)
+		}
+		return nil
+	})
+	// The running config is still a's: the same failure again is now fatal.
+	failStarts = 2
+	if _, err := rt.Reload(reloadConfig(t, dir, head, body("c"))); !errors.As(err, &fatal) {
+		t.Fatalf("want a FatalError, got %v", err)
+	}
+	if err := rt.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
