@@ -28,15 +28,15 @@ type Runtime struct {
 	log   *zap.Logger
 	extra []fx.Option
 
-	mu       sync.Mutex // held by Reload and Stop: one at a time
-	cfg      *config.Config
-	core     *fx.App
-	comps    *fx.App
-	compReg  *scopedRegisterer
-	shared   shared
-	reloadMu sync.Mutex    // guards what /readyz reads below
-	checks   *admin.Checks // the current components' readiness conditions
-	reloadin bool
+	mu        sync.Mutex // held by Start, Reload and Stop: one at a time
+	cfg       *config.Config
+	core      *fx.App
+	comps     *fx.App
+	compReg   *scopedRegisterer
+	shared    shared
+	reloadMu  sync.Mutex    // guards what /readyz reads below
+	checks    *admin.Checks // the current components' readiness conditions
+	reloading bool
 }
 
 // shared are the core's values the components are built with.
@@ -83,6 +83,9 @@ func (r *Runtime) Wait() <-chan fx.ShutdownSignal { return r.core.Wait() }
 func (r *Runtime) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.core == nil {
+		return nil // never started
+	}
 	return errors.Join(r.stopComponents(ctx), r.core.Stop(ctx))
 }
 
@@ -137,7 +140,7 @@ func (r *Runtime) stopComponents(ctx context.Context) error {
 // notReady is the components' part of /readyz: not ready while a reload has them stopped.
 func (r *Runtime) notReady() string {
 	r.reloadMu.Lock()
-	checks, reloading := r.checks, r.reloadin
+	checks, reloading := r.checks, r.reloading
 	r.reloadMu.Unlock()
 	if reloading {
 		return "reloading the configuration: sources, processors and sinks are restarting"
@@ -150,7 +153,7 @@ func (r *Runtime) notReady() string {
 
 func (r *Runtime) setReloading(on bool) {
 	r.reloadMu.Lock()
-	r.reloadin = on
+	r.reloading = on
 	r.reloadMu.Unlock()
 }
 

@@ -186,7 +186,7 @@ func TestReloadReadyz(t *testing.T) {
 	}
 }
 
-func TestDiff(t *testing.T) {
+func TestReloadDiff(t *testing.T) {
 	dir := t.TempDir()
 	load := func(body string) *config.Config {
 		t.Helper()
