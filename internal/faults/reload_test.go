@@ -187,3 +187,50 @@ func lastLine(logs, containing string) string {
 	}
 	return logs[start : i+end]
 }
+
+// SIGHUP that changes a processor's steps and the source's options while lines are written:
+// the sink behind the processor has every line exactly once, in order (the processor's
+// derived messages keep their LOGS:<seq> ids, its consumer its position), and the log names
+// both changes.
+func TestSIGHUPReloadProcessor(t *testing.T) {
+	logs, out := t.TempDir(), t.TempDir()
+	path := filepath.Join(logs, "app.log")
+	body := func(env, lineBytes string) string {
+		return fmt.Sprintf(`sources:
+  - {name: app, type: file, paths: [%q], start_at: beginning, max_chunk_bytes: 64KiB, max_line_bytes: %s}
+processors:
+  - {name: parsed, input: logs.>, steps: [{set: {fields: {env: %s}}}]}
+sinks:
+  - {name: viaparsed, type: file, input: parsed.file.>, path: %q, format: raw, batch: {max_entries: 500}}
+`, filepath.Join(logs, "*.log"), lineBytes, env, filepath.Join(out, "viaparsed.log"))
+	}
+	n := newNode(t, body("one", "4KiB"))
+	p := n.start(t)
+	dumpLogsOnFailure(t, p)
+	js := n.connect(t)
+	next := 20_000
+	writeLines(t, path, 0, next)
+	poll(t, time.Minute, 10*time.Millisecond, func() error {
+		if c := countLines(t, filepath.Join(out, "viaparsed.log")); c < next/4 {
+			return fmt.Errorf("%d lines in viaparsed", c)
+		}
+		return nil
+	})
+	n.rewrite(t, nil, body("two", "8KiB"))
+	next = sighup(t, p, n.adminPort, `"configuration reloaded"`, 1, path, next)
+	total := next + 20_000
+	writeLines(t, path, next, total)
+	poll(t, 2*time.Minute, 50*time.Millisecond, func() error {
+		if c := countLines(t, filepath.Join(out, "viaparsed.log")); c < total {
+			return fmt.Errorf("viaparsed: %d of %d lines", c, total)
+		}
+		return consumerDone(js, "PARSED", "viaparsed")
+	})
+	readFileTally(t, filepath.Join(out, "viaparsed.log")).exactlyOnce(t, "viaparsed (behind the changed processor)", total)
+	if !strings.Contains(p.Logs(), `"changes":"sources: changed [app]; processors: changed [parsed]"`) {
+		t.Errorf("no log line naming the changes")
+	}
+	if err, _ := p.Signal(syscall.SIGTERM, 15*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
