@@ -101,7 +101,7 @@ func runCmd() *cobra.Command {
 				return &exitError{exitUsage, err}
 			}
 			defer func() { _ = log.Sync() }()
-			return serve(cfg, log)
+			return serve(cfg, log, level)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
@@ -110,8 +110,46 @@ func runCmd() *cobra.Command {
 }
 
 // serve runs logcap until SIGINT or SIGTERM, then stops it within shutdown_timeout. A
-// second signal kills the process at once.
-func serve(cfg *config.Config, log *zap.Logger) error {
+// second signal kills the process at once. SIGHUP reloads the configuration file: see
+// reload.
+func serve(cfg *config.Config, log *zap.Logger, level string) error {
+	logLoaded(cfg, log)
+	// Two channels: a burst of SIGHUPs coalesces into one reload, and never crowds out the
+	// SIGTERM that follows it.
+	stop, hup := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(stop)
+	defer signal.Stop(hup) // until the process ends: a SIGHUP while stopping is ignored
+
+	rt := app.NewRuntime(cfg, log)
+	startCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := rt.Start(startCtx); err != nil {
+		return &exitError{exitFailure, err}
+	}
+	log.Info("logcap running", zap.String("node", cfg.Node), zap.String("version", version))
+
+	var reason string
+	var failed error
+	for reason == "" {
+		select {
+		case sig := <-stop:
+			reason = sig.String()
+		case sd := <-rt.Wait():
+			reason = fmt.Sprintf("shutdown requested (exit code %d)", sd.ExitCode)
+		case <-hup:
+			if failed = reload(rt, cfg.File, level, log); failed != nil {
+				reason = "reload failed: " + failed.Error()
+			}
+		}
+	}
+	// From now on SIGINT/SIGTERM have their default action: a second one ends the process.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	return stopRuntime(rt, cfg.ShutdownTimeout.D(), reason, failed, log)
+}
+
+func logLoaded(cfg *config.Config, log *zap.Logger) {
 	if cfg.File == "" {
 		log.Info("no -c given: running the built-in default configuration",
 			zap.String("nats", cfg.NATS.Embedded.Listen), zap.String("data_dir", cfg.DataDir),
@@ -122,38 +160,21 @@ func serve(cfg *config.Config, log *zap.Logger) error {
 	for _, w := range app.Warnings(cfg) {
 		log.Warn(w)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+}
 
-	a := app.New(cfg, log)
-	if err := a.Err(); err != nil {
-		return &exitError{exitFailure, fmt.Errorf("assemble: %w", err)}
-	}
-	startCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := a.Start(startCtx); err != nil {
-		return &exitError{exitFailure, fmt.Errorf("start: %w", err)}
-	}
-	log.Info("logcap running", zap.String("node", cfg.Node), zap.String("version", version))
-
-	var reason string
-	select {
-	case sig := <-sigs:
-		reason = sig.String()
-	case sd := <-a.Wait():
-		reason = fmt.Sprintf("shutdown requested (exit code %d)", sd.ExitCode)
-	}
-	// From now on SIGINT/SIGTERM have their default action: a second one ends the process.
-	signal.Reset(os.Interrupt, syscall.SIGTERM)
-	log.Info("stopping", zap.String("reason", reason), zap.Duration("shutdown_timeout", cfg.ShutdownTimeout.D()))
+// stopRuntime stops logcap within timeout; failed is a reload failure that ended it (exit 1).
+func stopRuntime(rt *app.Runtime, timeout time.Duration, reason string, failed error, log *zap.Logger) error {
+	log.Info("stopping", zap.String("reason", reason), zap.Duration("shutdown_timeout", timeout))
 	began := time.Now()
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), timeout)
 	defer cancelStop()
-	if err := a.Stop(stopCtx); err != nil {
-		return &exitError{exitFailure, fmt.Errorf("stop after %v: %w", time.Since(began).Round(time.Millisecond), err)}
+	if err := rt.Stop(stopCtx); err != nil {
+		return &exitError{exitFailure, fmt.Errorf("stop after %v: %w", time.Since(began).Round(time.Millisecond), errors.Join(failed, err))}
 	}
 	log.Info("stopped", zap.Duration("took", time.Since(began)))
+	if failed != nil {
+		return &exitError{exitFailure, failed}
+	}
 	return nil
 }
 

@@ -149,6 +149,14 @@ func (p *Proc) Signal(sig syscall.Signal, timeout time.Duration) (error, time.Du
 	}
 }
 
+// Send sends sig and returns at once (SIGHUP: the process goes on).
+func (p *Proc) Send(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 // Kill9 kills the process with SIGKILL and waits for it.
 func (p *Proc) Kill9() {
 	p.t.Helper()

@@ -85,11 +85,15 @@ func Handler(reg *prometheus.Registry, client *natsd.Client, checks *Checks) htt
 		if why == "" {
 			why = checks.NotReady()
 		}
+		note := ""
+		if n := checks.Note(); n != "" {
+			note = "\n" + n
+		}
 		if why != "" {
-			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+why+note, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, "ready"+note)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -118,8 +122,27 @@ func readiness(ctx context.Context, c *natsd.Client) string {
 // Checks are the readiness conditions of components beside NATS's: each returns "" while
 // all is well, else why logcap is not ready (a source that lost a file, for example).
 type Checks struct {
-	mu  sync.Mutex
-	fns []func() string
+	mu   sync.Mutex
+	fns  []func() string
+	note string
+}
+
+// SetNote sets a line /readyz shows under its answer, ready or not: what the last
+// configuration reload did, for example.
+func (c *Checks) SetNote(note string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.note = note
+}
+
+// Note is the line set by SetNote.
+func (c *Checks) Note() string {
+	if c == nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.note
 }
 
 // Add registers a condition.

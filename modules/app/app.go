@@ -25,8 +25,21 @@ import (
 	"github.com/logcap/logcap/streams"
 )
 
-// Options returns the fx options of a whole logcap for cfg. Extra options (tests) come last.
+// Options returns the fx options of a whole logcap for cfg, in one fx app (tests; `run`
+// uses a Runtime, which splits it in two so that a reload keeps NATS up). Extra options
+// (tests) come last.
 func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
+	return fx.Options(
+		common(cfg, log),
+		coreModules,
+		componentModules,
+		fx.Options(extra...),
+	)
+}
+
+// common are the options of every fx app of logcap: the configuration, the logger and the
+// bounded stop.
+func common(cfg *config.Config, log *zap.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, log),
 		fx.WithLogger(func() fxevent.Logger {
@@ -37,20 +50,29 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		// The whole stop is bounded: monitors, publishers, consumers, sinks, the connection
 		// and the embedded server share shutdown_timeout.
 		fx.StopTimeout(cfg.ShutdownTimeout.D()),
-		fx.Provide(newMemoryGate),
-		fx.Provide(fx.Annotate(sourcesGate, fx.ResultTags(`name:"sources"`))),
-		natsd.Module,
-		admin.Module,
-		fx.Invoke(storeReadiness),
-		retention.Module,
-		filemon.Module,
-		kubernetes.Module,
-		dockermon.Module,
-		otlpsrc.Module,
-		pipeline.Module,
-		fx.Options(extra...),
 	)
 }
+
+// coreModules live as long as the process: the embedded server and the connection (external
+// clients keep theirs across a reload), the admin endpoint and the metrics registry, the
+// gates of the sources and the guard of LOGS.
+var coreModules = fx.Options(
+	fx.Provide(newMemoryGate),
+	fx.Provide(fx.Annotate(sourcesGate, fx.ResultTags(`name:"sources"`))),
+	natsd.Module,
+	admin.Module,
+	fx.Invoke(storeReadiness),
+	retention.Module,
+)
+
+// componentModules run the configured sources, processors and sinks: what a reload rebuilds.
+var componentModules = fx.Options(
+	filemon.Module,
+	kubernetes.Module,
+	dockermon.Module,
+	otlpsrc.Module,
+	pipeline.Module,
+)
 
 // New builds the fx app for cfg.
 func New(cfg *config.Config, log *zap.Logger, extra ...fx.Option) *fx.App {
