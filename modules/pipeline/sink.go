@@ -112,6 +112,9 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	}()
 	// A batch may hold up to max_entries messages (each carries at least one entry); the
 	// entries beyond max_entries go out in further writes of the same batch.
+	if sc, ok := r.sink.(sinks.StreamChecked); ok {
+		sc.SetStreamCheck(r.streamCheck(r.pl.client.JS))
+	}
 	opts := streams.FetchOpts{MaxMsgs: r.maxEntries, MaxBytes: r.maxBytes, MaxWait: r.maxWait}
 	if r.ordered() {
 		// One message in flight (maxAckPending): a pull for more would wait out max_wait.

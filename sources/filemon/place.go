@@ -56,7 +56,7 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 			return err
 		}
 		if facts.lastChunk = lc != nil; facts.lastChunk {
-			facts.lastEnd = lc.File.End
+			facts.lastEnd, facts.lastSeq = lc.File.End, lastSeq
 			facts.lastIsThis = FileID{lc.File.Dev, lc.File.Ino} == id && size >= lc.File.End
 			if facts.lastIsThis {
 				facts.lastIsThis, _ = VerifyHead(fh, lc.File.End, lc.File.Fingerprint)
@@ -64,6 +64,12 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 		}
 	}
 	plan := decideStart(facts)
+	if plan.streamLost {
+		m.met.rewound.Inc()
+		m.log.Warn("file monitor: the stream went backwards (its end was lost: a damaged store); reading again from the stream's position, not the KV's",
+			zap.String("path", path), zap.String("stream", m.d.Stream), zap.Uint64("kv_seq", rec.Seq), zap.Uint64("stream_seq", lastSeq),
+			zap.Int64("kv_offset", rec.End), zap.Int64("offset", plan.offset))
+	}
 	if plan.settle {
 		m.settle(f, size)
 		return nil
@@ -109,6 +115,7 @@ type startFacts struct {
 	lastChunk   bool       // the subject has a last chunk in LOGS (subject not open only)
 	lastIsThis  bool       // ... and it came from this very file
 	lastEnd     int64      // ... ending at this offset
+	lastSeq     uint64     // ... stored at this sequence
 	kv          *posRecord // the KV record of its identity; nil: none (or another file's)
 	startAtEnd  bool       // start_at: end applies (first start, found by the first scan)
 	size        int64
@@ -120,6 +127,7 @@ type startPlan struct {
 	offset     int64 // where reading starts
 	drainFirst bool  // the subject's last file is not this one: drain it first if found rotated
 	recordKV   bool  // the KV has no record of this file: record the offset (start_at's, or the stream's)
+	streamLost bool  // the KV saw chunks of the subject the stream no longer has: the stream's position wins
 }
 
 // decideStart is the start decision, DESIGN.md "Positions": the stream first, the KV when
@@ -134,6 +142,17 @@ func decideStart(f startFacts) startPlan {
 		return startPlan{settle: true} // renamed, and its subject went on with another file
 	}
 	var p startPlan
+	if f.kv != nil && f.lastChunk && f.kv.Seq > f.lastSeq {
+		// The stream lost its end after the KV recorded it: what the KV counts as published
+		// is gone. This file's lines after the subject's last chunk are read again (from its
+		// end, or from 0 when the chunk is an earlier file's).
+		p.streamLost = true
+		if f.lastIsThis {
+			p.offset = f.lastEnd
+		}
+		p.drainFirst = !f.lastIsThis
+		return p
+	}
 	switch {
 	case f.lastIsThis:
 		p.offset = f.lastEnd

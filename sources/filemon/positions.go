@@ -44,6 +44,11 @@ type posRecord struct {
 	Source string `json:"source"`
 	FP     string `json:"fp"`
 	End    int64  `json:"end"`
+	// Seq is the stream sequence of the subject's last chunk when End was recorded. A record
+	// whose Seq is above the subject's last message in the stream outlived the stream's end
+	// (a store damaged by a crash or a power loss): the stream, not the record, says where the
+	// lines still to publish start. 0 in records written before it was kept.
+	Seq uint64 `json:"seq,omitempty"`
 	// a gzip file read as far as it goes (to its end, or given up) at this compressed size
 	GzipDone bool  `json:"gzip_done,omitempty"`
 	GzipSize int64 `json:"gzip_size,omitempty"`
@@ -141,7 +146,7 @@ func (m *Monitor) lastChunk(ctx context.Context, source string) (*streams.Chunk,
 }
 
 func (m *Monitor) putPos(ctx context.Context, f *file, s *subject) {
-	r := posRecord{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset()}
+	r := posRecord{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset(), Seq: s.pub.LastSeq()}
 	if f.tl.Done() {
 		r.GzipDone, r.GzipSize = true, f.tl.Size()
 	}
