@@ -8,12 +8,19 @@ import (
 	"time"
 )
 
-func pipelineConfig(watch string, jsonStep bool) string {
+// The processor steps of the rows with a processor (a YAML flow sequence).
+const (
+	stepsJSON           = `[{json: {}}]`
+	stepsJSONDropRedact = `[{json: {}}, {drop: 'fields.level == "debug"'}, {redact: {fields: [password]}}]`
+)
+
+// pipelineConfig is file source → sink, or with steps file source → processor → sink.
+func pipelineConfig(watch string, steps string) string {
 	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "*.log"))
-	if !jsonStep {
+	if steps == "" {
 		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
 	}
-	return src + "processors:\n  - {name: parsed, input: logs.>, steps: [{json: {}}]}\n" +
+	return src + "processors:\n  - {name: parsed, input: logs.>, steps: " + steps + "}\n" +
 		fmt.Sprintf("sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw%s}\n", extra())
 }
 
@@ -26,13 +33,13 @@ func extra() string {
 
 // e2e: logcap runs with an empty watched directory; the input file is hard-linked into it
 // (it appears whole, at once) and the clock runs until the sink's file holds every byte.
-func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, always bool, profile string) (row, error) {
+func e2e(bin, dir, input string, size int64, lines int, name, steps string, always bool, profile string) (row, error) {
 	watch, err := os.MkdirTemp(dir, "watch-")
 	if err != nil {
 		return row{}, err
 	}
 	defer os.RemoveAll(watch)
-	p, err := start(bin, dir, always, pipelineConfig(watch, jsonStep))
+	p, err := start(bin, dir, always, pipelineConfig(watch, steps))
 	if err != nil {
 		return row{}, err
 	}

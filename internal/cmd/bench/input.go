@@ -27,6 +27,18 @@ func line(buf []byte, seq int) []byte {
 	return append(buf, '\n')
 }
 
+// lineJSON8 writes line seq as a JSON object of 8 fields, 199 bytes and '\n' (the issue's
+// "every line a JSON object of 8 fields"), its number where seqOf finds it.
+func lineJSON8(buf []byte, seq int) []byte {
+	const pad = "request done lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"
+	start := len(buf)
+	buf = fmt.Appendf(buf, `{"seq":"%010d","level":"info","ts":"2026-11-27T13:56:37.123456Z","user":%d,"method":"GET","status":%d,"dur_ms":%d.5,"msg":"`,
+		seq, seq%977, 200+seq%4, seq%100)
+	buf = append(buf, pad[:lineLen-3-(len(buf)-start)]...)
+	buf = append(buf, `"}`...)
+	return append(buf, '\n')
+}
+
 // seqOf finds a line's number (see line).
 func seqOf(l []byte) (int, bool) {
 	var d []byte
@@ -48,7 +60,10 @@ func seqOf(l []byte) (int, bool) {
 	return n, true
 }
 
-func generate(path string, from, to int) (int64, error) {
+func generate(path string, from, to int) (int64, error) { return generateWith(path, from, to, line) }
+
+// generateWith writes lines [from, to) made by line to path.
+func generateWith(path string, from, to int, line func([]byte, int) []byte) (int64, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err

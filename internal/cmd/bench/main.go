@@ -33,7 +33,7 @@ var (
 	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,backlog,latency,idle")
+	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,json8,jdr,sync,backlog,latency,idle")
 )
 
 func main() {
@@ -54,6 +54,23 @@ type bench struct {
 	bin, dir, input string
 	size            int64
 	rows            []row
+	// The all-JSON input of the json8 and jdr rows, generated when first needed.
+	inputJSON8 string
+	sizeJSON8  int64
+}
+
+// genJSON8 generates the all-JSON input (lineJSON8) once.
+func (b *bench) genJSON8() error {
+	if b.inputJSON8 != "" {
+		return nil
+	}
+	in := filepath.Join(b.dir, "input", "json8.log")
+	sz, err := generateWith(in, 0, *nLines, lineJSON8)
+	if err != nil {
+		return err
+	}
+	b.inputJSON8, b.sizeJSON8 = in, sz
+	return nil
 }
 
 func run() error {
@@ -139,23 +156,34 @@ func (b *bench) ceilings() error {
 	return nil
 }
 
+// rawPathName is the row the processor rows are compared with.
+const rawPathName = "file → LOGS → file sink"
+
 // pipelines are the throughput rows: logcap end to end on the generated file.
 func (b *bench) pipelines() error {
 	type variant struct {
 		key, name string
-		json      bool
+		steps     string // the processor's steps; "": no processor
 		always    bool
 	}
 	for _, v := range []variant{
-		{"file", "file → LOGS → file sink", false, false},
-		{"json", "file → LOGS → json processor → PARSED → file sink", true, false},
-		{"sync", "file → LOGS → file sink, sync_interval: always", false, true},
-		{"backlog", "file → LOGS → file sink, %.1f GB backlog", false, false},
+		{"file", rawPathName, "", false},
+		{"json", "file → LOGS → json processor → PARSED → file sink", stepsJSON, false},
+		{"json8", "file → LOGS → json processor → PARSED → file sink, all-JSON 8-field lines", stepsJSON, false},
+		{"jdr", "file → LOGS → json → drop → redact → PARSED → file sink, all-JSON 8-field lines", stepsJSONDropRedact, false},
+		{"sync", "file → LOGS → file sink, sync_interval: always", "", true},
+		{"backlog", "file → LOGS → file sink, %.1f GB backlog", "", false},
 	} {
 		if !want(v.key) {
 			continue
 		}
 		in, n, sz := b.input, *nLines, b.size
+		if v.key == "json8" || v.key == "jdr" {
+			if err := b.genJSON8(); err != nil {
+				return err
+			}
+			in, sz = b.inputJSON8, b.sizeJSON8
+		}
 		if v.key == "backlog" {
 			// A file far larger than the default run, present before logcap starts reading
 			// it: what a restart after an outage, or a new install on a busy node, meets.
@@ -167,7 +195,7 @@ func (b *bench) pipelines() error {
 			v.name = fmt.Sprintf(v.name, float64(sz)/1e9)
 		}
 		if err := b.best(v.name, func() (row, error) {
-			return e2e(b.bin, b.dir, in, sz, n, v.name, v.json, v.always, "")
+			return e2e(b.bin, b.dir, in, sz, n, v.name, v.steps, v.always, "")
 		}); err != nil {
 			return err
 		}
@@ -210,10 +238,16 @@ func (b *bench) profiled() error {
 	if err := os.MkdirAll(*profileDir, 0o755); err != nil {
 		return err
 	}
-	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", false, false, *profileDir)); err != nil {
+	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", "", false, *profileDir)); err != nil {
 		return err
 	}
-	return b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", true, false, *profileDir))
+	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", stepsJSON, false, *profileDir)); err != nil {
+		return err
+	}
+	if err := b.genJSON8(); err != nil {
+		return err
+	}
+	return b.add(e2e(b.bin, b.dir, b.inputJSON8, b.sizeJSON8, *nLines, "file → LOGS → json → file sink, all-JSON 8-field lines (profiled, not a result)", stepsJSON, false, *profileDir))
 }
 
 // window is a measurement's duration: full, or in -short mode short.
