@@ -129,7 +129,12 @@ func (d *Decoder) Object() (map[string]any, bool) {
 		return nil, false
 	}
 	d.depth++
-	defer func() { d.depth-- }()
+	m, ok := d.members()
+	d.depth--
+	return m, ok
+}
+
+func (d *Decoder) members() (map[string]any, bool) {
 	m := make(map[string]any, 8)
 	d.SkipSpace()
 	if d.Consume('}') {
@@ -183,14 +188,6 @@ func (d *Decoder) array() ([]any, bool) {
 	}
 }
 
-// plain marks the bytes a string can hold as they are: ASCII from space up, but '"' and '\\'.
-var plain = func() (t [256]bool) {
-	for c := ' '; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
 // String reads a string; the next byte must be '"'. Invalid UTF-8 becomes U+FFFD, as in
 // encoding/json.
 func (d *Decoder) String() (string, bool) {
@@ -198,10 +195,7 @@ func (d *Decoder) String() (string, bool) {
 		return "", false
 	}
 	start, s := d.i, d.s
-	i := start
-	for i < len(s) && plain[s[i]] {
-		i++
-	}
+	i := start + plainRun(s[start:])
 	if i < len(s) && s[i] == '"' {
 		d.i = i + 1
 		return s[start:i], true
@@ -256,10 +250,7 @@ func (d *Decoder) unescape(start, end int) (string, bool) {
 	from := a.Len()
 	s := d.s[start:end]
 	for r := 0; r < len(s); {
-		run := r
-		for run < len(s) && plain[s[run]] {
-			run++
-		}
+		run := r + plainRun(s[r:])
 		a.WriteString(s[r:run])
 		if r = run; r == len(s) {
 			break

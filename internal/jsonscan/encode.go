@@ -16,7 +16,7 @@ const hex = "0123456789abcdef"
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := plainRun(s); i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
 			if plain[b] {
 				i++

@@ -152,3 +152,16 @@ func FuzzAppendValue(f *testing.F) {
 		}
 	})
 }
+
+func TestPlainRun(t *testing.T) {
+	for _, s := range []string{"", "abc", "abcdefgh", "abcdefghi\"", "abcdefgh\\ij", "0123456789abcdef\x1f", "abcdefg\x7f\x80",
+		"abcdefgh\xc3\xa9", " !#$%&'()*+,-./[]^_`{|}~\x7f", "abcdefgh" + "\x00", "abcdefgh" + "\x20"} {
+		want := 0
+		for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && s[want] != '"' && s[want] != '\\' {
+			want++
+		}
+		if got := jsonscan.PlainRun(s); got != want {
+			t.Errorf("PlainRun(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
