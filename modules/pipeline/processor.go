@@ -29,6 +29,9 @@ const (
 	procFetchWait            = time.Second
 	publishRetries           = 3
 	processorRedeliveryDelay = 2 * time.Second
+	// maxReusedBuf bounds the NDJSON buffer a processor keeps from one batch to the next:
+	// a full fetch (4 MiB) of JSON lines makes 11–12 MiB of NDJSON.
+	maxReusedBuf = 16 << 20
 )
 
 // publishRetry spaces the publishes of a derived chunk that failed (a timeout, a reconnect).
@@ -126,9 +129,10 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 			outs = append(outs, output{in: i, msg: om})
 		}
 	}
-	if p.publish(ctx, outs) {
+	if p.publish(ctx, outs) || cap(p.buf) > maxReusedBuf {
 		// A publish given up on (stop) may still be retried by the client from its
-		// message: the next batch must not write over its bytes.
+		// message: the next batch must not write over its bytes. A buffer grown past the
+		// bound is not kept either: between batches it would hold live heap (memory_limit).
 		p.buf = nil
 	}
 	failed := make([]error, len(msgs))
