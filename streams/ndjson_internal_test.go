@@ -118,3 +118,20 @@ func FuzzAppendNDJSON(f *testing.F) {
 		}
 	})
 }
+
+// Many lines whose strings are unescaped into one shared buffer, with invalid UTF-8 (which
+// grows as it is replaced) among them: every string must stay what it was decoded as.
+func TestDecodeNDJSONFastSharedBuffer(t *testing.T) {
+	var b strings.Builder
+	for i := range 2000 {
+		msg := strings.Repeat(`{\"k\":\"v\"}`, i%7)
+		if i%13 == 0 {
+			msg += "\xff\xfe\xfd"
+		}
+		b.WriteString(`{"host":"h\u00e9` + strings.Repeat("x", i%5) + `","message":"` + msg + `","fields":{"a\"b":"\n` + msg + `"}}` + "\n")
+	}
+	checkNDJSONFast(t, b.String())
+	if _, ok := decodeNDJSONFast([]byte(b.String())); !ok {
+		t.Fatal("jsonscan gave up on valid NDJSON")
+	}
+}

@@ -201,6 +201,10 @@ func (d *Decoder) String() (string, bool) {
 		return s[start:i], true
 	}
 	d.i = i
+	if i < len(s) && s[i] == '\\' {
+		// An escape: the string must be unquoted anyway, in one pass.
+		return d.unescapeFrom(start)
+	}
 	return d.slowString(start)
 }
 
@@ -238,37 +242,50 @@ func (d *Decoder) slowString(start int) (string, bool) {
 
 // unescape writes s[start:end] unquoted into the arena, the way encoding/json's unquote does.
 func (d *Decoder) unescape(start, end int) (string, bool) {
+	d.i = start
+	str, ok := d.unescapeFrom(start)
+	return str, ok && d.i == end+1
+}
+
+// unescapeFrom unquotes the string that starts at start (just after its opening quote) into
+// the arena, in one pass up to its closing quote; d.i is at a byte of it, and all before it
+// is plain.
+func (d *Decoder) unescapeFrom(start int) (string, bool) {
 	a := &d.arena
-	if a.Cap()-a.Len() < end-start+2*utf8.UTFMax {
-		// A fresh buffer for the rest of the input: the strings already taken keep the
-		// old one. Unquoted text is never longer than the quoted text, except for invalid
-		// UTF-8 (1 byte → 3), which the builder's own growth covers.
+	if a.Cap()-a.Len() < len(d.s)-start {
+		// A fresh buffer sized for the rest of the input: unquoted text is never longer
+		// than the quoted text but for invalid UTF-8 (1 byte → 3), which the builder's own
+		// growth covers. The strings already taken keep the old buffer.
 		*a = strings.Builder{}
 		a.Grow(max(len(d.s)-start, d.arenaHint, 64))
 		d.arenaHint = 0
 	}
 	from := a.Len()
-	s := d.s[start:end]
-	for r := 0; r < len(s); {
+	s, r := d.s, start
+	for {
 		run := r + plainRun(s[r:])
 		a.WriteString(s[r:run])
-		if r = run; r == len(s) {
-			break
+		if r = run; r >= len(s) {
+			return "", false
 		}
-		if s[r] == '\\' {
+		switch c := s[r]; {
+		case c == '"':
+			d.i = r + 1
+			return a.String()[from:], true
+		case c == '\\':
 			n, ok := d.escape(s[r:])
 			if !ok {
 				return "", false
 			}
 			r += n
-			continue
+		case c < ' ':
+			return "", false
+		default:
+			rr, size := utf8.DecodeRuneInString(s[r:])
+			a.WriteRune(rr) // RuneError for an invalid byte: U+FFFD
+			r += size
 		}
-		rr, size := utf8.DecodeRuneInString(s[r:])
-		a.WriteRune(rr) // RuneError for an invalid byte: U+FFFD
-		r += size
 	}
-	d.i = end + 1
-	return a.String()[from:], true
 }
 
 // escape writes the escape at the start of s and returns its length.
