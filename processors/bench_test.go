@@ -89,3 +89,39 @@ func BenchmarkChain(b *testing.B) {
 		}
 	}
 }
+
+// line8 is an all-JSON line of 8 fields (~215 B): the issue's all-JSON input.
+const line8 = `{"seq":"0000004242","level":"info","ts":"2026-11-27T13:56:37.123456Z","user":331,"method":"GET","status":200,"dur_ms":12.5,"msg":"request done lorem ipsum dolor sit amet consectetur"}`
+
+// BenchmarkJSON8 is the json step on an 8-field object; allocs/op is allocations per entry
+// (budget: ≤ 10).
+func BenchmarkJSON8(b *testing.B) {
+	s := newStep(b, "json: {}")
+	e := new(event.Entry)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line8)))
+	for b.Loop() {
+		*e = event.Entry{Message: line8}
+		if _, err := s.Apply(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkChain8 is json → drop → redact (the issue's chain) on an 8-field object.
+func BenchmarkChain8(b *testing.B) {
+	c := buildChain(b, `
+  - json: {}
+  - drop: 'fields.level == "debug"'
+  - redact: {fields: [password]}
+`)
+	e := new(event.Entry)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line8)))
+	for b.Loop() {
+		*e = event.Entry{Message: line8}
+		if keep, err := c.Process(e); !keep || err != nil {
+			b.Fatal(keep, err)
+		}
+	}
+}

@@ -1,13 +1,7 @@
 package streams
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +60,9 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 		n = len(c.Entries)
 	}
 	n = min(max(n, 1), len(data)+1) // a header is a hint, not a reason to allocate
-	j := joiner{wantRaw: wantRaw, entries: make([]event.Entry, 0, n)}
+	// One copy of the chunk as a string, which every entry's message is a part of: one
+	// allocation per chunk instead of one per entry.
+	j := joiner{wantRaw: wantRaw, entries: make([]event.Entry, 0, n), data: data, str: string(data)}
 	if wantRaw {
 		j.raws = make([][]byte, 0, n)
 	}
@@ -121,6 +117,8 @@ func (c *Chunk) entry(b []byte, continued bool) (e event.Entry, part, body []byt
 // (marked continued) back into one entry that keeps the first part's time and source.
 type joiner struct {
 	wantRaw bool
+	data    []byte // the chunk, and
+	str     string // its copy as a string
 	entries []event.Entry
 	raws    [][]byte
 	msg     []byte // the message being assembled from the parts of a split line
@@ -153,11 +151,24 @@ func (j *joiner) add(e event.Entry, part, body []byte, continued bool) {
 }
 
 func (j *joiner) emit(e event.Entry, msg, raw []byte) {
-	e.Message = string(msg)
+	e.Message = j.message(msg)
 	j.entries = append(j.entries, e)
 	if j.wantRaw {
 		j.raws = append(j.raws, raw)
 	}
+}
+
+// message is msg as a string: a part of the chunk's string when msg is a part of the chunk
+// (the parts of a split line are joined in a buffer of their own: those are copied).
+func (j *joiner) message(msg []byte) string {
+	if len(msg) == 0 {
+		return ""
+	}
+	off := cap(j.data) - cap(msg)
+	if off >= 0 && off+len(msg) <= len(j.data) && &j.data[off] == &msg[0] {
+		return j.str[off : off+len(msg)]
+	}
+	return string(msg)
 }
 
 // end closes a chunk that ends inside a split line, longer than a chunk can hold: its parts
@@ -167,148 +178,4 @@ func (j *joiner) end() {
 		j.first.Continued = true
 		j.emit(j.first, j.msg, j.raw)
 	}
-}
-
-// DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
-// fields become int64 when they are integers that fit, float64 otherwise, and json.Number
-// for integers beyond int64, as the json step makes them, so a second processor sees the
-// same types as the first.
-func DecodeNDJSON(data []byte) ([]event.Entry, error) {
-	if out, ok := decodeNDJSONStream(data); ok {
-		return out, nil
-	}
-	return decodeNDJSONLines(data)
-}
-
-// decodeNDJSONStream reads the whole chunk with one json.Decoder: a Decoder per line was
-// 29% of the CPU of file → json → file sink (the sink decodes the derived chunks). It gives
-// up (false) on anything the line-by-line reading could judge differently — any error, two
-// documents on one line, a document across lines — and that reading then decides, with its
-// error naming the line.
-func decodeNDJSONStream(data []byte) ([]event.Entry, bool) {
-	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	prev := 0
-	for {
-		var e event.Entry
-		if err := dec.Decode(&e); err != nil {
-			return out, errors.Is(err, io.EOF)
-		}
-		end := int(dec.InputOffset())
-		if end <= prev || end > len(data) {
-			return nil, false
-		}
-		seg := data[prev:end]
-		start := 0
-		for start < len(seg) && isJSONSpace(seg[start]) {
-			start++
-		}
-		if bytes.IndexByte(seg[start:], '\n') >= 0 || len(out) > 0 && bytes.IndexByte(seg[:start], '\n') < 0 {
-			return nil, false
-		}
-		prev = end
-		for k, v := range e.Fields {
-			e.Fields[k] = numbers(v)
-		}
-		out = append(out, e)
-	}
-}
-
-func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-// decodeNDJSONLines reads a chunk line by line, each line one document and nothing else.
-func decodeNDJSONLines(data []byte) ([]event.Entry, error) {
-	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
-	line := 0
-	for len(data) > 0 {
-		line++
-		n := bytes.IndexByte(data, '\n')
-		var l []byte
-		if n < 0 {
-			l, data = data, nil
-		} else {
-			l, data = data[:n], data[n+1:]
-		}
-		if len(bytes.TrimSpace(l)) == 0 {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(l))
-		dec.UseNumber()
-		var e event.Entry
-		if err := dec.Decode(&e); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("line %d: data after the entry", line)
-		}
-		for k, v := range e.Fields {
-			e.Fields[k] = numbers(v)
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		s := string(t)
-		if !strings.ContainsAny(s, ".eE") {
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i
-			}
-			return t
-		}
-		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) {
-			return f
-		}
-		return t
-	case map[string]any:
-		for k, x := range t {
-			t[k] = numbers(x)
-		}
-	case []any:
-		for i, x := range t {
-			t[i] = numbers(x)
-		}
-	}
-	return v
-}
-
-// AppendNDJSON appends e as one JSON line (with its '\n'). HTML characters are not escaped,
-// so `nats sub` shows messages as they were. Invalid UTF-8 in strings becomes U+FFFD: JSON
-// cannot carry it (the raw bytes stay in LOGS). A field JSON cannot encode (NaN) is an error.
-func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
-	buf := bytes.NewBuffer(dst)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil { // Encode ends the document with '\n'
-		return dst, fmt.Errorf("encode entry: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// IdentityHeaders are the input chunk's headers a processor copies onto its derived chunks:
-// what identifies the entries beyond their JSON (when they were read, the container and its
-// image), for sinks that map it (the otlp sink's observed time and resource attributes).
-var IdentityHeaders = []string{HdrReadTime, HdrContainer, HdrImage}
-
-// DerivedMsg builds a derived chunk: the entries as NDJSON on subject, with msgID as its
-// Nats-Msg-Id (from the input's stream and sequence, so that a redelivery or a rebuild of
-// the same input can never store it twice).
-func DerivedMsg(subject, msgID string, entries []event.Entry) (*nats.Msg, error) {
-	var data []byte
-	var err error
-	for i := range entries {
-		if data, err = AppendNDJSON(data, &entries[i]); err != nil {
-			return nil, fmt.Errorf("derived chunk %s: entry %d: %w", msgID, i, err)
-		}
-	}
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(HdrMsgID, msgID)
-	m.Header.Set(HdrFormat, FormatNDJSON)
-	m.Header.Set(HdrLines, strconv.Itoa(len(entries)))
-	return m, nil
 }

@@ -29,6 +29,9 @@ const (
 	procFetchWait            = time.Second
 	publishRetries           = 3
 	processorRedeliveryDelay = 2 * time.Second
+	// maxReusedBuf bounds the NDJSON buffer a processor keeps from one batch to the next:
+	// a full fetch (4 MiB) of JSON lines makes 11–12 MiB of NDJSON.
+	maxReusedBuf = 16 << 20
 )
 
 // publishRetry spaces the publishes of a derived chunk that failed (a timeout, a reconnect).
@@ -45,6 +48,9 @@ type processor struct {
 	routes []string // route step targets: more subject prefixes of the derived stream
 	log    *zap.Logger
 	js     jetstream.JetStream
+	// buf holds the NDJSON of every derived chunk of the batch in hand: one buffer, reused
+	// by the next batch once no publish of this one can read it again (handle).
+	buf []byte
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	mIn, mOut, mDropped, mErrors   prometheus.Counter
@@ -111,6 +117,7 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 	defer cancel()
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give
+	p.buf = p.buf[:0]
 	for i, m := range msgs {
 		o, err := p.transform(m)
 		if err != nil {
@@ -122,7 +129,12 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 			outs = append(outs, output{in: i, msg: om})
 		}
 	}
-	p.publish(ctx, outs)
+	if p.publish(ctx, outs) || cap(p.buf) > maxReusedBuf {
+		// A publish given up on (stop) may still be retried by the client from its
+		// message: the next batch must not write over its bytes. A buffer grown past the
+		// bound is not kept either: between batches it would hold live heap (memory_limit).
+		p.buf = nil
+	}
 	failed := make([]error, len(msgs))
 	for _, o := range outs {
 		if !o.ok && failed[o.in] == nil {
@@ -135,8 +147,8 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 
 // publish sends every output asynchronously and waits for the acks. A failed publish (a
 // timeout, a reconnect) is sent again with the same msg id, so a copy that was stored after
-// all is not stored twice.
-func (p *processor) publish(ctx context.Context, outs []output) {
+// all is not stored twice. inFlight: an asynchronous publish was left without its answer.
+func (p *processor) publish(ctx context.Context, outs []output) (inFlight bool) {
 	for k := range outs {
 		outs[k].fut, outs[k].err = p.js.PublishMsgAsync(outs[k].msg)
 	}
@@ -151,6 +163,7 @@ func (p *processor) publish(ctx context.Context, outs []output) {
 		case o.err = <-o.fut.Err():
 		case <-ctx.Done():
 			o.err = ctx.Err()
+			inFlight = true
 		}
 	}
 	for k := range outs {
@@ -165,6 +178,7 @@ func (p *processor) publish(ctx context.Context, outs []output) {
 			o.ok, o.err = err == nil, err
 		}
 	}
+	return inFlight
 }
 
 // transform decodes one input message and runs its entries through the chain. It returns
@@ -181,7 +195,7 @@ func (p *processor) transform(m *delivery.Msg) ([]*nats.Msg, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	groups, kept, err := p.route(entries)
+	groups, kept, origin, err := p.route(entries)
 	if err != nil {
 		return nil, err
 	}
@@ -190,17 +204,21 @@ func (p *processor) transform(m *delivery.Msg) ([]*nats.Msg, error) {
 	p.mDropped.Add(float64(dropped))
 	// The output subject names the input's source: all entries of a chunk share it, and a
 	// step that rewrites host or source must not split the chunk's output.
-	kind, host, source := entries[0].Kind, entries[0].Host, entries[0].Source
+	kind, host, source := origin.Kind, origin.Host, origin.Source
 	out := make([]*nats.Msg, 0, len(groups))
 	for _, g := range groups {
 		prefix, id := p.prefix, fmt.Sprintf("%s:%d", m.Stream, m.Seq)
 		if g.route != "" {
 			prefix, id = g.route, id+":"+g.route
 		}
-		msg, err := streams.DerivedMsg(streams.Subject(prefix, kind, host, source), id, g.entries)
-		if err != nil {
+		start := len(p.buf)
+		if p.buf, err = streams.AppendDerived(p.buf, id, g.entries); err != nil {
 			return nil, err
 		}
+		// The chunk's bytes are p.buf[start:] of the array they were written to; a later
+		// chunk that grows p.buf moves on to a new array and leaves them be.
+		data := p.buf[start:len(p.buf):len(p.buf)]
+		msg := streams.DerivedMsgData(streams.Subject(prefix, kind, host, source), id, len(g.entries), data)
 		for _, h := range streams.IdentityHeaders {
 			if v := m.Header[h]; len(v) > 0 {
 				msg.Header[h] = v
@@ -220,17 +238,36 @@ type routed struct {
 }
 
 // route runs the entries through the chain and groups the kept ones by route, in order.
-func (p *processor) route(entries []event.Entry) (groups []routed, kept int, err error) {
+// The kept entries are moved to the front of entries, in place: with no route step (one
+// group, the default output) nothing is copied.
+// origin is the first entry as the chain left it, which names the output subject.
+func (p *processor) route(entries []event.Entry) (groups []routed, kept int, origin event.Entry, err error) {
+	routes := false
 	for i := range entries {
 		e := &entries[i]
 		keep, err := p.chain.Process(e)
 		if err != nil {
-			return nil, 0, fmt.Errorf("entry %d: %w", i, err)
+			return nil, 0, origin, fmt.Errorf("entry %d: %w", i, err)
+		}
+		if i == 0 {
+			origin = event.Entry{Kind: e.Kind, Host: e.Host, Source: e.Source}
 		}
 		if !keep {
 			continue
 		}
+		routes = routes || e.Route != ""
+		if kept != i {
+			entries[kept] = *e
+		}
 		kept++
+	}
+	if kept == 0 {
+		return nil, 0, origin, nil
+	}
+	if !routes {
+		return []routed{{entries: entries[:kept]}}, kept, origin, nil
+	}
+	for _, e := range entries[:kept] {
 		gi := -1
 		for j := range groups {
 			if groups[j].route == e.Route {
@@ -242,9 +279,9 @@ func (p *processor) route(entries []event.Entry) (groups []routed, kept int, err
 			groups = append(groups, routed{route: e.Route})
 			gi = len(groups) - 1
 		}
-		groups[gi].entries = append(groups[gi].entries, *e)
+		groups[gi].entries = append(groups[gi].entries, e)
 	}
-	return groups, kept, nil
+	return groups, kept, origin, nil
 }
 
 // procObserver counts what the engine reports for one processor.

@@ -8,20 +8,30 @@ import (
 	"time"
 )
 
-// pipeline is what an end-to-end row runs: a json processor or not, fsync on every write
-// or not, and the input as a plain file (type: file) or as a container's CRI log file
-// (type: kubernetes).
-type pipeline struct{ json, always, cri bool }
+// The processor steps of the rows with a processor (a YAML flow sequence).
+const (
+	stepsJSON           = `[{json: {}}]`
+	stepsJSONDropRedact = `[{json: {}}, {drop: 'fields.level == "debug"'}, {redact: {fields: [password]}}]`
+)
 
+// pipeline is what an end-to-end row runs: processor steps or none, fsync on every write or
+// not, and the input as a plain file (type: file) or as a container's CRI log file
+// (type: kubernetes).
+type pipeline struct {
+	steps       string
+	always, cri bool
+}
+
+// pipelineConfig is source → sink, or with steps source → processor → sink.
 func pipelineConfig(watch string, pl pipeline) string {
 	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "*.log"))
 	if pl.cri {
 		src = fmt.Sprintf("sources:\n  - {name: app, type: kubernetes, pods_dir: %q, start_at: beginning}\n", watch)
 	}
-	if !pl.json {
+	if pl.steps == "" {
 		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
 	}
-	return src + "processors:\n  - {name: parsed, input: logs.>, steps: [{json: {}}]}\n" +
+	return src + "processors:\n  - {name: parsed, input: logs.>, steps: " + pl.steps + "}\n" +
 		fmt.Sprintf("sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw%s}\n", extra())
 }
 

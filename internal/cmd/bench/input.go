@@ -27,6 +27,18 @@ func line(buf []byte, seq int) []byte {
 	return append(buf, '\n')
 }
 
+// lineJSON8 writes line seq as a JSON object of 8 fields, 199 bytes and '\n' (the issue's
+// "every line a JSON object of 8 fields"), its number where seqOf finds it.
+func lineJSON8(buf []byte, seq int) []byte {
+	const pad = "request done lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore"
+	start := len(buf)
+	buf = fmt.Appendf(buf, `{"seq":"%010d","level":"info","ts":"2026-11-27T13:56:37.123456Z","user":%d,"method":"GET","status":%d,"dur_ms":%d.5,"msg":"`,
+		seq, seq%977, 200+seq%4, seq%100)
+	buf = append(buf, pad[:lineLen-3-(len(buf)-start)]...)
+	buf = append(buf, `"}`...)
+	return append(buf, '\n')
+}
+
 // seqOf finds a line's number (see line).
 func seqOf(l []byte) (int, bool) {
 	var d []byte
@@ -48,7 +60,9 @@ func seqOf(l []byte) (int, bool) {
 	return n, true
 }
 
-func generate(path string, from, to int) (int64, error) { return generateWith(path, from, to, nil) }
+func generate(path string, from, to int) (int64, error) {
+	return generateWith(path, from, to, nil, line)
+}
 
 // criPrefix is what a CRI runtime writes before each line of the bench's CRI file.
 const criPrefix = "2026-12-06T07:00:00.123456789Z stdout F "
@@ -56,10 +70,11 @@ const criPrefix = "2026-12-06T07:00:00.123456789Z stdout F "
 // generateCRI writes the same lines as a container runtime's CRI log file (type: kubernetes):
 // `<RFC3339Nano> stdout F <line>`; logcap's raw output of it is the file again.
 func generateCRI(path string, from, to int) (int64, error) {
-	return generateWith(path, from, to, []byte(criPrefix))
+	return generateWith(path, from, to, []byte(criPrefix), line)
 }
 
-func generateWith(path string, from, to int, prefix []byte) (int64, error) {
+// generateWith writes lines [from, to) made by line to path, each after prefix.
+func generateWith(path string, from, to int, prefix []byte, line func([]byte, int) []byte) (int64, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err

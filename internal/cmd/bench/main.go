@@ -33,7 +33,7 @@ var (
 	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,sync,backlog,otlp,latency,idle")
+	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,json8,jdr,sync,backlog,otlp,latency,idle")
 	otlpLines  = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )
 
@@ -55,6 +55,23 @@ type bench struct {
 	bin, dir, input string
 	size            int64
 	rows            []row
+	// The all-JSON input of the json8 and jdr rows, generated when first needed.
+	inputJSON8 string
+	sizeJSON8  int64
+}
+
+// genJSON8 generates the all-JSON input (lineJSON8) once.
+func (b *bench) genJSON8() error {
+	if b.inputJSON8 != "" {
+		return nil
+	}
+	in := filepath.Join(b.dir, "input", "json8.log")
+	sz, err := generateWith(in, 0, *nLines, nil, lineJSON8)
+	if err != nil {
+		return err
+	}
+	b.inputJSON8, b.sizeJSON8 = in, sz
+	return nil
 }
 
 func run() error {
@@ -140,6 +157,9 @@ func (b *bench) ceilings() error {
 	return nil
 }
 
+// rawPathName is the row the processor rows are compared with.
+const rawPathName = "file → LOGS → file sink"
+
 // pipelines are the throughput rows: logcap end to end on the generated file.
 func (b *bench) pipelines() error {
 	type variant struct {
@@ -147,9 +167,11 @@ func (b *bench) pipelines() error {
 		pl        pipeline
 	}
 	for _, v := range []variant{
-		{"file", "file → LOGS → file sink", pipeline{}},
+		{"file", rawPathName, pipeline{}},
 		{"cri", "CRI file (type: kubernetes) → LOGS → file sink", pipeline{cri: true}},
-		{"json", "file → LOGS → json processor → PARSED → file sink", pipeline{json: true}},
+		{"json", "file → LOGS → json processor → PARSED → file sink", pipeline{steps: stepsJSON}},
+		{"json8", "file → LOGS → json processor → PARSED → file sink, all-JSON 8-field lines", pipeline{steps: stepsJSON}},
+		{"jdr", "file → LOGS → json → drop → redact → PARSED → file sink, all-JSON 8-field lines", pipeline{steps: stepsJSONDropRedact}},
 		{"sync", "file → LOGS → file sink, sync_interval: always", pipeline{always: true}},
 		{"backlog", "file → LOGS → file sink, %.1f GB backlog", pipeline{}},
 	} {
@@ -157,13 +179,19 @@ func (b *bench) pipelines() error {
 			continue
 		}
 		in, n, sz := b.input, *nLines, b.size
-		if v.key == "cri" {
+		switch v.key {
+		case "cri":
 			// the same lines as a container runtime writes them: `<ts> stdout F <line>`
 			in = filepath.Join(b.dir, "input", "cri.log")
 			var err error
 			if sz, err = generateCRI(in, 0, n); err != nil {
 				return err
 			}
+		case "json8", "jdr":
+			if err := b.genJSON8(); err != nil {
+				return err
+			}
+			in, sz = b.inputJSON8, b.sizeJSON8
 		}
 		if v.key == "backlog" {
 			// A file far larger than the default run, present before logcap starts reading
@@ -254,7 +282,13 @@ func (b *bench) profiled() error {
 	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", pipeline{}, *profileDir)); err != nil {
 		return err
 	}
-	return b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", pipeline{json: true}, *profileDir))
+	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", pipeline{steps: stepsJSON}, *profileDir)); err != nil {
+		return err
+	}
+	if err := b.genJSON8(); err != nil {
+		return err
+	}
+	return b.add(e2e(b.bin, b.dir, b.inputJSON8, b.sizeJSON8, *nLines, "file → LOGS → json → file sink, all-JSON 8-field lines (profiled, not a result)", pipeline{steps: stepsJSON}, *profileDir))
 }
 
 // window is a measurement's duration: full, or in -short mode short.

@@ -46,13 +46,17 @@ func render(rows []row, size int64) string {
 		machine(), *nLines, lineLen, float64(size)/1e6, host)
 	// logcap's rows are compared with what JetStream alone takes in the same run (with the
 	// same sync setting): the bytes go through it once, durably, before any sink sees them.
-	var pub, pubAlways float64
+	// A processor row is also compared with the raw path (file → LOGS → file sink) of the
+	// same run: what parsing costs on top of capture and delivery.
+	var pub, pubAlways, rawPath float64
 	for _, r := range rows {
 		switch r.name {
 		case pubName(false):
 			pub = r.mbps()
 		case pubName(true):
 			pubAlways = r.mbps()
+		case rawPathName:
+			rawPath = r.mbps()
 		}
 	}
 	fmt.Fprintln(&b, "| measurement | lines/s | MB/s | vs raw publish | CPU-s/GB | peak RSS MiB | load (1m) | check |")
@@ -76,8 +80,12 @@ func render(rows []row, size int64) string {
 			if r.noThrput {
 				cpu = ""
 			}
+			note := r.note
+			if rawPath > 0 && strings.Contains(r.name, "PARSED") {
+				note += fmt.Sprintf("; %.2f × raw path", r.mbps()/rawPath)
+			}
 			fmt.Fprintf(&b, "| %s | %.0f | %.1f | %s | %s | %s | %s | %s |\n",
-				r.name, r.linesPerSec(), r.mbps(), ratio, cpu, rss(r.rssKiB), r.load, r.note)
+				r.name, r.linesPerSec(), r.mbps(), ratio, cpu, rss(r.rssKiB), r.load, note)
 		}
 	}
 	return b.String()

@@ -1,0 +1,4 @@
+package jsonscan
+
+// PlainRun is plainRun, for the tests.
+var PlainRun = plainRun
