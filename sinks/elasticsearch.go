@@ -48,23 +48,6 @@ type esIndexData struct {
 	Date string // entry time, UTC, 2006.01.02
 }
 
-// esDoc is the stored document: the entry, its time under @timestamp as Elastic's data
-// streams and Kibana expect.
-type esDoc struct {
-	Timestamp time.Time      `json:"@timestamp"`
-	Host      string         `json:"host"`
-	Kind      string         `json:"kind"`
-	Source    string         `json:"source"`
-	Stream    string         `json:"stream,omitempty"`
-	Message   string         `json:"message"`
-	Fields    map[string]any `json:"fields,omitempty"`
-}
-
-type esAction struct {
-	Index string `json:"_index"`
-	ID    string `json:"_id"`
-}
-
 func newESSink(_ string, opts config.Options) (Sink, error) {
 	var o esOptions
 	if err := opts.Decode(&o, config.PipelineKeys...); err != nil {
@@ -142,21 +125,23 @@ func (s *ElasticsearchSink) indexFor(r *Record, buf *bytes.Buffer) (string, erro
 	return name, nil
 }
 
-// buildBulk writes the action/document pairs. sent[k] is the batch index of the k-th item,
-// which is how the response's items map back to records.
-func (s *ElasticsearchSink) buildBulk(batch []Record) (body []byte, sent []int, bad map[int]error) {
-	var out, buf bytes.Buffer
-	out.Grow(len(batch) * 320)
+// buildBulk appends the action/document pairs to out. sent[k] is the batch index of the
+// k-th item, which is how the response's items map back to records. Everything is appended
+// by hand (appendESDocJSON): json.Marshal per document and action was 40% of the sink's CPU.
+func (s *ElasticsearchSink) buildBulk(out []byte, batch []Record) (body []byte, sent []int, bad map[int]error) {
+	var buf bytes.Buffer
 	fail := func(i int, err error) {
 		if bad == nil {
 			bad = map[int]error{}
 		}
 		bad[i] = Permanent(fmt.Errorf("elasticsearch %s: %s: %w", s.display, batch[i].ID(), err))
 	}
-	op := "index"
+	action := `{"index":{"_index":`
 	if s.create {
-		op = "create"
+		action = `{"create":{"_index":`
 	}
+	sent = make([]int, 0, len(batch))
+	var id []byte
 	for i := range batch {
 		r := &batch[i]
 		idx, err := s.indexFor(r, &buf)
@@ -164,25 +149,25 @@ func (s *ElasticsearchSink) buildBulk(batch []Record) (body []byte, sent []int, 
 			fail(i, err)
 			continue
 		}
-		doc, err := json.Marshal(esDoc{Timestamp: r.Time, Host: r.Host, Kind: r.Kind,
-			Source: r.Source, Stream: r.Entry.Stream, Message: r.Message, Fields: r.Fields})
-		if err != nil {
+		id = r.AppendID(id[:0])
+		mark := len(out)
+		out = append(out, action...)
+		out = appendJSONString(out, idx)
+		out = append(out, `,"_id":"`...)
+		out = append(out, id...)
+		out = append(out, "\"}}\n"...)
+		if out, err = appendESDocJSON(out, &r.Entry, s.idKey, id); err != nil {
+			out = out[:mark]
 			fail(i, fmt.Errorf("encode: %w", err))
 			continue
 		}
-		id := r.ID()
-		doc = withIDField(doc, s.idKey, id)
-		action, _ := json.Marshal(map[string]esAction{op: {Index: idx, ID: id}})
-		out.Write(action)
-		out.WriteByte('\n')
-		out.Write(doc)
-		out.WriteByte('\n')
+		out = append(out, '\n')
 		sent = append(sent, i)
 	}
 	if len(sent) == 0 {
 		return nil, nil, bad
 	}
-	return out.Bytes(), sent, bad
+	return out, sent, bad
 }
 
 type esBulkResponse struct {
@@ -222,6 +207,9 @@ func (e esBulkItem) errText() (typ, text string) {
 // all were stored), or an error for the whole batch when the answer cannot be matched to
 // what was sent.
 func esClassify(body []byte, sent []int, create bool) (map[int]error, error) {
+	if esNoErrors(body) {
+		return nil, nil
+	}
 	var resp esBulkResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("bulk response: %w", err)
@@ -263,12 +251,41 @@ func esClassify(body []byte, sent []int, create bool) (map[int]error, error) {
 	return failed, nil
 }
 
+// esNoErrors reads the answer's top-level keys up to "errors" and says whether it is false:
+// then the items need not be read (Elasticsearch and VictoriaLogs put "errors" before
+// "items"). Decoding the items of every successful answer was 19% of the sink's CPU. Any
+// doubt (no "errors" key, a malformed answer) returns false: the full decode decides.
+func esNoErrors(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if key == "errors" {
+			v, err := dec.Token()
+			return err == nil && v == false
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return false
+}
+
 // Write sends the batch as one _bulk request.
 func (s *ElasticsearchSink) Write(ctx context.Context, batch []Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	body, sent, bad := s.buildBulk(batch)
+	bp := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(bp)
+	body, sent, bad := s.buildBulk((*bp)[:0], batch)
+	keepBuffer(bp, body)
 	if body == nil {
 		return mergeFailures(len(batch), bad, nil)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/logcap/logcap/event"
 )
@@ -26,7 +27,16 @@ type Record struct {
 }
 
 // ID is the record's idempotency key: stream, sequence and index.
-func (r Record) ID() string { return fmt.Sprintf("%s-%d-%d", r.Stream, r.Seq, r.Index) }
+func (r Record) ID() string { return string(r.AppendID(nil)) }
+
+// AppendID appends the record's ID to dst: no formatting, no allocation of its own.
+func (r *Record) AppendID(dst []byte) []byte {
+	dst = append(dst, r.Stream...)
+	dst = append(dst, '-')
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, int64(r.Index), 10)
+}
 
 // Sink is a destination. Write blocks until the destination accepted the whole batch (nil),
 // or returns an error; it must return promptly when ctx is cancelled. Check is a cheap health

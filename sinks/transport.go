@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/logcap/logcap/config"
 )
@@ -298,38 +299,63 @@ type response struct {
 	body   []byte
 }
 
+// bodyBuffers hold request bodies between writes: a sink's 1 MiB body is built into a
+// buffer of the last one's size instead of growing a fresh one by doubling.
+var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxKeptBuffer bounds what a pooled buffer may keep between writes.
+const maxKeptBuffer = 16 << 20
+
+// keepBuffer gives the memory of b (built from *bp) back to *bp, unless it grew too big.
+func keepBuffer(bp *[]byte, b []byte) {
+	if cap(b) > cap(*bp) && cap(b) <= maxKeptBuffer {
+		*bp = b[:0]
+	}
+}
+
 var gzipWriters = sync.Pool{New: func() any {
 	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
 	return w
 }}
 
 // do makes one request bounded by the sink's timeout and reads the whole answer within it.
-// Errors are transport errors (connection refused, reset, timeout): all transient.
+// Errors are transport errors (connection refused, reset, timeout): all transient. body is
+// the caller's again when do returns (it may be a pooled buffer): it is compressed (gzip,
+// unless compression: none) or copied, since the HTTP transport may still read a request's
+// body after the answer came.
 func (t *transport) do(ctx context.Context, method, u, contentType string, body []byte, extra http.Header) (*response, error) {
+	if body == nil {
+		return t.send(ctx, method, u, contentType, "", nil, extra)
+	}
+	if !t.gzip {
+		return t.send(ctx, method, u, contentType, "", bytes.Clone(body), extra)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(body) / 4)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	_, err := zw.Write(body)
+	if err == nil {
+		err = zw.Close()
+	}
+	gzipWriters.Put(zw)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return t.send(ctx, method, u, contentType, "gzip", buf.Bytes(), extra)
+}
+
+// send makes one request with payload as it is (encoded as contentEncoding says; nil: no
+// body). The transport owns payload from then on.
+func (t *transport) send(ctx context.Context, method, u, contentType, contentEncoding string, payload []byte, extra http.Header) (*response, error) {
 	if t.closed.Load() {
 		return nil, errors.New("sink closed")
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	var rd io.Reader
-	gz := false
-	if body != nil {
-		if t.gzip {
-			var buf bytes.Buffer
-			buf.Grow(len(body) / 4)
-			zw := gzipWriters.Get().(*gzip.Writer)
-			zw.Reset(&buf)
-			_, err := zw.Write(body)
-			if err == nil {
-				err = zw.Close()
-			}
-			gzipWriters.Put(zw)
-			if err != nil {
-				return nil, fmt.Errorf("gzip: %w", err)
-			}
-			body, gz = buf.Bytes(), true
-		}
-		rd = bytes.NewReader(body)
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
@@ -344,8 +370,8 @@ func (t *transport) do(ctx context.Context, method, u, contentType string, body 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if gz {
-		req.Header.Set("Content-Encoding", "gzip")
+	if contentEncoding != "" {
+		req.Header.Set("Content-Encoding", contentEncoding)
 	}
 	req.Header.Set("User-Agent", "logcap")
 	resp, err := t.client.Do(req)
