@@ -277,12 +277,19 @@ func TestFakeLokiContract(t *testing.T) {
 	}
 }
 
+// TestLokiPush runs with each encoding of the push: protobuf+snappy (the default) and JSON.
 func TestLokiPush(t *testing.T) {
+	for _, enc := range []string{"protobuf", "json"} {
+		t.Run(enc, func(t *testing.T) { testLokiPush(t, enc) })
+	}
+}
+
+func testLokiPush(t *testing.T, enc string) {
 	f := newFakeLoki()
 	f.window = time.Hour // Loki's default: unordered writes, max_chunk_age/2
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	s := newTestSink(t, "loki", map[string]any{"url": srv.URL + "/", "tenant": "team-a"})
+	s := newTestSink(t, "loki", map[string]any{"url": srv.URL + "/", "tenant": "team-a", "encoding": enc, "id_field": "logcap_id"})
 
 	// Two sources interleaved, out of time order within the batch, two entries sharing a
 	// timestamp: the sink groups by source and sorts each stream, keeping batch order for ties.
@@ -298,7 +305,9 @@ func TestLokiPush(t *testing.T) {
 	}
 	got := f.stream(map[string]string{"host": "web-1", "kind": "file", "source": "/var/log/a.log"})
 	want := []fakeLokiEntry{
-		{a[1].Time.UnixNano(), a[1].Message, nil}, {a[2].Time.UnixNano(), a[2].Message, nil}, {a[0].Time.UnixNano(), a[0].Message, nil},
+		{a[1].Time.UnixNano(), a[1].Message, map[string]string{"logcap_id": a[1].ID()}},
+		{a[2].Time.UnixNano(), a[2].Message, map[string]string{"logcap_id": a[2].ID()}},
+		{a[0].Time.UnixNano(), a[0].Message, map[string]string{"logcap_id": a[0].ID()}},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("stream a = %v\nwant %v", got, want)

@@ -57,6 +57,14 @@ type Ordered interface {
 	Ordered() bool
 }
 
+// Concurrent is implemented by a sink whose Write may run concurrently with itself (an HTTP
+// sink: each Write is one request on a pooled connection). Concurrency is how many writes
+// the pipeline keeps in flight when request.concurrency is not set; a sink that does not
+// implement it gets one at a time, and request.concurrency above 1 is refused for it.
+type Concurrent interface {
+	Concurrency() int
+}
+
 // ErrPermanent marks an error that retrying cannot fix (a 400, a mapping error): the
 // records go to dead letters at once instead of being redelivered.
 var ErrPermanent = errors.New("permanent")

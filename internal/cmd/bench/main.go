@@ -48,7 +48,7 @@ var (
 	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,backlog,latency,idle")
+	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,backlog,sinks,latency,idle")
 )
 
 func main() {
@@ -168,6 +168,11 @@ func run() error {
 		}
 		if v.key == "backlog" {
 			os.Remove(in)
+		}
+	}
+	if want("sinks") {
+		if err := sinkRows(bin, dir, input, size, *nLines, add); err != nil {
+			return err
 		}
 	}
 	if want("latency") {
@@ -562,6 +567,7 @@ type proc struct {
 	admin string
 	logs  *bytes.Buffer
 	dir   string
+	keep  bool // stop leaves dir in place
 }
 
 func freePort() (int, error) {
@@ -580,6 +586,12 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startIn(bin, rd, always, body)
+}
+
+// startIn runs logcap in directory rd (its data_dir is rd/data: a second run in rd finds
+// the streams of the first).
+func startIn(bin, rd string, always bool, body string) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -626,7 +638,9 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 
 // stop ends logcap with SIGTERM (a clean stop is part of the check) and removes its files.
 func (p *proc) stop() error {
-	defer os.RemoveAll(p.dir)
+	if !p.keep {
+		defer os.RemoveAll(p.dir)
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	timer := time.AfterFunc(30*time.Second, func() { _ = p.cmd.Process.Kill() })
 	defer timer.Stop()
