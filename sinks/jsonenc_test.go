@@ -23,7 +23,7 @@ func TestAppendEntryJSON(t *testing.T) {
 		{"fields", event.Entry{Time: at, Message: "m", Fields: map[string]any{
 			"s": "v<>", "f": 1.5, "big": 1e21, "small": 1e-7, "neg": -0.0, "i": 3, "i64": int64(-4), "b": true, "n": nil,
 			"nested": map[string]any{"z": []any{1.0, "a", false, nil, map[string]any{}}, "a": []any{}},
-			"other": []string{"x"}, "\u2028key": "k", "nilmap": map[string]any(nil), "nilslice": []any(nil),
+			"other":  []string{"x"}, "\u2028key": "k", "nilmap": map[string]any(nil), "nilslice": []any(nil),
 		}}},
 		{"zero time", event.Entry{}},
 	} {

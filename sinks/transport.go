@@ -170,8 +170,8 @@ func newTransport(o transportOptions, allowAPIKey bool) (*transport, error) {
 			Timeout:   10 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		ForceAttemptHTTP2:     true,
+		TLSClientConfig:   tlsCfg,
+		ForceAttemptHTTP2: true,
 		// One idle connection per write in flight (request.concurrency, up to 64).
 		MaxIdleConns:          64,
 		MaxIdleConnsPerHost:   64,
