@@ -68,7 +68,15 @@ type Embedded struct {
 	// data_dir/auth on first start; or "none": any local client may publish into logs.>,
 	// purge and delete the streams (refused with a listen address that is not loopback).
 	Auth string `yaml:"auth"`
+	// StoreReserve is the free space of data_dir below which capture is held (the sources
+	// wait; files and Docker's logs are the buffer) instead of letting the store fail a write,
+	// which nats-server makes sticky until JetStream restarts.
+	StoreReserve Size `yaml:"store_reserve"`
 }
+
+// DefaultStoreReserve is nats.embedded.store_reserve when unset: more than a quarter second
+// of writes at full speed between two looks, and a block of every stream.
+const DefaultStoreReserve Size = 64 << 20
 
 // The values of nats.embedded.auth.
 const (
@@ -243,6 +251,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if e.Auth == "" {
 			e.Auth = AuthGenerated
+		}
+		if e.StoreReserve == 0 {
+			e.StoreReserve = DefaultStoreReserve
 		}
 	}
 	if c.NATS.ConnectTimeout == 0 {

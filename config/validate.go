@@ -108,6 +108,9 @@ func (v *validator) nats() {
 	if e.MaxPayload <= 0 {
 		v.errorf("nats.embedded.max_payload", "must be greater than 0")
 	}
+	if e.StoreReserve < 0 {
+		v.errorf("nats.embedded.store_reserve", "must be greater than 0")
+	}
 	if e.CacheExpire < 0 {
 		v.errorf("nats.embedded.cache_expire", "must be greater than 0")
 	}

@@ -61,8 +61,12 @@ func (b *Batch) Add(m *Msg) (int, error) {
 	}
 	mi := len(b.msgs)
 	b.msgs, b.left, b.settled = append(b.msgs, m), append(b.left, len(ents)), append(b.settled, false)
+	var id string
+	if v := m.Header[streams.HdrMsgID]; len(v) > 0 {
+		id = v[0]
+	}
 	for j := range ents {
-		rec := sinks.Record{Entry: ents[j], Stream: m.Stream, Seq: m.Seq, Index: j}
+		rec := sinks.Record{Entry: ents[j], Stream: m.Stream, Seq: m.Seq, Index: j, MsgID: id}
 		if raws != nil {
 			rec.Raw = raws[j]
 		}

@@ -339,27 +339,16 @@ func maskAuth(s, repl string) string {
 }
 
 func maskAuthHeader(s, repl string) string {
-	const key = "authorization"
-	var b strings.Builder
-	last, from := 0, 0
-	written := false
-	for {
-		k := indexFold(s[from:], key)
-		if k < 0 {
-			break
-		}
-		k += from
-		i := k + len(key)
-		from = i
+	return maskAfterKey(s, "authorization", repl, func(k, i int) (int, int, bool) {
 		if k > 0 && (isAlnum(s[k-1]) || s[k-1] == '_') {
-			continue // proxy_authorization_mode, x-authorization-id: not the header
+			return 0, 0, false // proxy_authorization_mode, x-authorization-id: not the header
 		}
 		if i < len(s) && (s[i] == '"' || s[i] == '\'') {
 			i++
 		}
 		i = skipSpaces(s, i)
 		if i >= len(s) || (s[i] != ':' && s[i] != '=') {
-			continue
+			return 0, 0, false
 		}
 		// `Authorization: Basic xxx` runs to the end of the line; `authorization=xxx`
 		// (logfmt, query strings) to the next space or '&'.
@@ -383,24 +372,35 @@ func maskAuthHeader(s, repl string) string {
 			}
 			i++
 		}
-		if i == vs {
-			continue
-		}
-		b.Grow(len(s))
-		b.WriteString(s[last:vs])
-		b.WriteString(repl)
-		last, from = i, i
-		written = true
-	}
-	if !written {
-		return s
-	}
-	b.WriteString(s[last:])
-	return b.String()
+		return vs, i, i > vs
+	})
 }
 
 func maskBearer(s, repl string) string {
 	const key = "bearer"
+	return maskAfterKey(s, key, repl, func(k, i int) (int, int, bool) {
+		if k > 0 && isAlnum(s[k-1]) {
+			return 0, 0, false
+		}
+		j := skipSpaces(s, i)
+		if j == i {
+			return 0, 0, false
+		}
+		vs := j
+		for j < len(s) && isTokenChar(s[j]) {
+			j++
+		}
+		if j == vs || s[vs:j] == repl || (j-vs == len(key) && asciiEqualFold(s[vs:j], key)) {
+			return 0, 0, false // "Bearer Bearer xyz": the token is after the last keyword
+		}
+		return vs, j, true
+	})
+}
+
+// maskAfterKey replaces with repl each value that value finds after an occurrence of key
+// (ASCII, any case) in s: given the key's start k and end i, it returns the value's span
+// [vs, ve), or false when this occurrence has none. The search goes on after the value.
+func maskAfterKey(s, key, repl string, value func(k, i int) (vs, ve int, ok bool)) string {
 	var b strings.Builder
 	last, from := 0, 0
 	written := false
@@ -410,26 +410,15 @@ func maskBearer(s, repl string) string {
 			break
 		}
 		k += from
-		i := k + len(key)
-		from = i
-		if k > 0 && isAlnum(s[k-1]) {
+		from = k + len(key)
+		vs, ve, ok := value(k, from)
+		if !ok {
 			continue
-		}
-		j := skipSpaces(s, i)
-		if j == i {
-			continue
-		}
-		vs := j
-		for j < len(s) && isTokenChar(s[j]) {
-			j++
-		}
-		if j == vs || s[vs:j] == repl || (j-vs == len(key) && asciiEqualFold(s[vs:j], key)) {
-			continue // "Bearer Bearer xyz": the token is after the last keyword
 		}
 		b.Grow(len(s))
 		b.WriteString(s[last:vs])
 		b.WriteString(repl)
-		last, from = j, j
+		last, from = ve, ve
 		written = true
 	}
 	if !written {

@@ -69,6 +69,8 @@ type FileSink struct {
 	fsync    string
 	rotate   FileRotate
 
+	check StreamCheck // nil: positions are trusted (replay)
+
 	files map[string]*outFile
 	clock uint64 // write counter for least-recently-used eviction
 	buf   []byte
@@ -76,9 +78,13 @@ type FileSink struct {
 }
 
 var (
-	_ Sink    = (*FileSink)(nil)
-	_ Ordered = (*FileSink)(nil)
+	_ Sink          = (*FileSink)(nil)
+	_ Ordered       = (*FileSink)(nil)
+	_ StreamChecked = (*FileSink)(nil)
 )
+
+// SetStreamCheck makes the sink ask check before it skips records as written.
+func (s *FileSink) SetStreamCheck(check StreamCheck) { s.check = check }
 
 // Ordered reports true: positions are per stream, newest only (see Ordered).
 func (s *FileSink) Ordered() bool { return true }
@@ -200,7 +206,7 @@ func (s *FileSink) Write(ctx context.Context, batch []Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := s.writeFile(p, batch, groups[p]); err != nil {
+		if err := s.writeFile(ctx, p, batch, groups[p]); err != nil {
 			return err
 		}
 	}
@@ -208,10 +214,15 @@ func (s *FileSink) Write(ctx context.Context, batch []Record) error {
 	return nil
 }
 
-func (s *FileSink) writeFile(path string, batch []Record, idx []int) error {
+func (s *FileSink) writeFile(ctx context.Context, path string, batch []Record, idx []int) error {
 	of, err := s.open(path)
 	if err != nil {
 		return err
+	}
+	if s.check != nil {
+		if err := of.checkStreams(ctx, s.check, batch, idx); err != nil {
+			return err
+		}
 	}
 	s.clock++
 	of.lastUse = s.clock

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ type fileState struct {
 type streamPos struct {
 	Seq   uint64 `json:"seq"`
 	Index int    `json:"index"`
+	ID    string `json:"id,omitempty"` // the Nats-Msg-Id at Seq, to notice a stream that went backwards
 }
 
 // written reports whether r is at or before the position committed for its stream. Records
@@ -212,6 +214,32 @@ func (of *outFile) commit(st fileState, durable bool) error {
 	return nil
 }
 
+// checkStreams asks check, once per stream, whether a position that would skip records of
+// idx still names the message it was recorded at; a stream that went backwards loses its
+// position, so that its re-used sequence numbers are written, not skipped.
+func (of *outFile) checkStreams(ctx context.Context, check StreamCheck, batch []Record, idx []int) error {
+	var checked map[string]bool
+	for _, i := range idx {
+		r := &batch[i]
+		if checked[r.Stream] || !of.state.written(r) {
+			continue
+		}
+		if checked == nil {
+			checked = map[string]bool{}
+		}
+		checked[r.Stream] = true
+		pos := of.state.Streams[r.Stream]
+		same, err := check(ctx, r.Stream, pos.Seq, pos.ID)
+		if err != nil {
+			return fmt.Errorf("file %s: check %s seq %d before skipping records as written: %w", of.path, r.Stream, pos.Seq, err)
+		}
+		if !same {
+			delete(of.state.Streams, r.Stream)
+		}
+	}
+	return nil
+}
+
 // pending is a file's share of a batch: the bytes to append and the state after them.
 type pending struct {
 	data  []byte
@@ -239,7 +267,7 @@ func (of *outFile) prepare(buf []byte, batch []Record, idx []int, format string)
 			continue
 		}
 		if cur, ok := p.state.Streams[r.Stream]; !ok || r.Seq > cur.Seq || r.Seq == cur.Seq && r.Index > cur.Index {
-			p.state.Streams[r.Stream] = streamPos{Seq: r.Seq, Index: r.Index}
+			p.state.Streams[r.Stream] = streamPos{Seq: r.Seq, Index: r.Index, ID: r.MsgID}
 		}
 	}
 	p.state.Size += int64(len(p.data))

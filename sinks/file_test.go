@@ -565,3 +565,55 @@ func FuzzFilePositionFile(f *testing.F) {
 		}
 	})
 }
+
+// A stream that went backwards (its end lost, its sequence numbers re-used by other
+// messages) is asked about before records are skipped: the same message at the recorded
+// position keeps the skip, another one or none drops the position and the records are
+// written; a failed check fails the write rather than guess.
+func TestFileStreamWentBackwards(t *testing.T) {
+	withIDs := func(recs []Record, prefix string) []Record {
+		for i := range recs {
+			recs[i].MsgID = fmt.Sprintf("%s-%d", prefix, recs[i].Seq)
+			recs[i].Message = prefix + recs[i].Message
+		}
+		return recs
+	}
+	for _, tc := range []struct {
+		name      string
+		answer    func(seq uint64, id string) (bool, error)
+		wantLines int
+		wantErr   bool
+	}{
+		{"same message: redelivery skipped", func(uint64, string) (bool, error) { return true, nil }, 20, false},
+		{"another message: written", func(uint64, string) (bool, error) { return false, nil }, 30, false},
+		{"check failed: write fails", func(uint64, string) (bool, error) { return false, errors.New("nats down") }, 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "out.log")
+			s := newFileSink(t, FileOptions{Path: p, Format: "raw"})
+			var asked []string
+			s.SetStreamCheck(func(_ context.Context, stream string, seq uint64, id string) (bool, error) {
+				asked = append(asked, fmt.Sprintf("%s %d %s", stream, seq, id))
+				return tc.answer(seq, id)
+			})
+			ctx := context.Background()
+			if err := s.Write(ctx, withIDs(fileRecs(1, 20, 10), "old")); err != nil { // chunks 1, 2
+				t.Fatal(err)
+			}
+			if len(asked) != 0 {
+				t.Fatalf("asked %v before anything was to be skipped", asked)
+			}
+			// Chunk 2 again: a redelivery, or a re-used sequence number.
+			err := s.Write(ctx, withIDs(fileRecs(2, 10, 10), "new"))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("write: %v, want error %v", err, tc.wantErr)
+			}
+			if want := []string{"LOGS 2 old-2"}; !slices.Equal(asked, want) {
+				t.Errorf("asked %q, want %q", asked, want)
+			}
+			if got := len(readLines(t, p)); got != tc.wantLines {
+				t.Errorf("%d lines in the output, want %d", got, tc.wantLines)
+			}
+		})
+	}
+}

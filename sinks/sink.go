@@ -22,6 +22,7 @@ type Record struct {
 	Stream string
 	Seq    uint64 // stream sequence of the chunk
 	Index  int    // position of the entry within its chunk
+	MsgID  string // the chunk's Nats-Msg-Id: which message Seq held when the record was read
 	// Raw is the entry's original bytes when it came from the raw stream (LOGS), nil otherwise.
 	Raw []byte
 }
@@ -64,6 +65,19 @@ type Ordered interface {
 type Concurrent interface {
 	Concurrency() int
 }
+
+// StreamChecked is implemented by a sink that skips records at or before a position it
+// recorded per stream (the file sink). A stream can go backwards: a store whose end was lost
+// (a crash with sync_interval's window, a damaged last block) re-uses the lost sequence
+// numbers for other messages, which such a sink would skip as written. The pipeline gives it
+// a StreamCheck to ask before it skips.
+type StreamChecked interface {
+	SetStreamCheck(StreamCheck)
+}
+
+// StreamCheck reports whether stream still holds at seq the message whose Nats-Msg-Id is id
+// (id "": any message). False: the stream went backwards since that position was recorded.
+type StreamCheck func(ctx context.Context, stream string, seq uint64, id string) (bool, error)
 
 // ErrPermanent marks an error that retrying cannot fix (a 400, a mapping error): the
 // records go to dead letters at once instead of being redelivered.

@@ -119,6 +119,18 @@ func (c *Chunk) Msg() *nats.Msg {
 	return m
 }
 
+// FileMsg encodes a file chunk read in its file's generation gen (how many truncations of
+// the file came before it). After a truncation the same start offset and first bytes can
+// come again: from generation 1 on the msg id ends in ":g<gen>", so JetStream's duplicate
+// window cannot mistake new lines for a retry.
+func (c *Chunk) FileMsg(gen int) *nats.Msg {
+	m := c.Msg()
+	if gen > 0 {
+		m.Header.Set(HdrMsgID, fmt.Sprintf("%s:g%d", c.MsgID(), gen))
+	}
+	return m
+}
+
 // DecodeChunk reads a chunk back from a stored message. It checks what it reads: a
 // consumer must never split a chunk differently from the way the monitor wrote it.
 func DecodeChunk(subject string, h nats.Header, data []byte) (*Chunk, error) {

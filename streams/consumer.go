@@ -69,8 +69,7 @@ const maxPull = 500 * time.Millisecond
 // 10% after the server's expiry (10 ms of a 100 ms pull), and on a loaded machine the
 // messages the server sent just before its expiry arrived after that: the server counted
 // them delivered, and they came back only after AckWait, behind later messages — which the
-// file sink's position then skipped as already written (found by the soak: 150 of 118,760
-// lines lost; TestFetchLosesNothingAtExpiry: 72 of 200).
+// file sink's position then skipped as already written (TestFetchLosesNothingAtExpiry).
 func Fetch(ctx context.Context, c jetstream.Consumer, opts FetchOpts) ([]jetstream.Msg, error) {
 	deadline := time.Now().Add(opts.MaxWait)
 	var msgs []jetstream.Msg

@@ -38,7 +38,7 @@
 // All chunks:
 //
 //	Nats-Msg-Id          deterministic id (Chunk.MsgID): f:<host>:<dev>:<ino>:<fingerprint>:<start offset>
-//	                     for files, d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
+//	                     for files (and :g<n> after the file's nth truncation, Chunk.FileMsg), d:<host>:<container id>:<stream>:<first ts ns>:<last ts ns>:<last-ts count>
 //	                     for Docker, <input stream>:<seq>[:<route>] for derived chunks: a retried or
 //	                     rebuilt publish is deduplicated, never stored twice
 //	Logcap-Lines         number of entries (HdrLines)
@@ -72,4 +72,12 @@
 // on the previous one (Nats-Expected-Last-Subject-Sequence, Publisher), so a subject has no
 // gap and a second writer is fenced off (ErrFenced). A monitor resumes from the last message
 // on its subject (LastMsg): a file's identity and Logcap-End, a container's Logcap-Pos-*.
+//
+// The KV bucket logcap_positions (PositionsBucket) is the file sources' fallback, for when
+// retention removed a subject's messages, and their memory of which subject a renamed file
+// belongs to: pos.<host>.<dev>.<ino> (PositionKey) holds a FilePosition as JSON
+// ({"source", "fp", "end"}, and "gzip_done", "gzip_size" for a gzip file read as far as it
+// goes); source.<host>.<name> (SourceMarkerKey) is present once a file source has started,
+// so start_at applies to its first start only. Key tokens are escaped: bytes other than
+// ASCII letters, digits, '-' and '_' as =XX.
 package streams

@@ -75,7 +75,9 @@ func slowLink(t *testing.T, target string, delay time.Duration) string {
 }
 
 // Messages that arrive all the time, fetched in short fetches over a link that adds 30 ms:
-// every message must come out of some Fetch at once, none only after AckWait.
+// every message must come out of some Fetch at once, none only after AckWait. Found by the
+// soak (150 of 118,760 lines lost: the file sink skipped the late redeliveries); with the
+// client's deadline 10% after the server's expiry, this test lost 72 of 200.
 func TestFetchLosesNothingAtExpiry(t *testing.T) {
 	s := natstest.RunServer(t, nil)
 	_, js := natstest.Connect(t, s)

@@ -230,3 +230,47 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 	})
 }
+
+// TestFileMsgGeneration: a file chunk's msg id names its file's generation from the first
+// truncation on, so the same offset and first bytes read again are not taken for a retry.
+func TestFileMsgGeneration(t *testing.T) {
+	c := &streams.Chunk{Kind: streams.KindFile, Host: "h1", Source: "/var/log/app.log", Lines: 1, Data: []byte("x\n"),
+		File: &streams.FilePos{Dev: 1, Ino: 2, Fingerprint: "fp", Start: 0, End: 2}}
+	for _, tc := range []struct {
+		gen  int
+		want string
+	}{
+		{0, "f:h1:1:2:fp:0"},
+		{1, "f:h1:1:2:fp:0:g1"},
+		{3, "f:h1:1:2:fp:0:g3"},
+	} {
+		if got := c.FileMsg(tc.gen).Header.Get(streams.HdrMsgID); got != tc.want {
+			t.Errorf("generation %d: msg id %q, want %q", tc.gen, got, tc.want)
+		}
+	}
+}
+
+// TestPositionKeys: the positions KV's keys and record, as logcap has always written them
+// (a restart reads what the previous version wrote).
+func TestPositionKeys(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{streams.PositionKey("node-1", 64769, 1234), "pos.node-1.64769.1234"},
+		{streams.PositionKey("web.example.com", 1, 2), "pos.web=2Eexample=2Ecom.1.2"},
+		{streams.PositionKey("", 1, 2), "pos.=.1.2"},
+		{streams.PositionsOf("a b"), "pos.a=20b.>"},
+		{streams.SourceMarkerKey("h1", "app logs"), "source.h1.app=20logs"},
+		{string(streams.FilePosition{Source: "/var/log/app.log", FP: "abc", End: 42}.Encode()), `{"source":"/var/log/app.log","fp":"abc","end":42}`},
+		{string(streams.FilePosition{Source: "/l/a.gz", FP: "f", End: 9, GzipDone: true, GzipSize: 5}.Encode()), `{"source":"/l/a.gz","fp":"f","end":9,"gzip_done":true,"gzip_size":5}`},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %s, want %s", tc.got, tc.want)
+		}
+	}
+	p, err := streams.DecodeFilePosition([]byte(`{"source":"/l/a.gz","fp":"f","end":9,"gzip_done":true,"gzip_size":5}`))
+	if err != nil || *p != (streams.FilePosition{Source: "/l/a.gz", FP: "f", End: 9, GzipDone: true, GzipSize: 5}) {
+		t.Errorf("decode: %+v, %v", p, err)
+	}
+	if _, err := streams.DecodeFilePosition([]byte("{")); err == nil || !strings.Contains(err.Error(), "file position") {
+		t.Errorf("bad record: %v", err)
+	}
+}

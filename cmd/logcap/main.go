@@ -119,6 +119,9 @@ func serve(cfg *config.Config, log *zap.Logger) error {
 	} else {
 		log.Info("configuration loaded", zap.String("file", cfg.File))
 	}
+	for _, w := range app.Warnings(cfg) {
+		log.Warn(w)
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -170,6 +173,9 @@ func checkCmd() *cobra.Command {
 			}
 			if err := app.Validate(cfg); err != nil {
 				return &exitError{exitUsage, err}
+			}
+			for _, w := range app.Warnings(cfg) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
 			out, err := cfg.Redacted()
 			if err != nil {

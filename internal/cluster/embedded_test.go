@@ -9,7 +9,7 @@ import (
 
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/internal/proctest"
-	"github.com/logcap/logcap/sources/filemon"
+	"github.com/logcap/logcap/streams"
 )
 
 // Three logcap nodes, LOGS with three replicas; node1 tails a file through a 100,000-line
@@ -33,11 +33,11 @@ func TestEmbeddedClusterKillLeaderNotTailing(t *testing.T) {
 		t.Fatalf("DEADLETTER: replicas %d, want 3", r)
 	}
 	natstest.Eventually(t, 30*time.Second, func() error {
-		_, err := streamInfo(t.Context(), js, "KV_"+filemon.PositionsBucket)
+		_, err := streamInfo(t.Context(), js, "KV_"+streams.PositionsBucket)
 		return err
 	})
-	if r, _ := replicasOf(t, js, "KV_"+filemon.PositionsBucket); r != 3 {
-		t.Fatalf("KV %s: replicas %d, want 3", filemon.PositionsBucket, r)
+	if r, _ := replicasOf(t, js, "KV_"+streams.PositionsBucket); r != 3 {
+		t.Fatalf("KV %s: replicas %d, want 3", streams.PositionsBucket, r)
 	}
 
 	makeLeader(t, nc, js, "LOGS", victim.name)

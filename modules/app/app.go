@@ -39,6 +39,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		fx.Provide(fx.Annotate(sourcesGate, fx.ResultTags(`name:"sources"`))),
 		natsd.Module,
 		admin.Module,
+		fx.Invoke(storeReadiness),
 		retention.Module,
 		filemon.Module,
 		dockermon.Module,
@@ -83,10 +84,22 @@ func NewLogger(level, format string) (*zap.Logger, error) {
 	return zc.Build()
 }
 
-// sourcesGate is what the sources publish through: the memory budget, then LOGS' when_full.
-func sourcesGate(mem *memlimit.MemoryGate, guard *retention.Guard) streams.Gate {
-	if mem == nil {
-		return guard
+// sourcesGate is what the sources publish through: the store's free space (embedded), the
+// memory budget, then LOGS' when_full.
+func sourcesGate(client *natsd.Client, mem *memlimit.MemoryGate, guard *retention.Guard) streams.Gate {
+	var gs streams.Gates
+	if client.Space != nil {
+		gs = append(gs, client.Space)
 	}
-	return streams.Gates{mem, guard}
+	if mem != nil {
+		gs = append(gs, mem)
+	}
+	return append(gs, guard)
+}
+
+// storeReadiness makes /readyz say when the embedded server's disk is full.
+func storeReadiness(client *natsd.Client, checks *admin.Checks) {
+	if client.Space != nil {
+		checks.Add(client.Space.NotReady)
+	}
 }

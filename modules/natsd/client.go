@@ -17,6 +17,9 @@ type Client struct {
 	JS   jetstream.JetStream
 	// LogsStream and DeadLetterStream are the names of the provisioned streams.
 	LogsStream, DeadLetterStream string
+	// Space watches the embedded server's store for a full disk (nil with an external NATS):
+	// a gate for the sources and a readiness check.
+	Space *StoreSpace
 
 	readyOnce sync.Once
 	ready     chan struct{}

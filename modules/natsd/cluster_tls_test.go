@@ -138,7 +138,7 @@ func clusterNode(t *testing.T, cl config.Cluster, log *errLog) *server.Server {
 	if log != nil {
 		s.SetLoggerV2(log, false, false, false)
 	} else {
-		s.SetLoggerV2(serverLogger{zap.NewNop().Sugar()}, false, false, false)
+		s.SetLoggerV2(serverLogger{l: zap.NewNop().Sugar()}, false, false, false)
 	}
 	s.Start()
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })

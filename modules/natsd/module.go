@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -25,11 +26,18 @@ import (
 var Module = fx.Module("natsd", fx.Provide(New))
 
 // New starts the embedded server (if configured), connects, and provisions the streams.
-func New(lc fx.Lifecycle, cfg *config.Config, log *zap.Logger) (*Client, error) {
+func New(lc fx.Lifecycle, cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*Client, error) {
 	log = log.Named("natsd")
 	n := &natsd{cfg: cfg, log: log, group: lifecycle.New("natsd", log)}
-	lc.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
 	n.client = NewClient(nil, nil)
+	if e := cfg.NATS.Embedded; e != nil {
+		space, err := newStoreSpace(cfg.DataDir, uint64(e.StoreReserve), func() error { return restartJetStream(n.srv)() }, reg, log.Named("space"))
+		if err != nil {
+			return nil, err
+		}
+		n.client.Space = space
+	}
+	lc.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
 	n.client.LogsStream = cfg.Streams.Logs.Name
 	n.client.DeadLetterStream = cfg.Streams.DeadLetter.Name
 	return n.client, nil
@@ -53,35 +61,9 @@ func (n *natsd) start(ctx context.Context) error {
 	var opts []nats.Option
 	urls := n.cfg.NATS.URLs
 	if n.cfg.NATS.Embedded != nil {
-		so, err := serverOptions(n.cfg)
-		if err != nil {
+		var err error
+		if urls, opts, err = n.startEmbedded(); err != nil {
 			return err
-		}
-		if n.srv, err = startServer(so, n.log); err != nil {
-			return err
-		}
-		if so.DontListen {
-			opts = append(opts, nats.InProcessServer(n.srv))
-		}
-		urls = []string{n.srv.ClientURL()}
-		n.log.Info("embedded nats-server started", zap.String("listen", n.cfg.NATS.Embedded.Listen), zap.String("store", so.StoreDir))
-		if EmbeddedAuth(n.cfg) {
-			o, err := UserOption(n.cfg.DataDir, LogcapUser)
-			if err != nil {
-				n.shutdownServer()
-				return err
-			}
-			opts = append(opts, o, nats.CustomInboxPrefix(LogcapInboxPrefix))
-			n.log.Info("embedded nats-server requires credentials",
-				zap.String("logcap", PasswordFile(n.cfg.DataDir, LogcapUser)),
-				zap.String("read-only user "+ReaderUser, PasswordFile(n.cfg.DataDir, ReaderUser)))
-		} else {
-			n.log.Warn("!!! nats.embedded.auth is none: the embedded NATS takes any client without credentials; " +
-				"any local user can publish forged lines into logs.>, stop a file's capture, purge and delete the streams")
-		}
-		if c := n.cfg.NATS.Embedded.Cluster; c != nil && c.User == "" {
-			n.log.Warn("!!! nats.embedded.cluster has no user and password: any host that reaches " + c.Listen +
-				" can join the cluster as a route and read and write every stream; set nats.embedded.cluster.user, password (and tls)")
 		}
 	} else {
 		auth, err := authOptions(n.cfg.NATS)
@@ -91,8 +73,71 @@ func (n *natsd) start(ctx context.Context) error {
 		opts = append(opts, auth...)
 	}
 	n.closed = make(chan struct{})
-	opts = append(opts,
-		nats.Name("logcap "+n.cfg.Node),
+	opts = append(opts, n.connOptions()...)
+	// Before Connect: its handlers may already report why a first attempt failed.
+	n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		n.shutdownServer()
+		return fmt.Errorf("nats connect %v: %w", urls, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		nc.Close()
+		n.shutdownServer()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	n.client.Conn, n.client.JS = nc, js
+	return n.provisionAtStart(ctx, urls)
+}
+
+// startEmbedded starts the embedded server and returns where to connect to it and the
+// connection options it needs (in process, credentials). It warns about an embedded NATS
+// or cluster without authentication.
+func (n *natsd) startEmbedded() ([]string, []nats.Option, error) {
+	var opts []nats.Option
+	so, err := serverOptions(n.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.srv, err = startServer(so, n.log, n.client.Space.serverError); err != nil {
+		return nil, nil, err
+	}
+	if err := n.group.Go("natsd: store space", n.client.Space.Run); err != nil {
+		n.shutdownServer()
+		return nil, nil, err
+	}
+	if so.DontListen {
+		opts = append(opts, nats.InProcessServer(n.srv))
+	}
+	urls := []string{n.srv.ClientURL()}
+	n.log.Info("embedded nats-server started", zap.String("listen", n.cfg.NATS.Embedded.Listen), zap.String("store", so.StoreDir))
+	if EmbeddedAuth(n.cfg) {
+		o, err := UserOption(n.cfg.DataDir, LogcapUser)
+		if err != nil {
+			n.shutdownServer()
+			return nil, nil, err
+		}
+		opts = append(opts, o, nats.CustomInboxPrefix(LogcapInboxPrefix))
+		n.log.Info("embedded nats-server requires credentials",
+			zap.String("logcap", PasswordFile(n.cfg.DataDir, LogcapUser)),
+			zap.String("read-only user "+ReaderUser, PasswordFile(n.cfg.DataDir, ReaderUser)))
+	} else {
+		n.log.Warn("!!! nats.embedded.auth is none: the embedded NATS takes any client without credentials; " +
+			"any local user can publish forged lines into logs.>, stop a file's capture, purge and delete the streams")
+	}
+	if c := n.cfg.NATS.Embedded.Cluster; c != nil && c.User == "" {
+		n.log.Warn("!!! nats.embedded.cluster has no user and password: any host that reaches " + c.Listen +
+			" can join the cluster as a route and read and write every stream; set nats.embedded.cluster.user, password (and tls)")
+	}
+	return urls, opts, nil
+}
+
+// connOptions are the connection's options: reconnect for ever, and handlers that keep
+// /readyz and the log saying why logcap is not connected.
+func (n *natsd) connOptions() []nats.Option {
+	return []nats.Option{
+		nats.Name("logcap " + n.cfg.Node),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true), // an external NATS down at start: keep trying, /readyz says why
 		nats.CustomReconnectDelay(reconnectDelay),
@@ -103,7 +148,7 @@ func (n *natsd) start(ctx context.Context) error {
 		}),
 		// Credentials may be rotated in while logcap waits: without this, nats.go closes the
 		// connection for good after the same authorization error twice, and logcap would
-		// never connect again (found by a flaky TestExternalAuth).
+		// never connect again.
 		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { n.connectFailed(err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -129,23 +174,14 @@ func (n *natsd) start(ctx context.Context) error {
 			}
 			n.log.Warn("nats async error", zap.String("subject", subj), zap.Error(err))
 		}),
-	)
-	// Before Connect: its handlers may already report why a first attempt failed.
-	n.client.setNotReady(fmt.Sprintf("nats: not connected to %v yet", urls))
-	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
-	if err != nil {
-		n.shutdownServer()
-		return fmt.Errorf("nats connect %v: %w", urls, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(30*time.Second))
-	if err != nil {
-		nc.Close()
-		n.shutdownServer()
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	n.client.Conn, n.client.JS = nc, js
+}
 
-	if nc.IsConnected() {
+// provisionAtStart provisions the streams once if connected (bounded) and, if that did not
+// work yet, keeps trying in the background; an existing incompatible stream fails the
+// start at once.
+func (n *natsd) provisionAtStart(ctx context.Context, urls []string) error {
+	if n.client.Conn.IsConnected() {
 		// Bounded: a cluster without a JetStream leader yet does not answer at all.
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := n.provision(pctx)

@@ -68,53 +68,62 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 		o.SyncInterval = d
 	}
 	if c := e.Cluster; c != nil {
-		host, port, err := splitHostPort(c.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("nats.embedded.cluster.listen: %w", err)
-		}
-		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.Name, host, port
-		if port == 0 {
-			o.Cluster.Port = server.RANDOM_PORT
-		}
-		o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
-		if c.User != "" {
-			// Accept only routes that present the pair; present it on the routes dialed.
-			o.Cluster.Username, o.Cluster.Password = c.User, string(c.Password)
-			for _, r := range o.Routes {
-				if r.User == nil {
-					r.User = url.UserPassword(c.User, string(c.Password))
-				}
-			}
-		}
-		if t := c.TLS; t != nil {
-			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-				CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
-				Verify:   t.CA != "", // mutual TLS: a peer without a cert signed by ca is refused
-				Insecure: t.InsecureSkipVerify,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("nats.embedded.cluster.tls: %w", err)
-			}
-			if t.CA != "" {
-				// As nats-server does for a cluster block in its config file: a node both accepts
-				// and dials routes, so the CA verifies the peers either way.
-				tc.RootCAs = tc.ClientCAs
-				tc.ClientAuth = tls.RequireAndVerifyClientCert
-			}
-			o.Cluster.TLSConfig = tc
-			o.Cluster.TLSTimeout = 5
+		if err := clusterOptions(o, c); err != nil {
+			return nil, err
 		}
 	}
 	return o, nil
 }
 
+// clusterOptions sets the route options of nats.embedded.cluster: listen, routes, the
+// route user and password, TLS.
+func clusterOptions(o *server.Options, c *config.Cluster) error {
+	host, port, err := splitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("nats.embedded.cluster.listen: %w", err)
+	}
+	o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.Name, host, port
+	if port == 0 {
+		o.Cluster.Port = server.RANDOM_PORT
+	}
+	o.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+	if c.User != "" {
+		// Accept only routes that present the pair; present it on the routes dialed.
+		o.Cluster.Username, o.Cluster.Password = c.User, string(c.Password)
+		for _, r := range o.Routes {
+			if r.User == nil {
+				r.User = url.UserPassword(c.User, string(c.Password))
+			}
+		}
+	}
+	if t := c.TLS; t != nil {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+			CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
+			Verify:   t.CA != "", // mutual TLS: a peer without a cert signed by ca is refused
+			Insecure: t.InsecureSkipVerify,
+		})
+		if err != nil {
+			return fmt.Errorf("nats.embedded.cluster.tls: %w", err)
+		}
+		if t.CA != "" {
+			// As nats-server does for a cluster block in its config file: a node both accepts
+			// and dials routes, so the CA verifies the peers either way.
+			tc.RootCAs = tc.ClientCAs
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		o.Cluster.TLSConfig = tc
+		o.Cluster.TLSTimeout = 5
+	}
+	return nil
+}
+
 // startServer starts the embedded server and waits until it takes connections.
-func startServer(o *server.Options, log *zap.Logger) (*server.Server, error) {
+func startServer(o *server.Options, log *zap.Logger, onError func(msg string)) (*server.Server, error) {
 	s, err := server.NewServer(o)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
-	s.SetLoggerV2(serverLogger{log.Named("nats-server").Sugar()}, false, false, false)
+	s.SetLoggerV2(serverLogger{log.Named("nats-server").Sugar(), onError}, false, false, false)
 	s.Start()
 	// A port in use makes Start log an error and the server never becomes ready.
 	if !s.ReadyForConnections(15 * time.Second) {
@@ -154,15 +163,24 @@ func splitHostPort(hp string) (string, int, error) {
 }
 
 // serverLogger routes nats-server's log through zap. Its notices are info, its debug is
-// debug; traces are off.
-type serverLogger struct{ l *zap.SugaredLogger }
+// debug; traces are off. onError is told every error (StoreSpace watches for write errors).
+type serverLogger struct {
+	l       *zap.SugaredLogger
+	onError func(msg string)
+}
 
 func (s serverLogger) Noticef(f string, v ...any) { s.l.Infof(f, v...) }
 func (s serverLogger) Warnf(f string, v ...any)   { s.l.Warnf(f, v...) }
 func (s serverLogger) Fatalf(f string, v ...any)  { s.l.Errorf(f, v...) }
-func (s serverLogger) Errorf(f string, v ...any)  { s.l.Errorf(f, v...) }
-func (s serverLogger) Debugf(f string, v ...any)  { s.l.Debugf(f, v...) }
-func (s serverLogger) Tracef(f string, v ...any)  {}
+func (s serverLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	s.l.Error(msg)
+	if s.onError != nil {
+		s.onError(msg)
+	}
+}
+func (s serverLogger) Debugf(f string, v ...any) { s.l.Debugf(f, v...) }
+func (s serverLogger) Tracef(f string, v ...any) {}
 
 //nolint:gosec // only with nats.tls.insecure_skip_verify: true, which the user asked for.
 var tlsConfigInsecure = tls.Config{InsecureSkipVerify: true}

@@ -20,6 +20,7 @@ type metrics struct {
 	sinkHealthy                  *prometheus.GaugeVec
 	sinkDown                     *prometheus.GaugeVec   // seconds, by sink
 	sinkProbesFailed             *prometheus.CounterVec // by sink
+	sinkRewound                  *prometheus.CounterVec // by sink
 	stepCollector                *stepCollector
 }
 
@@ -46,12 +47,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sinkDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_pipeline_sink_down_seconds",
 			Help: "How long the sink's destination has been down (failed health probes), as of the last probe; 0 once it answers."}, []string{"sink"}),
 		sinkProbesFailed: cv("sink_probes_failed_total", "Health probes of a sink's destination that found it down.", "sink"),
+		sinkRewound:      cv("sink_stream_rewound_total", "Times a sink found its stream gone backwards under its recorded position (a store whose end was lost) and wrote the re-used sequence numbers instead of skipping them.", "sink"),
 		stepCollector: &stepCollector{desc: prometheus.NewDesc("logcap_pipeline_step_entries_total",
 			"Entries per processor step by result: in, out, dropped, errors, unmatched.",
 			[]string{"processor", "step", "type", "result"}, nil)},
 	}
 	for _, c := range []prometheus.Collector{m.procIn, m.procOut, m.procDropped, m.procErrors, m.pending, m.deadLetters,
-		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.sinkDown, m.sinkProbesFailed, m.stepCollector} {
+		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.sinkDown, m.sinkProbesFailed, m.sinkRewound, m.stepCollector} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -94,8 +94,8 @@ func (r *sinkRunner) consumerSpec(stream string) streams.ConsumerSpec {
 // maxAckPending bounds the consumer's unacknowledged messages. An Ordered sink gets ONE: after
 // a kill -9, the dead process's message stays unacked until ack_wait, and with any more room
 // JetStream hands the restarted process (or another node) later messages first, which the
-// file sink writes and then skips the redelivered one as already written (found by
-// internal/faults TestFileSinkKill9: whole chunks lost). At the limit, JetStream redelivers
+// file sink writes and then skips the redelivered one as already written: whole chunks
+// lost (internal/faults TestFileSinkKill9). At the limit, JetStream redelivers
 // the expired message before anything newer. A limit of a batch's size is not enough: a
 // batch is acked message by message, so a killed process usually leaves fewer unacked.
 func (r *sinkRunner) maxAckPending() int {
@@ -120,6 +120,9 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	}()
 	// A batch may hold up to max_entries messages (each carries at least one entry); the
 	// entries beyond max_entries go out in further writes of the same batch.
+	if sc, ok := r.sink.(sinks.StreamChecked); ok {
+		sc.SetStreamCheck(r.streamCheck(r.pl.client.JS))
+	}
 	opts := streams.FetchOpts{MaxMsgs: r.maxEntries, MaxBytes: r.maxBytes, MaxWait: r.maxWait}
 	if r.ordered() {
 		// One message in flight (maxAckPending): a pull for more would wait out max_wait.

@@ -58,8 +58,8 @@ func (f *follower) resumeOrHold(ctx context.Context) (*heldLog, error) {
 
 // lastMsg reads the subject's last message, waiting for NATS while it is unreachable: a
 // container that starts (or whose stream fails) during a NATS outage must be followed once
-// NATS is back, not given up — a short-lived one would never be discovered again (found by
-// the soak with NATS restarted every 2 minutes). Only a stop ends the wait.
+// NATS is back, not given up — a short-lived one would never be discovered again
+// (TestFollowWaitsForNATS). Only a stop ends the wait.
 func (f *follower) lastMsg(ctx context.Context) (*jetstream.RawStreamMsg, error) {
 	var last *jetstream.RawStreamMsg
 	err := streams.UntilNATS(ctx, f.m.js.Conn(), streamRetry, func() (err error) {

@@ -2,7 +2,6 @@ package filemon
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -165,7 +164,7 @@ func (m *Monitor) retireKeyLocked(k string, c *contentPos) {
 // (oldest first, so the newest retiredMax stay): a gzip copy of a file read before a
 // restart is recognised after it.
 func (m *Monitor) loadContent(ctx context.Context) error {
-	w, err := m.kv.Watch(ctx, fmt.Sprintf("pos.%s.>", kvToken(m.d.Host)), jetstream.IgnoreDeletes())
+	w, err := m.kv.Watch(ctx, streams.PositionsOf(m.d.Host), jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("positions: %w", err)
 	}
@@ -183,8 +182,8 @@ func (m *Monitor) loadContent(ctx context.Context) error {
 				m.log.Debug("file monitor: content index seeded from the positions KV", zap.Int("positions", n))
 				return nil
 			}
-			var r posRecord
-			if json.Unmarshal(e.Value(), &r) != nil || r.FP == "" || r.End <= 0 {
+			r, err := streams.DecodeFilePosition(e.Value())
+			if err != nil || r.FP == "" || r.End <= 0 {
 				continue
 			}
 			n++

@@ -37,14 +37,7 @@ func (m *Monitor) Discover(ctx context.Context) error {
 		defer w.Close()
 		events, werrs = w.Events, w.Errors
 	}
-	m.scan(ctx, w)
-	m.mu.Lock()
-	m.firstScanned = true // Resolve opens Ready once it has placed what this scan found
-	select {
-	case m.pendWake <- struct{}{}:
-	default:
-	}
-	m.mu.Unlock()
+	m.firstScan(ctx, w)
 	tick := time.NewTicker(m.opts.PollInterval.D())
 	defer tick.Stop()
 	rescan := time.NewTimer(time.Hour)
@@ -61,21 +54,9 @@ func (m *Monitor) Discover(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			if ev.Has(fsnotify.Write) {
-				m.mu.Lock()
-				if f := m.byPath[ev.Name]; f != nil && f.subj != nil {
-					m.enqueueLocked(f.subj)
-				}
-				m.mu.Unlock()
-			}
-			if ev.Has(fsnotify.Create) {
-				m.holdPath(ev.Name)
-			}
-			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Chmod) {
-				if !pending { // coalesce a burst of events into one rescan
-					pending = true
-					rescan.Reset(20 * time.Millisecond)
-				}
+			if m.onEvent(ev) && !pending { // coalesce a burst of events into one rescan
+				pending = true
+				rescan.Reset(20 * time.Millisecond)
 			}
 		case err, ok := <-werrs:
 			if !ok {
@@ -92,21 +73,55 @@ func (m *Monitor) Discover(ctx context.Context) error {
 			pending = false
 			m.scan(ctx, w)
 		case <-tick.C:
-			// While fsnotify watches every directory, its events start the rescans and the
-			// reads; the full rescan (a glob and a stat per file: 4.5% of a core for 10,000
-			// files at 1s) is then only the safety net for missed events, every
-			// fullScanEvery ticks. The cheap poll (partial lines, removed files, positions)
-			// runs on every tick.
 			ticks++
-			m.mu.Lock()
-			parked := m.parked
-			m.mu.Unlock()
-			if w == nil || !m.watchedAll || parked+m.holdFailed > 0 || ticks%fullScanEvery == 0 {
-				m.scan(ctx, w)
-			}
-			m.poll()
+			m.onTick(ctx, w, ticks)
 		}
 	}
+}
+
+// firstScan finds the files there at the start; Resolve opens Ready once it has placed
+// what this scan found.
+func (m *Monitor) firstScan(ctx context.Context, w *fsnotify.Watcher) {
+	m.scan(ctx, w)
+	m.mu.Lock()
+	m.firstScanned = true
+	select {
+	case m.pendWake <- struct{}{}:
+	default:
+	}
+	m.mu.Unlock()
+}
+
+// onEvent acts on one fsnotify event: a write wakes the file's reader, a new file is held
+// at once (before a rename can move it away); it reports whether the directory changed,
+// so that a rescan is due.
+func (m *Monitor) onEvent(ev fsnotify.Event) bool {
+	if ev.Has(fsnotify.Write) {
+		m.mu.Lock()
+		if f := m.byPath[ev.Name]; f != nil && f.subj != nil {
+			m.enqueueLocked(f.subj)
+		}
+		m.mu.Unlock()
+	}
+	if ev.Has(fsnotify.Create) {
+		m.holdPath(ev.Name)
+	}
+	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Chmod)
+}
+
+// onTick is the poll_interval tick. While fsnotify watches every directory, its events
+// start the rescans and the reads; the full rescan (a glob and a stat per file: 4.5% of a
+// core for 10,000 files at 1s) is then only the safety net for missed events, every
+// fullScanEvery ticks. The cheap poll (partial lines, removed files, positions) runs on
+// every tick.
+func (m *Monitor) onTick(ctx context.Context, w *fsnotify.Watcher, ticks int) {
+	m.mu.Lock()
+	parked := m.parked
+	m.mu.Unlock()
+	if w == nil || !m.watchedAll || parked+m.holdFailed > 0 || ticks%fullScanEvery == 0 {
+		m.scan(ctx, w)
+	}
+	m.poll()
 }
 
 // fullScanEvery is how many poll_interval ticks pass between full rescans while fsnotify

@@ -163,27 +163,47 @@ func (t *Tailer) readGzip(now time.Time) {
 			t.lastGrowth = now
 		}
 	}
-	if g.zr == nil {
-		if g.stuckAt >= 0 {
-			switch {
-			case t.size != g.stuckAt && now.Sub(g.sizeAt) >= t.cfg.GzipSettle:
-				// grown, and quiet since: try again
-			case t.size == g.stuckAt && now.Sub(t.lastGrowth) >= t.cfg.CloseRemovedAfter:
-				g.err = fmt.Errorf("truncated: the stream ends early at compressed byte %d (decompressed offset %d) and the file has not grown for %s",
-					g.stuckAt, t.offset+int64(len(t.buf)), t.cfg.CloseRemovedAfter)
-				return
-			default:
-				return
-			}
-		}
-		g.consumed = 0
-		zr, err := openGzip(t.f, &g.consumed)
-		if err != nil {
-			t.gzipEnd(err) // already sorted
-			return
-		}
-		g.zr, g.pos, g.stuckAt = zr, 0, -1
+	if g.zr == nil && !t.gzipReopen(now) {
+		return
 	}
+	if !t.gzipSkip() {
+		return
+	}
+	g.target, g.toEnd = false, false
+	t.gzipFill(now)
+}
+
+// gzipReopen opens the stream from its start. After an early end it does so only once the
+// file has grown and then been quiet for GzipSettle; a file that has not grown for
+// CloseRemovedAfter is given up as truncated. It reports whether the stream is open.
+func (t *Tailer) gzipReopen(now time.Time) bool {
+	g := t.gz
+	if g.stuckAt >= 0 {
+		switch {
+		case t.size != g.stuckAt && now.Sub(g.sizeAt) >= t.cfg.GzipSettle:
+			// grown, and quiet since: try again
+		case t.size == g.stuckAt && now.Sub(t.lastGrowth) >= t.cfg.CloseRemovedAfter:
+			g.err = fmt.Errorf("truncated: the stream ends early at compressed byte %d (decompressed offset %d) and the file has not grown for %s",
+				g.stuckAt, t.offset+int64(len(t.buf)), t.cfg.CloseRemovedAfter)
+			return false
+		default:
+			return false
+		}
+	}
+	g.consumed = 0
+	zr, err := openGzip(t.f, &g.consumed)
+	if err != nil {
+		t.gzipEnd(err) // already sorted
+		return false
+	}
+	g.zr, g.pos, g.stuckAt = zr, 0, -1
+	return true
+}
+
+// gzipSkip decompresses, and discards, the stream up to the read position (at most
+// gzipSkipBudget a call: Busy). It reports whether the stream is there.
+func (t *Tailer) gzipSkip() bool {
+	g := t.gz
 	readPos := t.offset + int64(len(t.buf))
 	var scratch []byte
 	if g.pos < readPos {
@@ -191,17 +211,17 @@ func (t *Tailer) readGzip(now time.Time) {
 	}
 	for budget := int64(gzipSkipBudget); g.pos < readPos; {
 		if budget <= 0 {
-			return // Busy: the caller comes back at once
+			return false // Busy: the caller comes back at once
 		}
 		n := min(readPos-g.pos, int64(len(scratch)), budget)
 		m, err := g.zr.Read(scratch[:n])
 		if m == 0 && err == nil {
-			return // no progress: try again on the next call
+			return false // no progress: try again on the next call
 		}
 		if m > 0 {
 			if herr := t.gzipSeen(g.pos, scratch[:m]); herr != nil {
 				t.gzipEnd(herr)
-				return
+				return false
 			}
 			g.pos += int64(m)
 			budget -= int64(m)
@@ -217,10 +237,16 @@ func (t *Tailer) readGzip(now time.Time) {
 				err = errGzipChanged // shorter than what was read from it before
 			}
 			t.gzipEnd(err)
-			return
+			return false
 		}
 	}
-	g.target, g.toEnd = false, false
+	return true
+}
+
+// gzipFill decompresses into t.buf until it holds MaxChunkBytes or the stream has no more
+// for now.
+func (t *Tailer) gzipFill(now time.Time) {
+	g := t.gz
 	want := t.cfg.MaxChunkBytes - len(t.buf)
 	if want <= 0 {
 		return

@@ -195,7 +195,7 @@ func (m *Monitor) Close() error {
 	return nil
 }
 
-// Stats is a snapshot for tests and the admin endpoint.
+// Stats is a snapshot of what the monitor tracks (tests read it; no endpoint shows it).
 type Stats struct {
 	Subjects, Files, Open int
 	Scans                 int

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/logcap/logcap/streams"
 )
 
 var (
@@ -34,42 +32,20 @@ func (m *Monitor) trackGzip(ctx context.Context, f *file, fh *os.File) error {
 		return fmt.Errorf("stat %s: %w", f.src, err)
 	}
 	id, path, size := f.id, f.src, fi.Size()
-	known := func() { m.settle(f, size) }
-	head, err := GzipHead(fh)
-	if errors.Is(err, ErrGzipPartial) {
-		m.mu.Lock()
-		w, ok := m.gzWait[id]
-		if !ok || w.size != size {
-			w = gzWait{size: size, since: time.Now()}
-		}
-		m.gzWait[id] = w
-		m.mu.Unlock()
-		if time.Since(w.since) < m.cfg.CloseRemovedAfter {
-			return errGzipWait // still being written, most likely
-		}
-		err = fmt.Errorf("truncated: its %d bytes decode to fewer than %d and it has not grown for %s", size, FingerprintBytes, m.cfg.CloseRemovedAfter)
-	}
+	head, err := m.gzipHead(f, fh, size)
 	if err != nil {
-		known()
-		m.gzipFailed(path, err, 0)
-		return errReported
+		return err
 	}
 	verify := func(end int64, fp string) bool {
 		n := min(end, FingerprintBytes)
 		return int64(len(head)) >= n && Fingerprint(head[:n]) == fp
 	}
-	same := func(lc *streams.Chunk) bool {
-		return lc != nil && (FileID{lc.File.Dev, lc.File.Ino}) == id && verify(lc.File.End, lc.File.Fingerprint)
-	}
-	rec, err := m.kvGet(ctx, id)
+	rec, err := m.kvRecord(ctx, id, verify)
 	if err != nil {
 		return err
 	}
-	if rec != nil && !verify(rec.End, rec.FP) {
-		rec = nil // inode reuse
-	}
 	if rec != nil && rec.GzipDone && rec.GzipSize == size {
-		known() // read before, as far as it goes
+		m.settle(f, size) // read before, as far as it goes
 		return nil
 	}
 	m.mu.Lock()
@@ -82,7 +58,7 @@ func (m *Monitor) trackGzip(ctx context.Context, f *file, fh *os.File) error {
 		if err != nil {
 			return err
 		}
-		if same(lc) {
+		if fromFile(lc, id, verify) {
 			pos = lc.File.End
 		}
 		s = m.newSubject(path, lastSeq)
@@ -94,7 +70,7 @@ func (m *Monitor) trackGzip(ctx context.Context, f *file, fh *os.File) error {
 			if err != nil {
 				return err
 			}
-			if same(lc) {
+			if fromFile(lc, id, verify) {
 				pos = max(pos, lc.File.End)
 			}
 		}
@@ -118,6 +94,33 @@ func (m *Monitor) trackGzip(ctx context.Context, f *file, fh *os.File) error {
 	m.mu.Unlock()
 	m.place(s, f, nil, NewGzipTailer(&m.cfg, path, fh, id, pos, head, toEnd, time.Now()), headKeys{})
 	return nil
+}
+
+// gzipHead is the decompressed first bytes of f, a gzip file of size bytes. While they do
+// not decode yet it returns errGzipWait (a file still being written, most likely) until
+// the file has not grown for CloseRemovedAfter; then, as for a corrupt file, it settles
+// the file, reports why and returns errReported.
+func (m *Monitor) gzipHead(f *file, fh *os.File, size int64) ([]byte, error) {
+	head, err := GzipHead(fh)
+	if errors.Is(err, ErrGzipPartial) {
+		m.mu.Lock()
+		w, ok := m.gzWait[f.id]
+		if !ok || w.size != size {
+			w = gzWait{size: size, since: time.Now()}
+		}
+		m.gzWait[f.id] = w
+		m.mu.Unlock()
+		if time.Since(w.since) < m.cfg.CloseRemovedAfter {
+			return nil, errGzipWait // still being written, most likely
+		}
+		err = fmt.Errorf("truncated: its %d bytes decode to fewer than %d and it has not grown for %s", size, FingerprintBytes, m.cfg.CloseRemovedAfter)
+	}
+	if err != nil {
+		m.settle(f, size)
+		m.gzipFailed(f.src, err, 0)
+		return nil, errReported
+	}
+	return head, nil
 }
 
 // copyPos finds the position of the file a gzip file with these decompressed first bytes

@@ -6,7 +6,8 @@
 //     held (opened) the moment it is found.
 //   - hold.go: held files waiting to be placed, what is lost and reported.
 //   - positions.go: the resume position of a subject (its last message in LOGS) and of an
-//     identity (the positions KV), the only requests that wait for NATS.
+//     identity (the positions KV, its format in streams), the only requests that wait for
+//     NATS.
 //   - place.go: where a held file starts (its subject, its offset), then on the subject.
 //   - read.go: the scheduler: readers take subjects with work and publish one chunk each.
 //   - identity.go, content.go, gzip.go, monitor_gzip.go: file identity, the content index
@@ -14,6 +15,9 @@
 //
 // Ownership: every field of the monitor and of a file is guarded by the monitor's mutex,
 // except a placed file's tailer, used only by the reader that holds its subject (busy).
+//
+// Tests: beside each part (package filemon), and the monitor end to end against an embedded
+// NATS, real files and logrotate (package filemon_test, harness_test.go).
 package filemon
 
 import (

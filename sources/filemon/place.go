@@ -29,16 +29,16 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 		return fmt.Errorf("stat %s: %w", f.src, err)
 	}
 	id, path, size := f.id, f.src, fi.Size()
-	rec, err := m.kvGet(ctx, id)
+	verify := func(end int64, fp string) bool {
+		if size < end {
+			return false
+		}
+		ok, _ := VerifyHead(fh, end, fp)
+		return ok
+	}
+	rec, err := m.kvRecord(ctx, id, verify)
 	if err != nil {
 		return err
-	}
-	if rec != nil && size >= rec.End {
-		if ok, _ := VerifyHead(fh, rec.End, rec.FP); !ok {
-			rec = nil // inode reuse: another file had this inode
-		}
-	} else {
-		rec = nil
 	}
 	src := path
 	if rec != nil && rec.Source != path {
@@ -56,19 +56,21 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 			return err
 		}
 		if facts.lastChunk = lc != nil; facts.lastChunk {
-			facts.lastEnd = lc.File.End
-			facts.lastIsThis = FileID{lc.File.Dev, lc.File.Ino} == id && size >= lc.File.End
-			if facts.lastIsThis {
-				facts.lastIsThis, _ = VerifyHead(fh, lc.File.End, lc.File.Fingerprint)
-			}
+			facts.lastEnd, facts.lastSeq = lc.File.End, lastSeq
+			facts.lastIsThis = fromFile(lc, id, verify)
 		}
 	}
 	plan := decideStart(facts)
+	if plan.streamLost {
+		m.met.rewound.Inc()
+		m.log.Warn("file monitor: the stream went backwards (its end was lost: a damaged store); reading again from the stream's position, not the KV's",
+			zap.String("path", path), zap.String("stream", m.d.Stream), zap.Uint64("kv_seq", rec.Seq), zap.Uint64("stream_seq", lastSeq),
+			zap.Int64("kv_offset", rec.End), zap.Int64("offset", plan.offset))
+	}
 	if plan.settle {
 		m.settle(f, size)
 		return nil
 	}
-	offset := plan.offset
 	var pre *file
 	if s == nil {
 		if plan.drainFirst {
@@ -78,10 +80,36 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 		}
 		s = m.newSubject(src, lastSeq)
 	}
+	return m.startAt(ctx, s, f, pre, fh, plan)
+}
+
+// kvRecord is the KV record of identity id if it is this file's: verify(end, fp) checks
+// that the file's first bytes up to end have fingerprint fp. Another file's record (the
+// inode was reused) is nil.
+func (m *Monitor) kvRecord(ctx context.Context, id FileID, verify func(end int64, fp string) bool) (*streams.FilePosition, error) {
+	rec, err := m.kvGet(ctx, id)
+	if err != nil || rec == nil || verify(rec.End, rec.FP) {
+		return rec, err
+	}
+	return nil, nil // inode reuse: another file had this inode
+}
+
+// fromFile reports whether chunk lc was read from the file of identity id whose first bytes
+// verify checks (see kvRecord).
+func fromFile(lc *streams.Chunk, id FileID, verify func(end int64, fp string) bool) bool {
+	return lc != nil && (FileID{lc.File.Dev, lc.File.Ino}) == id && verify(lc.File.End, lc.File.Fingerprint)
+}
+
+// startAt places f, a held uncompressed file, on subject s at the plan's offset, after pre
+// (see place). A position the KV lacks (chosen by start_at, or the stream's) is recorded
+// first: the fallback for a restart.
+func (m *Monitor) startAt(ctx context.Context, s *subject, f, pre *file, fh *os.File, plan startPlan) error {
+	offset := plan.offset
 	if plan.recordKV {
-		// a position the KV lacks (chosen by start_at, or the stream's): the fallback for a restart
 		head, _ := readHead(fh, offset)
-		if err := m.untilNATS(ctx, func() error { return m.kvPut(ctx, id, posRecord{Source: src, FP: Fingerprint(head), End: offset}) }); err != nil {
+		if err := m.untilNATS(ctx, func() error {
+			return m.kvPut(ctx, f.id, streams.FilePosition{Source: s.source, FP: Fingerprint(head), End: offset})
+		}); err != nil {
 			if pre != nil {
 				pre.tl.Close()
 			}
@@ -93,10 +121,10 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 		if pre != nil {
 			pre.tl.Close()
 		}
-		return fmt.Errorf("read %s: %w", path, err)
+		return fmt.Errorf("read %s: %w", f.src, err)
 	}
 	keys := m.keysOf(fh, offset, head)
-	m.place(s, f, pre, NewTailer(&m.cfg, src, fh, id, offset, head, time.Now()), keys)
+	m.place(s, f, pre, NewTailer(&m.cfg, s.source, fh, f.id, offset, head, time.Now()), keys)
 	return nil
 }
 
@@ -104,13 +132,14 @@ func (m *Monitor) track(ctx context.Context, f *file) error {
 // subject's last chunk and the KV record of its identity say (each verified against the
 // file's first bytes before it counts).
 type startFacts struct {
-	renamed     bool       // the KV record names another path as its subject
-	subjectOpen bool       // that subject is being read already in this run
-	lastChunk   bool       // the subject has a last chunk in LOGS (subject not open only)
-	lastIsThis  bool       // ... and it came from this very file
-	lastEnd     int64      // ... ending at this offset
-	kv          *posRecord // the KV record of its identity; nil: none (or another file's)
-	startAtEnd  bool       // start_at: end applies (first start, found by the first scan)
+	renamed     bool                  // the KV record names another path as its subject
+	subjectOpen bool                  // that subject is being read already in this run
+	lastChunk   bool                  // the subject has a last chunk in LOGS (subject not open only)
+	lastIsThis  bool                  // ... and it came from this very file
+	lastEnd     int64                 // ... ending at this offset
+	lastSeq     uint64                // ... stored at this sequence
+	kv          *streams.FilePosition // the KV record of its identity; nil: none (or another file's)
+	startAtEnd  bool                  // start_at: end applies (first start, found by the first scan)
 	size        int64
 }
 
@@ -120,6 +149,7 @@ type startPlan struct {
 	offset     int64 // where reading starts
 	drainFirst bool  // the subject's last file is not this one: drain it first if found rotated
 	recordKV   bool  // the KV has no record of this file: record the offset (start_at's, or the stream's)
+	streamLost bool  // the KV saw chunks of the subject the stream no longer has: the stream's position wins
 }
 
 // decideStart is the start decision, DESIGN.md "Positions": the stream first, the KV when
@@ -134,6 +164,17 @@ func decideStart(f startFacts) startPlan {
 		return startPlan{settle: true} // renamed, and its subject went on with another file
 	}
 	var p startPlan
+	if f.kv != nil && f.lastChunk && f.kv.Seq > f.lastSeq {
+		// The stream lost its end after the KV recorded it: what the KV counts as published
+		// is gone. This file's lines after the subject's last chunk are read again (from its
+		// end, or from 0 when the chunk is an earlier file's).
+		p.streamLost = true
+		if f.lastIsThis {
+			p.offset = f.lastEnd
+		}
+		p.drainFirst = !f.lastIsThis
+		return p
+	}
 	switch {
 	case f.lastIsThis:
 		p.offset = f.lastEnd

@@ -1,9 +1,16 @@
 package filemon
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/logcap/logcap/streams"
+)
 
 func TestDecideStart(t *testing.T) {
-	kv := func(end int64) *posRecord { return &posRecord{Source: "/l/app.log", End: end} }
+	kv := func(end int64) *streams.FilePosition { return &streams.FilePosition{Source: "/l/app.log", End: end} }
+	kvSeq := func(end int64, seq uint64) *streams.FilePosition {
+		return &streams.FilePosition{Source: "/l/app.log", End: end, Seq: seq}
+	}
 	for _, tc := range []struct {
 		name string
 		f    startFacts
@@ -14,6 +21,9 @@ func TestDecideStart(t *testing.T) {
 		{"resumed from its last chunk", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, size: 500}, startPlan{offset: 300, recordKV: true}},
 		{"last chunk wins over start_at", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, startAtEnd: true, size: 500}, startPlan{offset: 300, recordKV: true}},
 		{"the KV is further (a chunk's ack lost, then retention)", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, kv: kv(400), size: 500}, startPlan{offset: 400}},
+		{"the KV saw this chunk: the further KV wins", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, lastSeq: 40, kv: kvSeq(400, 40), size: 500}, startPlan{offset: 400}},
+		{"the stream lost its end (damaged store): the stream wins", startFacts{lastChunk: true, lastIsThis: true, lastEnd: 300, lastSeq: 25, kv: kvSeq(400, 48), size: 500}, startPlan{offset: 300, streamLost: true}},
+		{"the stream lost all of this file's chunks: from 0, after the last file", startFacts{lastChunk: true, lastEnd: 900, lastSeq: 25, kv: kvSeq(100, 48), size: 500}, startPlan{drainFirst: true, streamLost: true}},
 		{"retention removed the subject's messages: the KV", startFacts{kv: kv(250), size: 500}, startPlan{offset: 250}},
 		{"rotated while stopped: drain the last file first", startFacts{lastChunk: true, lastEnd: 900, size: 500}, startPlan{drainFirst: true}},
 		{"rotated while stopped, the KV knows this file", startFacts{lastChunk: true, lastEnd: 900, kv: kv(100), size: 500}, startPlan{offset: 100, drainFirst: true}},

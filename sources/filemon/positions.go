@@ -2,10 +2,8 @@ package filemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,41 +13,9 @@ import (
 	"github.com/logcap/logcap/streams"
 )
 
-// PositionsBucket is the KV bucket of file positions: the fallback for when retention has
-// removed a file's last message from LOGS, and the memory of which subject a renamed file
-// belongs to.
-const PositionsBucket = "logcap_positions"
+func (m *Monitor) posKey(id FileID) string { return streams.PositionKey(m.d.Host, id.Dev, id.Ino) }
 
-func kvToken(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "=%02X", c)
-		}
-	}
-	if b.Len() == 0 {
-		return "="
-	}
-	return b.String()
-}
-
-func (m *Monitor) posKey(id FileID) string {
-	return fmt.Sprintf("pos.%s.%d.%d", kvToken(m.d.Host), id.Dev, id.Ino)
-}
-
-type posRecord struct {
-	Source string `json:"source"`
-	FP     string `json:"fp"`
-	End    int64  `json:"end"`
-	// a gzip file read as far as it goes (to its end, or given up) at this compressed size
-	GzipDone bool  `json:"gzip_done,omitempty"`
-	GzipSize int64 `json:"gzip_size,omitempty"`
-}
-
-func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
+func (m *Monitor) kvGet(ctx context.Context, id FileID) (*streams.FilePosition, error) {
 	var e jetstream.KeyValueEntry
 	err := m.untilNATS(ctx, func() error {
 		var err error
@@ -65,11 +31,11 @@ func (m *Monitor) kvGet(ctx context.Context, id FileID) (*posRecord, error) {
 	if err != nil || e == nil {
 		return nil, err
 	}
-	var r posRecord
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	r, err := streams.DecodeFilePosition(e.Value())
+	if err != nil {
 		return nil, fmt.Errorf("positions %s: %w", m.posKey(id), err)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // untilNATS runs op, a NATS request, until it succeeds or ctx is done, trying again at once
@@ -84,9 +50,8 @@ func (m *Monitor) untilNATS(ctx context.Context, op func() error) error {
 // natsRetry paces the requests to a NATS that does not answer (a reconnect cuts it short).
 var natsRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
-func (m *Monitor) kvPut(ctx context.Context, id FileID, r posRecord) error {
-	b, _ := json.Marshal(r)
-	if _, err := m.kv.Put(ctx, m.posKey(id), b); err != nil {
+func (m *Monitor) kvPut(ctx context.Context, id FileID, r streams.FilePosition) error {
+	if _, err := m.kv.Put(ctx, m.posKey(id), r.Encode()); err != nil {
 		return fmt.Errorf("positions %s: %w", m.posKey(id), err)
 	}
 	return nil
@@ -99,9 +64,9 @@ func (m *Monitor) setup(ctx context.Context) error {
 		m.log.Warn("max_chunk_bytes lowered to fit the server's max_payload (headers need up to 8 KiB more)",
 			zap.Int64("max_payload", mp), zap.Int("max_chunk_bytes", m.cfg.MaxChunkBytes))
 	}
-	kv, err := m.d.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: PositionsBucket, History: 1, Storage: jetstream.FileStorage, Replicas: m.d.KVReplicas})
+	kv, err := m.d.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: streams.PositionsBucket, History: 1, Storage: jetstream.FileStorage, Replicas: m.d.KVReplicas})
 	if err != nil {
-		return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+		return fmt.Errorf("file source %s: kv %s: %w", m.name, streams.PositionsBucket, err)
 	}
 	m.kv = kv
 	_, err = kv.Get(ctx, m.markerKey())
@@ -109,19 +74,17 @@ func (m *Monitor) setup(ctx context.Context) error {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		m.firstStart = true
 	case err != nil:
-		return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+		return fmt.Errorf("file source %s: kv %s: %w", m.name, streams.PositionsBucket, err)
 	}
 	if m.fps != nil {
 		if err := m.loadContent(ctx); err != nil {
-			return fmt.Errorf("file source %s: kv %s: %w", m.name, PositionsBucket, err)
+			return fmt.Errorf("file source %s: kv %s: %w", m.name, streams.PositionsBucket, err)
 		}
 	}
 	return nil
 }
 
-func (m *Monitor) markerKey() string {
-	return fmt.Sprintf("source.%s.%s", kvToken(m.d.Host), kvToken(m.name))
-}
+func (m *Monitor) markerKey() string { return streams.SourceMarkerKey(m.d.Host, m.name) }
 
 // lastChunk returns the last chunk published for source, and its stream sequence.
 func (m *Monitor) lastChunk(ctx context.Context, source string) (*streams.Chunk, uint64, error) {
@@ -141,7 +104,7 @@ func (m *Monitor) lastChunk(ctx context.Context, source string) (*streams.Chunk,
 }
 
 func (m *Monitor) putPos(ctx context.Context, f *file, s *subject) {
-	r := posRecord{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset()}
+	r := streams.FilePosition{Source: s.source, FP: f.tl.FP(), End: f.tl.Offset(), Seq: s.pub.LastSeq()}
 	if f.tl.Done() {
 		r.GzipDone, r.GzipSize = true, f.tl.Size()
 	}

@@ -195,17 +195,35 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 		return nil, fmt.Errorf("stat: %w", err)
 	}
 	t.size, t.removed = fi.Size(), nlink(fi) == 0
-	readPos := t.offset + int64(len(t.buf))
 	final = final || t.resetAfter
 	if t.gz != nil {
 		// immutable once complete: no truncation to look for; the stream's end is final
 		t.readGzip(now)
 		final = final || t.Done()
-	} else if !t.resetAfter {
+	} else {
+		truncated, err := t.readPlain(now)
+		if err != nil {
+			return nil, err
+		}
+		final = final || truncated
+	}
+	if len(t.buf) == 0 {
+		return nil, nil
+	}
+	return t.cut(now, final), nil
+}
+
+// readPlain reads what an uncompressed file has beyond what is held, up to MaxChunkBytes
+// held. On a truncation (the file is shorter than what was read, or its first bytes
+// changed) it starts over from 0, or, with bytes held, reports that they are published
+// first (final) and the start over comes after them (resetAfter).
+func (t *Tailer) readPlain(now time.Time) (final bool, err error) {
+	readPos := t.offset + int64(len(t.buf))
+	if !t.resetAfter {
 		truncated := t.size < readPos
 		if !truncated {
 			if truncated, err = headChanged(t.f, t.head); err != nil {
-				return nil, fmt.Errorf("read head: %w", err)
+				return false, fmt.Errorf("read head: %w", err)
 			}
 		}
 		if truncated {
@@ -215,33 +233,37 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 			} else {
 				// publish what was read before the truncation, then start over
 				t.resetAfter = true
-				final = true
+				return true, nil
 			}
 		}
 	}
-	if t.gz == nil && !t.resetAfter && t.size > readPos && len(t.buf) < t.cfg.MaxChunkBytes {
-		want := min(t.size-readPos, int64(t.cfg.MaxChunkBytes))
-		n := len(t.buf)
-		if int64(cap(t.buf)-n) < want {
-			nb := make([]byte, n, n+int(want))
-			copy(nb, t.buf)
-			t.buf = nb
-		}
-		m, err := t.f.ReadAt(t.buf[n:n+int(want)], readPos)
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read at %d: %w", readPos, err)
-		}
-		t.buf = t.buf[:n+m]
-		if m > 0 {
-			t.lastGrowth = now
-			if readPos < FingerprintBytes {
-				t.head = append(t.head, t.buf[n:n+int(min(int64(m), FingerprintBytes-readPos))]...)
-			}
+	if t.resetAfter || t.size <= readPos || len(t.buf) >= t.cfg.MaxChunkBytes {
+		return false, nil
+	}
+	want := min(t.size-readPos, int64(t.cfg.MaxChunkBytes))
+	n := len(t.buf)
+	if int64(cap(t.buf)-n) < want {
+		nb := make([]byte, n, n+int(want))
+		copy(nb, t.buf)
+		t.buf = nb
+	}
+	m, err := t.f.ReadAt(t.buf[n:n+int(want)], readPos)
+	if err != nil && err != io.EOF {
+		return false, fmt.Errorf("read at %d: %w", readPos, err)
+	}
+	t.buf = t.buf[:n+m]
+	if m > 0 {
+		t.lastGrowth = now
+		if readPos < FingerprintBytes {
+			t.head = append(t.head, t.buf[n:n+int(min(int64(m), FingerprintBytes-readPos))]...)
 		}
 	}
-	if len(t.buf) == 0 {
-		return nil, nil
-	}
+	return false, nil
+}
+
+// cut splits what is held into entries (lines, joined by the multiline rule) and returns
+// the next chunk of them, pending until Commit; nil when no entry is complete yet.
+func (t *Tailer) cut(now time.Time, final bool) *streams.Chunk {
 	// A gzip stream that ended early is still being written: its last line is not complete
 	// however long it waits. Only its end (final) flushes.
 	idle := now.Sub(t.lastGrowth)
@@ -251,7 +273,7 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 	flushGroup := final || (t.gz == nil && n == len(t.buf) && idle >= t.cfg.MultilineTimeout)
 	t.entries, _ = t.cfg.Multiline.Join(t.buf[:n], t.lines, flushGroup, t.entries[:0])
 	if len(t.entries) == 0 {
-		return nil, nil
+		return nil
 	}
 	c := &streams.Chunk{Kind: streams.KindFile, Host: t.cfg.Host, Source: t.Source, ReadTime: now}
 	if now.Before(t.notBefore) {
@@ -280,19 +302,12 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 	end := t.offset + int64(total)
 	c.File = &streams.FilePos{Dev: t.ID.Dev, Ino: t.ID.Ino, Fingerprint: Fingerprint(t.head[:min(int64(len(t.head)), end)]), Start: t.offset, End: end}
 	t.pending = c
-	return c, nil
+	return c
 }
 
-// Msg encodes a chunk of this tailer. After a truncation the same start offset and first
-// bytes can come again: the msg id then names the generation, so JetStream's duplicate
-// window cannot mistake new lines for a retry.
-func (t *Tailer) Msg(c *streams.Chunk) *nats.Msg {
-	m := c.Msg()
-	if t.gen > 0 {
-		m.Header.Set(streams.HdrMsgID, fmt.Sprintf("%s:g%d", c.MsgID(), t.gen))
-	}
-	return m
-}
+// Msg encodes a chunk of this tailer, with the msg id of its file's generation (see
+// streams.Chunk.FileMsg).
+func (t *Tailer) Msg(c *streams.Chunk) *nats.Msg { return c.FileMsg(t.gen) }
 
 // Commit records that the pending chunk is stored.
 func (t *Tailer) Commit() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,21 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
-
-	"go.uber.org/zap"
-
-	"github.com/logcap/logcap/modules/lifecycle"
 )
-
-// startProfile asks the running logcap for a CPU profile beside the measurement; the result
-// arrives on done. The only goroutine of the driver, owned by a lifecycle group like every other.
-func startProfile(p *proc, to string, done chan<- error) {
-	g := lifecycle.New("bench", zap.NewNop())
-	_ = g.Go("bench: cpu profile", func(context.Context) error {
-		done <- p.fetch("/debug/pprof/profile?seconds=8", to)
-		return nil
-	})
-}
 
 // latency appends numbered lines to a tailed file at rate lines/s, in the small writes a
 // logging application makes (each millisecond what is due), and watches the sink's file:
@@ -46,71 +31,75 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.stop()
-		}
-	}()
+	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	// A first line sets up the sink's file; the measurement starts after it arrived.
 	out := filepath.Join(p.dir, "out.log")
 	total := int(float64(rate) * d.Seconds())
-	sent := make([]time.Time, total+1)
-	recv := make([]time.Time, total+1)
-	var buf []byte
-	if _, err := w.Write(line(buf[:0], total)); err != nil {
+	if _, err := w.Write(line(nil, total)); err != nil {
 		return row{}, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return row{}, errors.New("latency: the first line did not reach the sink in 30s")
-		}
-		time.Sleep(5 * time.Millisecond) // waiting for the warm-up line
+	if err := waitFirst(out); err != nil {
+		return row{}, err
 	}
 	r, err := os.Open(out)
 	if err != nil {
 		return row{}, err
 	}
 	defer r.Close()
-	t := &tally{seen: make([]bool, total+1)}
-	var pending []byte
-	rbuf := make([]byte, 1<<20)
-	read := func(now time.Time) error {
-		for {
-			n, err := r.Read(rbuf)
-			pending = append(pending, rbuf[:n]...)
-			for {
-				i := bytes.IndexByte(pending, '\n')
-				if i < 0 {
-					break
-				}
-				l := pending[:i]
-				if seq, ok := seqOf(l); ok && seq < len(recv) && recv[seq].IsZero() {
-					recv[seq] = now
-				}
-				t.add(l)
-				pending = pending[i+1:]
-			}
-			if err == io.EOF || n == 0 {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
+	s := &sinkReader{r: r, t: &tally{seen: make([]bool, total+1)}, recv: make([]time.Time, total+1), buf: make([]byte, 1<<20)}
 	cpu0, _, err := p.stat()
 	if err != nil {
 		return row{}, err
 	}
 	load := loadavg()
 	t0 := time.Now()
+	sent, err := drive(w, s, rate, total, d, t0)
+	if err != nil {
+		return row{}, err
+	}
+	el, cpu1, hwm, err := p.since(t0)
+	if err != nil {
+		return row{}, err
+	}
+	if err := s.t.result(); err != nil {
+		return row{}, fmt.Errorf("latency: %w", err)
+	}
+	lat := make([]time.Duration, 0, total)
+	for i := range total {
+		lat = append(lat, s.recv[i].Sub(sent[i]))
+	}
+	slices.Sort(lat)
+	if err := p.stop(); err != nil {
+		return row{}, err
+	}
+	return row{name: fmt.Sprintf("latency append → sink file at %d lines/s (%v)", rate, d), lines: total,
+		bytes: int64(total) * lineLen, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, latency: true,
+		p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], load: load, note: "all lines once"}, nil
+}
+
+// waitFirst waits for the warm-up line to make the sink's file.
+func waitFirst(out string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("latency: the first line did not reach the sink in 30s")
+		}
+		time.Sleep(5 * time.Millisecond) // waiting for the warm-up line
+	}
+}
+
+// drive writes lines [0, total) from t0 on at rate lines/s, each millisecond what is due,
+// and reads the sink's output between writes, until every line and the warm-up line
+// arrived (or d + 30 s passed: the tally then names what is missing). It returns when each
+// line's write returned.
+func drive(w io.Writer, s *sinkReader, rate, total int, d time.Duration, t0 time.Time) ([]time.Time, error) {
+	sent := make([]time.Time, total+1)
+	var buf []byte
 	written := 0
-	for written < total || t.total < total+1 {
+	for written < total || s.t.total < total+1 {
 		now := time.Now()
 		if due := min(total, int(float64(rate)*now.Sub(t0).Seconds())); due > written {
 			buf = buf[:0]
@@ -118,7 +107,7 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 				buf = line(buf, i)
 			}
 			if _, err := w.Write(buf); err != nil {
-				return row{}, err
+				return nil, err
 			}
 			at := time.Now()
 			for i := written; i < due; i++ {
@@ -126,34 +115,51 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 			}
 			written = due
 		}
-		if err := read(time.Now()); err != nil {
-			return row{}, err
+		if err := s.read(time.Now()); err != nil {
+			return nil, err
 		}
 		if now.Sub(t0) > d+30*time.Second {
 			break
 		}
 		time.Sleep(time.Until(now.Add(time.Millisecond))) // the writer's and reader's clock
 	}
-	el := time.Since(t0)
-	cpu1, hwm, err := p.stat()
-	if err != nil {
-		return row{}, err
+	return sent, nil
+}
+
+// sinkReader reads the sink's file as it grows: each whole line is tallied, and the first
+// time a line's number is seen is its arrival (recv).
+type sinkReader struct {
+	r            io.Reader
+	t            *tally
+	recv         []time.Time
+	pending, buf []byte
+}
+
+// read takes in what the sink wrote since the last call, noting now as the arrival of the
+// lines it completes.
+func (s *sinkReader) read(now time.Time) error {
+	for {
+		n, err := s.r.Read(s.buf)
+		s.pending = append(s.pending, s.buf[:n]...)
+		for {
+			i := bytes.IndexByte(s.pending, '\n')
+			if i < 0 {
+				break
+			}
+			l := s.pending[:i]
+			if seq, ok := seqOf(l); ok && seq < len(s.recv) && s.recv[seq].IsZero() {
+				s.recv[seq] = now
+			}
+			s.t.add(l)
+			s.pending = s.pending[i+1:]
+		}
+		if err == io.EOF || n == 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err := t.result(); err != nil {
-		return row{}, fmt.Errorf("latency: %w", err)
-	}
-	lat := make([]time.Duration, 0, total)
-	for i := range total {
-		lat = append(lat, recv[i].Sub(sent[i]))
-	}
-	slices.Sort(lat)
-	stopped = true
-	if err := p.stop(); err != nil {
-		return row{}, err
-	}
-	return row{name: fmt.Sprintf("latency append → sink file at %d lines/s (%v)", rate, d), lines: total,
-		bytes: int64(total) * lineLen, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, latency: true,
-		p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], load: load, note: "all lines once"}, nil
 }
 
 // idle: n files of one line each in n/100 directories, all tailed (fsnotify on their
@@ -181,12 +187,7 @@ func idle(bin, dir string, n int, d time.Duration) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.stop()
-		}
-	}()
+	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		v, err := p.metric("logcap_filemon_lines_total")
@@ -228,7 +229,6 @@ func idle(bin, dir string, n int, d time.Duration) (row, error) {
 	if v != float64(n) {
 		return row{}, fmt.Errorf("idle: %v lines read, want %d", v, n)
 	}
-	stopped = true
 	if err := p.stop(); err != nil {
 		return row{}, err
 	}

@@ -37,30 +37,26 @@ var sinkCases = []sinkCase{
 	{"http", "http", "url: '$VL/insert/jsonline?_msg_field=message&_time_field=time&_stream_fields=source'"},
 }
 
-// sinkRows fills LOGS once, then measures each sink (best of -runs) into a fresh store.
-func sinkRows(bin, dir, input string, size int64, lines int, add func(row, error) error) error {
-	vlBin, err := victoriaLogs(bin)
+// sinks fills LOGS once, then measures each sink (best of -runs) into a fresh store.
+func (b *bench) sinks() error {
+	if !want("sinks") {
+		return nil
+	}
+	vlBin, err := victoriaLogs(b.bin)
 	if err != nil {
 		return err
 	}
-	data, err := fillLogs(bin, dir, input, lines)
+	data, err := fillLogs(b.bin, b.dir, b.input, *nLines)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(data)
 	for _, c := range sinkCases {
-		var b row
-		for i := range max(1, *runs) {
-			r, err := sinkRun(bin, vlBin, dir, data, c, size, lines, i)
-			if err != nil {
-				return fmt.Errorf("%s sink (run %d): %w", c.key, i+1, err)
-			}
-			fmt.Fprintf(os.Stderr, "bench:   run %d: %s\n", i+1, r.String())
-			if b.elapsed == 0 || r.elapsed < b.elapsed {
-				b = r
-			}
-		}
-		if err := add(b, nil); err != nil {
+		run := 0 // each run's sink has a name of its own, so it reads LOGS from the start
+		if err := b.best(c.key+" sink", func() (row, error) {
+			run++
+			return sinkRun(b.bin, vlBin, b.dir, data, c, b.size, *nLines, run)
+		}); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package filemon
+package filemon_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/sources"
 	core "github.com/logcap/logcap/sources/filemon"
 )
 
@@ -409,4 +410,23 @@ func TestDecodeRefusesTheStore(t *testing.T) {
 			t.Errorf("%v: got %v, want %q", tc.paths, err, tc.err)
 		}
 	}
+}
+
+func TestDecodeBadOptions(t *testing.T) {
+	opts, _ := config.OptionsFrom(map[string]any{"name": "app", "type": "file", "paths": []string{"/x"}, "start_at": "middle", "bogus": 1})
+	err := decode(opts)
+	if err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown key not reported: %v", err)
+	}
+	opts, _ = config.OptionsFrom(map[string]any{"paths": []string{"/x"}, "start_at": "middle"})
+	if err := decode(opts); err == nil || !strings.Contains(err.Error(), "start_at") {
+		t.Fatalf("bad start_at not reported: %v", err)
+	}
+}
+
+// decode reads a file source's options as check and run do (through the registry of
+// source types), with data_dir /var/lib/logcap.
+func decode(opts config.Options) error {
+	_, err := sources.DecodeIn(&config.Config{DataDir: "/var/lib/logcap"}, config.Component{Name: "app", Type: core.Type, Options: opts})
+	return err
 }

@@ -1,4 +1,4 @@
-package filemon
+package filemon_test
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	core "github.com/logcap/logcap/sources/filemon"
+	"github.com/logcap/logcap/streams"
 )
 
 // TestChurn creates, appends to, rotates and deletes 1,000 files (over ~10 s; a minute with
@@ -24,7 +25,7 @@ func TestChurn(t *testing.T) {
 	h := newHarness(t)
 	// the positions bucket is a stream with its own server goroutines and files: create it
 	// before the baseline, as a previous run would have
-	if _, err := h.js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: core.PositionsBucket, History: 1, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := h.js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: streams.PositionsBucket, History: 1, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
 	baseG, baseFDs := runtime.NumGoroutine(), openFDs(t)

@@ -1,5 +1,5 @@
 //go:build !race
 
-package filemon
+package filemon_test
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package filemon
+package filemon_test
 
 import (
 	"bytes"

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+func pipelineConfig(watch string, jsonStep bool) string {
+	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "*.log"))
+	if !jsonStep {
+		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
+	}
+	return src + "processors:\n  - {name: parsed, input: logs.>, steps: [{json: {}}]}\n" +
+		fmt.Sprintf("sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw%s}\n", extra())
+}
+
+func extra() string {
+	if *sinkExtra == "" {
+		return ""
+	}
+	return ", " + *sinkExtra
+}
+
+// e2e: logcap runs with an empty watched directory; the input file is hard-linked into it
+// (it appears whole, at once) and the clock runs until the sink's file holds every byte.
+func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, always bool, profile string) (row, error) {
+	watch, err := os.MkdirTemp(dir, "watch-")
+	if err != nil {
+		return row{}, err
+	}
+	defer os.RemoveAll(watch)
+	p, err := start(bin, dir, always, pipelineConfig(watch, jsonStep))
+	if err != nil {
+		return row{}, err
+	}
+	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
+	out := filepath.Join(p.dir, "out.log")
+	time.Sleep(500 * time.Millisecond) // let the consumers bind: they are not part of the measure
+	cpu0, _, err := p.stat()
+	if err != nil {
+		return row{}, err
+	}
+	var prof chan error
+	if profile != "" {
+		prof = make(chan error, 1)
+		// pprof's CPU profile blocks for its duration: it runs beside the measurement.
+		startProfile(p, filepath.Join(profile, "cpu-"+slug(name)+".pprof"), prof)
+	}
+	load := loadavg()
+	t0 := time.Now()
+	if err := os.Link(input, filepath.Join(watch, "bench.log")); err != nil {
+		return row{}, err
+	}
+	captured, err := waitSink(p, out, size, lines, name, profile, t0)
+	if err != nil {
+		return row{}, err
+	}
+	el, cpu1, hwm, err := p.since(t0)
+	if err != nil {
+		return row{}, err
+	}
+	if err := finishProfile(p, prof, profile, name); err != nil {
+		return row{}, err
+	}
+	note := "all lines once"
+	fmt.Fprintf(os.Stderr, "bench:   %s: LOGS complete after %v, sink after %v\n", name, captured.Round(time.Millisecond), el.Round(time.Millisecond))
+	if err := checkFile(out, lines); err != nil {
+		return row{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if fi, _ := os.Stat(out); fi.Size() != size {
+		return row{}, fmt.Errorf("%s: sink file has %d bytes, want %d", name, fi.Size(), size)
+	}
+	if err := p.stop(); err != nil {
+		return row{}, err
+	}
+	return row{name: name, lines: lines, bytes: size, elapsed: el, cpu: cpu1 - cpu0, rssKiB: hwm, load: load, note: note}, nil
+}
+
+// waitSink polls the sink's file until it holds size bytes, and logcap's line counter for
+// the moment LOGS had every line (when, since t0, it returns: where the time goes). With a
+// profile directory, the heap profile is taken at that moment: LOGS has it all, the sink is
+// behind, the heap at its fullest.
+func waitSink(p *proc, out string, size int64, lines int, name, profile string, t0 time.Time) (time.Duration, error) {
+	timeout := time.Now().Add(10 * time.Minute)
+	var captured time.Duration
+	lastPoll := time.Now()
+	for {
+		if captured == 0 && time.Since(lastPoll) > 50*time.Millisecond {
+			lastPoll = time.Now()
+			if v, err := p.metric("logcap_filemon_lines_total"); err == nil && v >= float64(lines) {
+				captured = time.Since(t0)
+				if profile != "" {
+					if err := p.fetch("/debug/pprof/heap", filepath.Join(profile, "heap-"+slug(name)+".pprof")); err != nil {
+						return 0, err
+					}
+				}
+			}
+		}
+		fi, err := os.Stat(out)
+		if err == nil && fi.Size() >= size {
+			return captured, nil
+		}
+		if time.Now().After(timeout) {
+			got := int64(0)
+			if fi != nil {
+				got = fi.Size()
+			}
+			return 0, fmt.Errorf("%s: sink has %d of %d bytes after 10m", name, got, size)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the sink's file for the end of the run
+	}
+}
+
+// finishProfile waits for the CPU profile started beside the measurement (if any) and
+// saves the allocation profile after it.
+func finishProfile(p *proc, prof <-chan error, profile, name string) error {
+	if prof == nil {
+		return nil
+	}
+	if err := <-prof; err != nil {
+		return err
+	}
+	return p.fetch("/debug/pprof/allocs", filepath.Join(profile, "allocs-"+slug(name)+".pprof"))
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
