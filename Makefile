@@ -7,6 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 NATSCLI_VERSION := v0.5.0
 NATS_SERVER_VERSION := v2.15.2
 VICTORIALOGS_VERSION := v1.52.2
+CRICTL_VERSION := v1.37.0
 # Packages with goroutines and real servers: -race everywhere, a hard upper bound per run.
 TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 5s
@@ -61,13 +62,16 @@ soak: build
 # The nats CLI, for interop tests and for users reading the streams; nats-server, for the
 # tests against an external three-node cluster (internal/cluster); victoria-logs, the real log
 # store the loki, elasticsearch and http sinks are tested against (internal/vlogs).
-tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs
+# crictl drives the private containerd of the Kubernetes source's tests (internal/critest).
+tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/victoria-logs $(BIN)/crictl
 $(BIN)/nats:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 $(BIN)/nats-server:
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 $(BIN)/victoria-logs:
 	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VICTORIALOGS_VERSION)
+$(BIN)/crictl:
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 clean:
 	rm -rf $(BIN) data bench.out

@@ -27,7 +27,7 @@ var brokenFiles = []struct{ file, want string }{
 	{"duplicate_sink_name.yaml", `:3: sinks[1].name: "out" is also the name of sinks[0]`},
 	{"name_clash.yaml", `:6: sinks[0].name: "out" is also the name of processors[0]`},
 	{"bad_enum.yaml", `:2: log.level: "verbose" is not one of debug, info, warn, error`},
-	{"bad_source_type.yaml", `:3: sources[0].type: "syslog" is not one of file, docker`},
+	{"bad_source_type.yaml", `:3: sources[0].type: "syslog" is not one of file, docker, kubernetes`},
 	{"unset_env.yaml", `:4: environment variable LOGCAP_TEST_UNSET_PASSWORD is not set (use ${LOGCAP_TEST_UNSET_PASSWORD:-default} for a default)`},
 	{"bad_subject.yaml", `:4: sinks[0].input: invalid subject filter "logs.>.app": > must be the last token`},
 	{"embedded_and_urls.yaml", `:4: nats.urls: cannot be used with nats.embedded (choose one)`},

@@ -251,9 +251,9 @@ func (v *validator) components() {
 			sources[s.Name] = i + 1
 		}
 		if s.Type == "" {
-			v.errorf(p+".type", "required (one of file, docker)")
+			v.errorf(p+".type", "required (one of file, docker, kubernetes)")
 		} else {
-			v.oneOf(p+".type", s.Type, false, "file", "docker")
+			v.oneOf(p+".type", s.Type, false, "file", "docker", "kubernetes")
 		}
 	}
 

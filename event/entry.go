@@ -9,7 +9,7 @@ import "time"
 type Entry struct {
 	Time    time.Time      `json:"time"`
 	Host    string         `json:"host"`
-	Kind    string         `json:"kind"`             // "file" or "docker"
+	Kind    string         `json:"kind"`             // "file", "docker" or "kubernetes"
 	Source  string         `json:"source"`           // file path or container name
 	Stream  string         `json:"stream,omitempty"` // "stdout" or "stderr" for containers
 	Message string         `json:"message"`

@@ -66,6 +66,8 @@ type Chunk struct {
 	ReadTime  time.Time
 	File      *FilePos
 	Docker    *DockerPos
+	// K8s is a Kubernetes chunk's pod identity (its headers); File is its position.
+	K8s *PodRef
 }
 
 // Subject is the chunk's LOGS subject.
@@ -108,6 +110,11 @@ func (c *Chunk) Msg() *nats.Msg {
 		h.Set(HdrFP, f.Fingerprint)
 		h.Set(HdrOffset, strconv.FormatInt(f.Start, 10))
 		h.Set(HdrEnd, strconv.FormatInt(f.End, 10))
+	}
+	if c.K8s != nil {
+		for k, v := range c.K8s.Header() {
+			h[k] = v
+		}
 	}
 	if d := c.Docker; d != nil {
 		h.Set(HdrContainer, d.ContainerID)
@@ -178,10 +185,13 @@ func DecodeChunk(subject string, h nats.Header, data []byte) (*Chunk, error) {
 		}
 	}
 	switch p.Kind {
-	case KindFile:
+	case KindFile, KindKubernetes:
 		c.File = &FilePos{
 			Dev: uint64(geti(HdrDev)), Ino: uint64(geti(HdrIno)), Fingerprint: h.Get(HdrFP),
 			Start: geti(HdrOffset), End: geti(HdrEnd),
+		}
+		if r, ok := podRefFromHeader(h); ok && p.Kind == KindKubernetes {
+			c.K8s = &r
 		}
 	case KindDocker:
 		d := &DockerPos{ContainerID: h.Get(HdrContainer), Stream: h.Get(HdrStream), LastTSCount: int(geti(HdrLastTSCount))}

@@ -6,9 +6,10 @@
 //
 // # Streams and subjects
 //
-//   - LOGS, subjects logs.<kind>.<host>.<source>: what the monitors captured. kind is "file"
-//     or "docker" (KindFile, KindDocker); host the node name; source the file path or the
-//     container name (SourceSubject).
+//   - LOGS, subjects logs.<kind>.<host>.<source>: what the monitors captured. kind is "file",
+//     "docker" or "kubernetes" (KindFile, KindDocker, KindKubernetes); host the node name;
+//     source the file path, the container name, or <namespace>/<pod>/<container>/<restart>/<pod
+//     uid> (PodRef.Source) (SourceSubject).
 //   - A processor's derived stream (PARSED for processor "parsed"), subjects
 //     <lower(name)>.<kind>.<host>.<source>, plus <route>.… for each route step's target.
 //   - DEADLETTER, subjects deadletter.<consumer>: what a stage gave up on (DeadLetter).
@@ -27,6 +28,9 @@
 //     keeps its '\r'); invalid UTF-8 and binary pass untouched.
 //   - Docker chunk: lines as `docker logs --timestamps` prints them, `<RFC3339Nano> <line>\n`
 //     (CutDockerTimestamp, ParseDockerLine), one Docker stream (stdout or stderr) per chunk.
+//   - Kubernetes chunk: CRI lines, `<RFC3339Nano> <stdout|stderr> F <message>\n`, the
+//     runtime's P parts joined; a part marked continued keeps tag P and its stream's next
+//     entry continues it (ParseCRILine, AppendCRILine). Entries join per stream.
 //   - Derived chunk: NDJSON, one JSON document per entry (time, host, kind, source, stream,
 //     message, fields), one derived chunk per input chunk and output subject (DerivedMsg).
 //
@@ -60,6 +64,10 @@
 // Logcap-Pos-Stderr (each stream's resume position after the chunk, `<unix ns>:<count>`:
 // FormatStreamPos), and the container's metadata: Logcap-Container-Name, Logcap-Image,
 // Logcap-Compose-Project, Logcap-Compose-Service, Logcap-Label-<key> (DockerMetaHeader).
+//
+// Kubernetes chunks: the file chunk's headers (offsets in the runtime's file), and
+// Logcap-K8s-Namespace, Logcap-K8s-Pod, Logcap-K8s-Pod-Uid, Logcap-K8s-Container,
+// Logcap-K8s-Restart (PodRef.Header).
 //
 // Derived chunks: Logcap-Format: ndjson.
 //

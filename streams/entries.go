@@ -57,6 +57,10 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 	if err != nil {
 		return nil, nil, err
 	}
+	if c.Kind == KindKubernetes {
+		es, raws := c.k8sEntries(wantRaw)
+		return es, raws, nil
+	}
 	n := c.Lines
 	if c.Entries != nil {
 		n = len(c.Entries)
@@ -71,7 +75,7 @@ func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]
 		j.add(e, part, body, continued)
 	})
 	j.end()
-	if c.Kind != KindDocker && !c.ReadTime.IsZero() {
+	if c.Kind != KindDocker && c.Kind != KindKubernetes && !c.ReadTime.IsZero() {
 		// Entry i of a file chunk is at the read time + i ns: the entries of one source are
 		// strictly ordered in time (a monitor's read times increase by more than a chunk's
 		// entry count in ns), and the same on every decode, a redelivery's included.

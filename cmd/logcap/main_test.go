@@ -121,3 +121,32 @@ admin: {listen: "127.0.0.1:%d"}
 		t.Errorf("first log line %q", first)
 	}
 }
+
+// `check` warns (exit 0) when LOGS' max_bytes cannot fit the free space of data_dir: the
+// disk would fill before the stream's limit, and capture would be held.
+func TestCheckWarnsMaxBytesOverFreeSpace(t *testing.T) {
+	for _, tc := range []struct {
+		maxBytes string
+		warn     bool
+	}{
+		{"64MiB", false},
+		{"1000000TiB", true},
+	} {
+		t.Run(tc.maxBytes, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "logcap.yaml")
+			cfg := fmt.Sprintf("data_dir: %s\nstreams: {logs: {max_bytes: %s}}\n", filepath.Join(dir, "not-yet", "data"), tc.maxBytes)
+			if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"check", "-c", f}, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			warned := strings.Contains(stderr.String(), "warning: streams.logs.max_bytes "+tc.maxBytes+" does not fit the free space of data_dir")
+			if warned != tc.warn {
+				t.Errorf("warned %v, want %v: %q", warned, tc.warn, stderr.String())
+			}
+		})
+	}
+}

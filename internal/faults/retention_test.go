@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +50,11 @@ sinks:
 				if mode == "drop_oldest" {
 					if d, err := metric(n.adminPort, "logcap_stream_discarded_unacked_total"); err != nil || d == 0 {
 						return fmt.Errorf("no discard counted yet (%v)", err)
+					}
+					if !sawNotReady {
+						// /readyz was read before this look at the counter: the next round
+						// reads it after the discard (it reports one for 5 minutes).
+						return errors.New("discards counted; /readyz not seen saying so yet")
 					}
 					return nil
 				}

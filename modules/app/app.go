@@ -17,6 +17,7 @@ import (
 	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/dockermon"
 	"github.com/logcap/logcap/modules/filemon"
+	"github.com/logcap/logcap/modules/kubernetes"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/modules/pipeline"
 	"github.com/logcap/logcap/modules/retention"
@@ -42,6 +43,7 @@ func Options(cfg *config.Config, log *zap.Logger, extra ...fx.Option) fx.Option 
 		fx.Invoke(storeReadiness),
 		retention.Module,
 		filemon.Module,
+		kubernetes.Module,
 		dockermon.Module,
 		pipeline.Module,
 		fx.Options(extra...),

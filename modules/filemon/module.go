@@ -27,7 +27,9 @@ const Type = core.Type
 // Module runs every `type: file` source of the configuration.
 var Module = fx.Module("filemon", fx.Invoke(start))
 
-type params struct {
+// Params are what a module running monitors of the file monitor's core needs (this one,
+// and modules/kubernetes).
+type Params struct {
 	fx.In
 	LC     fx.Lifecycle
 	Config *config.Config
@@ -38,26 +40,34 @@ type params struct {
 	Checks *admin.Checks `optional:"true"`                // readiness: a source that lost a file says so
 }
 
-func start(p params) error {
+func start(p Params) error {
 	srcs, opts, err := sources.Select[core.Options](p.Config, Type)
 	if err != nil {
 		return err
 	}
+	return Run(p, "filemon", srcs, func(i int, d core.Deps) (*core.Monitor, error) {
+		return core.New(srcs[i].Name, opts[i], d)
+	})
+}
+
+// Run builds a monitor for each of srcs with build at start (its Deps filled in) and runs
+// its tasks in one lifecycle group named group.
+func Run(p Params, group string, srcs []config.Component, build func(i int, d core.Deps) (*core.Monitor, error)) error {
 	if len(srcs) == 0 {
 		return nil
 	}
 	met, err := core.NewMetrics(p.Reg)
 	if err != nil {
-		return fmt.Errorf("filemon: metrics: %w", err)
+		return fmt.Errorf("%s: metrics: %w", group, err)
 	}
 	dataDir, _ := filepath.Abs(p.Config.DataDir)
-	g := lifecycle.New("filemon", p.Log)
+	g := lifecycle.New(group, p.Log)
 	// The monitors are built at start, not at invoke time: the NATS connection they publish
 	// on exists once natsd has started (its hook runs first). Their goroutines stop before
 	// they are closed, a failed start included.
 	lifecycle.StartHook(p.LC, g, func(_ context.Context, closers *lifecycle.Closers) error {
 		for i, src := range srcs {
-			m, err := core.New(src.Name, opts[i], core.Deps{
+			m, err := build(i, core.Deps{
 				JS: p.Client.JS, Stream: p.Client.LogsStream, Host: p.Config.Node, Log: p.Log,
 				Metrics: met, KVReplicas: p.Config.Streams.Logs.Replicas, Gate: p.Gate, DataDir: dataDir,
 			})
@@ -73,7 +83,7 @@ func start(p params) error {
 				if t.Name == "discover" { // nothing to discover into before NATS first answers
 					run = p.Client.WhenReady(m.Discover)
 				}
-				if err := g.Go(fmt.Sprintf("filemon: %s %s", t.Name, src.Name), run); err != nil {
+				if err := g.Go(fmt.Sprintf("%s: %s %s", group, t.Name, src.Name), run); err != nil {
 					return err
 				}
 			}

@@ -26,21 +26,34 @@ import (
 var Module = fx.Module("natsd", fx.Provide(New))
 
 // New starts the embedded server (if configured), connects, and provisions the streams.
-func New(lc fx.Lifecycle, cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*Client, error) {
-	log = log.Named("natsd")
+func New(p Params) (*Client, error) {
+	cfg, log := p.Cfg, p.Log.Named("natsd")
 	n := &natsd{cfg: cfg, log: log, group: lifecycle.New("natsd", log)}
 	n.client = NewClient(nil, nil)
 	if e := cfg.NATS.Embedded; e != nil {
-		space, err := newStoreSpace(cfg.DataDir, uint64(e.StoreReserve), func() error { return restartJetStream(n.srv)() }, reg, log.Named("space"))
+		var restart func() error
+		if e.Cluster == nil {
+			restart = func() error { return restartJetStream(n.srv, cfg.DataDir) }
+		}
+		space, err := newStoreSpace(cfg.DataDir, uint64(e.StoreReserve), restart, p.Reg, log.Named("space"))
 		if err != nil {
 			return nil, err
 		}
 		n.client.Space = space
 	}
-	lc.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
+	p.LC.Append(fx.Hook{OnStart: n.start, OnStop: n.stop})
 	n.client.LogsStream = cfg.Streams.Logs.Name
 	n.client.DeadLetterStream = cfg.Streams.DeadLetter.Name
 	return n.client, nil
+}
+
+// Params are New's dependencies; without a Registerer (tests) the metrics are not registered.
+type Params struct {
+	fx.In
+	LC  fx.Lifecycle
+	Cfg *config.Config
+	Reg prometheus.Registerer `optional:"true"`
+	Log *zap.Logger
 }
 
 type natsd struct {

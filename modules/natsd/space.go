@@ -19,6 +19,9 @@ const (
 	// spaceRecheck bounds how stale the look a publish is let through on may be: at 240 MB/s
 	// a look 50 ms old has missed ~12 MB, well inside the reserve.
 	spaceRecheck = 50 * time.Millisecond
+	// restartFree is the least free space JetStream is restarted with after a write failed,
+	// whatever the reserve: a block of every stream, so that it does not fail again at once.
+	restartFree = 32 << 20
 )
 
 // StoreSpace keeps the embedded server's store from running out of disk. nats-server's file
@@ -27,7 +30,8 @@ const (
 // while /readyz said ready. StoreSpace holds the sources' publishes (a streams.Gate) while
 // the free space of data_dir is below the reserve, says so in /readyz and the log, and, if a
 // write failed anyway (something else filled the disk faster than it looked), restarts
-// JetStream once the space is back, which recovers the streams from disk.
+// JetStream once the space is back, which recovers the streams from disk (restart nil: a
+// clustered server, whose JetStream is not restarted in place; /readyz asks for a restart).
 type StoreSpace struct {
 	dir     string
 	reserve uint64
@@ -60,23 +64,23 @@ func newStoreSpace(dir string, reserve uint64, restart func() error, reg prometh
 			}
 		}
 	}
-	s.look()
 	return s, nil
 }
 
 // restartJetStream restarts the embedded server's JetStream with its current configuration:
 // the streams are recovered from disk by new stores, without the old ones' sticky error.
-func restartJetStream(srv *server.Server) func() error {
-	return func() error {
-		cfg := srv.JetStreamConfig()
-		if cfg == nil {
-			return fmt.Errorf("JetStream is not running")
-		}
-		if err := srv.ShutdownJetStream(); err != nil {
-			return err
-		}
-		return srv.EnableJetStream(cfg)
+// storeDir is the server's option (data_dir): EnableJetStream appends "jetstream" to it,
+// which the running configuration already ends in.
+func restartJetStream(srv *server.Server, storeDir string) error {
+	cfg := srv.JetStreamConfig()
+	if cfg == nil {
+		return fmt.Errorf("JetStream is not running")
 	}
+	cfg.StoreDir = storeDir
+	if err := srv.ShutdownJetStream(); err != nil {
+		return err
+	}
+	return srv.EnableJetStream(cfg)
 }
 
 // Wait lets a publish through, or holds it while the store's disk is below the reserve or a
@@ -108,8 +112,10 @@ func (s *StoreSpace) NotReady() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case s.writeErr != "" && s.restart == nil:
+		return fmt.Sprintf("store %s: a write failed (%s): restart logcap once space is freed (a clustered JetStream is not restarted in place)", s.dir, s.writeErr)
 	case s.writeErr != "":
-		return fmt.Sprintf("store %s: a write failed (%s): capture is held until %s are free, then JetStream restarts", s.dir, s.writeErr, mib(s.reserve))
+		return fmt.Sprintf("store %s: a write failed (%s): capture is held until %s are free, then JetStream restarts", s.dir, s.writeErr, mib(max(s.reserve, restartFree)))
 	case s.held != nil:
 		return fmt.Sprintf("store %s: %s free, below the reserve of %s: capture is held until space is freed", s.dir, mib(s.free), mib(s.reserve))
 	}
@@ -118,6 +124,7 @@ func (s *StoreSpace) NotReady() string {
 
 // Run looks at the free space every spaceInterval until ctx is done.
 func (s *StoreSpace) Run(ctx context.Context) error {
+	s.look()
 	t := time.NewTicker(spaceInterval)
 	defer t.Stop()
 	for {
@@ -145,7 +152,7 @@ func (s *StoreSpace) look() {
 	s.free = st.Bavail * uint64(st.Bsize)
 	s.mFree.Set(float64(s.free))
 	low := s.free < s.reserve
-	if s.writeErr != "" && !low {
+	if s.writeErr != "" && s.restart != nil && s.free >= max(s.reserve, restartFree) {
 		s.log.Info("store space: space is back after a store write failed; restarting JetStream", zap.String("dir", s.dir), zap.String("free", mib(s.free)))
 		if err := s.restart(); err != nil {
 			s.log.Error("store space: JetStream restart failed; retrying", zap.Error(err))

@@ -114,7 +114,7 @@ type gzState struct {
 // stream's first min(length, 1 KiB) bytes (GzipHead). toEnd starts at the end of what is
 // decodable now (start_at: end) instead.
 func NewGzipTailer(cfg *TailConfig, source string, f *os.File, id FileID, offset int64, head []byte, toEnd bool, now time.Time) *Tailer {
-	t := &Tailer{cfg: cfg, Source: source, ID: id, f: f, offset: offset, head: head, lastGrowth: now}
+	t := newTailer(cfg, source, f, id, offset, head, now)
 	t.gz = &gzState{stuckAt: -1, lastSize: -1, target: offset > 0 || toEnd, toEnd: toEnd}
 	if toEnd {
 		t.offset = math.MaxInt64

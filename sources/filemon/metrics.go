@@ -10,7 +10,7 @@ import (
 type Metrics struct {
 	Lines, Bytes, Chunks                     *prometheus.CounterVec
 	Rotations, Truncations, SplitLines, Errs *prometheus.CounterVec
-	GzipErrs, Lost, Rewound                  *prometheus.CounterVec
+	GzipErrs, Lost, Malformed, Rewound       *prometheus.CounterVec
 	FilesOpen, BytesBehind                   *prometheus.GaugeVec
 	Publish                                  *prometheus.HistogramVec
 }
@@ -33,6 +33,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Errs:        cv("errors_total", "Errors opening, reading or publishing files."),
 		GzipErrs:    cv("gzip_errors_total", "Gzip files given up (include_compressed): corrupt, truncated for longer than close_removed_after, or named .gz without the gzip magic."),
 		Lost:        cv("files_lost_total", "Files given up with lines unread: rotated away before they could be held (max_open_files), or while closed to stay under it."),
+		Malformed:   cv("malformed_lines_total", "Lines of a container log (type: kubernetes) not in the CRI format: published as they were, one entry each."),
 		Rewound:     cv("stream_rewound_total", "Files read again from the stream's position because the stream lost chunks the positions KV had seen (a store whose end was damaged by a crash)."),
 		FilesOpen:   gv("files_open", "File descriptors held."),
 		BytesBehind: gv("bytes_behind", "File sizes minus published positions, summed."),
@@ -44,20 +45,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.Lines, m.Bytes, m.Chunks, m.Rotations, m.Truncations, m.SplitLines, m.Errs, m.GzipErrs, m.Lost, m.Rewound, m.FilesOpen, m.BytesBehind, m.Publish} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	// A second module on the file monitor (modules/kubernetes) registers the same metrics:
+	// it shares the collectors registered first.
+	err := errors.Join(register(reg, &m.Lines), register(reg, &m.Bytes), register(reg, &m.Chunks),
+		register(reg, &m.Rotations), register(reg, &m.Truncations), register(reg, &m.SplitLines),
+		register(reg, &m.Errs), register(reg, &m.GzipErrs), register(reg, &m.Lost), register(reg, &m.Malformed), register(reg, &m.Rewound),
+		register(reg, &m.FilesOpen), register(reg, &m.BytesBehind), register(reg, &m.Publish))
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
 type sourceMetrics struct {
 	lines, bytes, chunks, rotations, truncations, split, errs prometheus.Counter
-	gzipErrs, lost, rewound                                   prometheus.Counter
+	gzipErrs, lost, malformed, rewound                        prometheus.Counter
 	open, behind                                              prometheus.Gauge
 	publish                                                   prometheus.Observer
 }
@@ -68,8 +70,21 @@ func (m *Metrics) forSource(name string) sourceMetrics {
 		rotations: m.Rotations.WithLabelValues(name), truncations: m.Truncations.WithLabelValues(name),
 		split: m.SplitLines.WithLabelValues(name), errs: m.Errs.WithLabelValues(name),
 		gzipErrs: m.GzipErrs.WithLabelValues(name), lost: m.Lost.WithLabelValues(name),
-		rewound: m.Rewound.WithLabelValues(name),
-		open:    m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
+		malformed: m.Malformed.WithLabelValues(name), rewound: m.Rewound.WithLabelValues(name),
+		open: m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
 		publish: m.Publish.WithLabelValues(name),
 	}
+}
+
+// register registers *c, or points it at the same collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	err := reg.Register(*c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if e, ok := are.ExistingCollector.(C); ok {
+			*c = e
+		}
+		return nil
+	}
+	return err
 }

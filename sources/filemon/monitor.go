@@ -23,6 +23,7 @@ type Deps struct {
 	KVReplicas int
 	Gate       streams.Gate // holds publishes back (memory_limit, when_full); nil: never
 	DataDir    string       // logcap's data_dir, absolute: its store is never tailed
+	Flavor     *Flavor      // another kind of source on the file monitor (sources/kubernetes); nil: files
 }
 
 // Monitor tails the files of one `type: file` source into LOGS. Its goroutine count is
@@ -96,27 +97,28 @@ type subject struct {
 // The monitor's mutex guards every field; tl is used outside it by the reader holding subj
 // (busy) only.
 type file struct {
-	id       FileID
-	path     string // latest path it was seen at
-	src      string // the path it was found at: the subject it starts under
-	pending  bool   // held, not placed yet
-	parked   bool   // could not be placed yet: tried again when a scan sees it
-	initial  bool   // found by the first scan (start_at applies)
-	fh       *os.File
-	seenGen  int
-	sizeSeen int64
-	tl       *Tailer  // nil once done
-	subj     *subject // nil once done
-	behind   int64
-	kvDirty  bool
-	kvAt     time.Time
-	truncs   int         // the tailer's truncations counted so far
-	splits   int         // the tailer's split lines counted so far
-	content  *contentPos // its content in the index (include_compressed)
-	keys     headKeys    // index keys found when it was placed
-	gz       bool        // a gzip file
-	doneSize int64       // a finished file's size: it is looked at again if that changes
-	after    *contentPos // a gzip copy of a file still being read: it waits for that file's end
+	id        FileID
+	path      string // latest path it was seen at
+	src       string // the path it was found at: the subject it starts under
+	pending   bool   // held, not placed yet
+	parked    bool   // could not be placed yet: tried again when a scan sees it
+	initial   bool   // found by the first scan (start_at applies)
+	fh        *os.File
+	seenGen   int
+	sizeSeen  int64
+	tl        *Tailer  // nil once done
+	subj      *subject // nil once done
+	behind    int64
+	kvDirty   bool
+	kvAt      time.Time
+	truncs    int         // the tailer's truncations counted so far
+	splits    int         // the tailer's split lines counted so far
+	malformed int         // the tailer's malformed lines counted so far
+	content   *contentPos // its content in the index (include_compressed)
+	keys      headKeys    // index keys found when it was placed
+	gz        bool        // a gzip file
+	doneSize  int64       // a finished file's size: it is looked at again if that changes
+	after     *contentPos // a gzip copy of a file still being read: it waits for that file's end
 }
 
 // New builds a monitor for source name; opts must have been through WithDefaults.
@@ -137,7 +139,7 @@ func New(name string, opts Options, d Deps) (*Monitor, error) {
 	cfg := TailConfig{
 		Host: d.Host, MaxLineBytes: int(opts.MaxLineBytes), MaxChunkBytes: int(opts.MaxChunkBytes),
 		PartialFlush: opts.PartialFlush.D(), MultilineTimeout: opts.PartialFlush.D(), Multiline: ml,
-		CloseRemovedAfter: opts.CloseRemovedAfter.D(), GzipSettle: opts.PollInterval.D(),
+		CloseRemovedAfter: opts.CloseRemovedAfter.D(), GzipSettle: opts.PollInterval.D(), Flavor: d.Flavor,
 	}
 	if opts.Multiline != nil {
 		cfg.MultilineTimeout = opts.Multiline.Timeout.D()

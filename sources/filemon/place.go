@@ -193,7 +193,7 @@ func decideStart(f startFacts) startPlan {
 
 // newSubject is the subject of source whose last message has sequence lastSeq.
 func (m *Monitor) newSubject(source string, lastSeq uint64) *subject {
-	subj := streams.SourceSubject(streams.KindFile, m.d.Host, source)
+	subj := m.subjectOf(source)
 	pub := streams.NewPublisher(m.d.JS, m.d.Stream, subj, lastSeq)
 	pub.Gate = m.d.Gate
 	return &subject{source: source, pub: pub}

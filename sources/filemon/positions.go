@@ -88,7 +88,7 @@ func (m *Monitor) markerKey() string { return streams.SourceMarkerKey(m.d.Host, 
 
 // lastChunk returns the last chunk published for source, and its stream sequence.
 func (m *Monitor) lastChunk(ctx context.Context, source string) (*streams.Chunk, uint64, error) {
-	subj := streams.SourceSubject(streams.KindFile, m.d.Host, source)
+	subj := m.subjectOf(source)
 	var last *jetstream.RawStreamMsg
 	if err := m.untilNATS(ctx, func() (err error) {
 		last, err = streams.LastMsg(ctx, m.d.JS, m.d.Stream, subj)

@@ -250,6 +250,11 @@ func (m *Monitor) publish(ctx context.Context, s *subject, f *file, c *streams.C
 	m.noteTruncations(f)
 	m.met.split.Add(float64(t.SplitLines - f.splits)) // counted once published
 	f.splits = t.SplitLines
+	if d := t.Malformed - f.malformed; d > 0 {
+		m.met.malformed.Add(float64(d))
+		f.malformed = t.Malformed
+		m.log.Warn("file monitor: lines not in the container log format, published as they were", zap.String("path", path), zap.Int("lines", d))
+	}
 	m.met.lines.Add(float64(c.Lines))
 	m.met.bytes.Add(float64(len(c.Data)))
 	m.met.chunks.Inc()

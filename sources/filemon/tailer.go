@@ -27,6 +27,8 @@ type TailConfig struct {
 	// GzipSettle: a gzip file whose stream ended early is decompressed again once it has
 	// grown and then not changed for this long (poll_interval).
 	GzipSettle time.Duration
+	// Flavor, when set, makes the files another kind of source (sources/kubernetes).
+	Flavor *Flavor
 }
 
 // Tailer follows one file (one identity): it reads what is ready, frames it into entries
@@ -54,6 +56,9 @@ type Tailer struct {
 	resetAfter bool // truncation seen with bytes still buffered: publish them, then go to 0
 
 	pending *streams.Chunk
+	out     []byte          // a framed chunk's payload (Flavor.Framer)
+	subjSrc string          // the subject's source token
+	k8s     *streams.PodRef // Flavor: the identity the chunks carry
 	// notBefore is the earliest read time of the next chunk: the committed chunk's entry i
 	// is at its read time + i ns (streams.Entries), and the next chunk's entries come after.
 	notBefore time.Time
@@ -64,6 +69,7 @@ type Tailer struct {
 
 	Truncations int // total, for metrics
 	SplitLines  int
+	Malformed   int // lines a Framer kept as they were, not in its format
 }
 
 // NewTailer follows the open file f (identity id) from offset; head is the file's first
@@ -73,7 +79,16 @@ func NewTailer(cfg *TailConfig, source string, f *os.File, id FileID, offset int
 		// keep only what is read: the fingerprint must cover published bytes only
 		head = head[:max(offset, 0)]
 	}
-	return &Tailer{cfg: cfg, Source: source, ID: id, f: f, offset: offset, head: head, lastGrowth: now}
+	return newTailer(cfg, source, f, id, offset, head, now)
+}
+
+// newTailer is the tailer of a plain or gzip file, named as the source's flavor says.
+func newTailer(cfg *TailConfig, source string, f *os.File, id FileID, offset int64, head []byte, now time.Time) *Tailer {
+	t := &Tailer{cfg: cfg, Source: source, ID: id, f: f, offset: offset, head: head, lastGrowth: now, subjSrc: source}
+	if fl := cfg.Flavor; fl != nil {
+		t.subjSrc, t.k8s = fl.Describe(source)
+	}
+	return t
 }
 
 // Offset is the committed position.
@@ -170,6 +185,9 @@ func (t *Tailer) Release() {
 	}
 	if cap(t.lines) > 1024 {
 		t.lines, t.entries = nil, nil
+	}
+	if t.pending == nil {
+		t.out = nil // a framed payload, published: the next chunk gets a fresh one
 	}
 }
 
@@ -268,6 +286,9 @@ func (t *Tailer) cut(now time.Time, final bool) *streams.Chunk {
 	// however long it waits. Only its end (final) flushes.
 	idle := now.Sub(t.lastGrowth)
 	flushPartial := final || t.gz == nil && idle >= t.cfg.PartialFlush
+	if fl := t.cfg.Flavor; fl != nil && fl.Framer != nil {
+		return t.frame(now, flushPartial)
+	}
 	var n int
 	t.lines, n = SplitLines(t.buf, t.cfg.MaxLineBytes, flushPartial, t.lines[:0])
 	flushGroup := final || (t.gz == nil && n == len(t.buf) && idle >= t.cfg.MultilineTimeout)
@@ -275,10 +296,7 @@ func (t *Tailer) cut(now time.Time, final bool) *streams.Chunk {
 	if len(t.entries) == 0 {
 		return nil
 	}
-	c := &streams.Chunk{Kind: streams.KindFile, Host: t.cfg.Host, Source: t.Source, ReadTime: now}
-	if now.Before(t.notBefore) {
-		c.ReadTime = t.notBefore
-	}
+	c := t.newChunk(now)
 	total, plain := 0, true
 	var lens []int
 	for i, e := range t.entries {
@@ -317,7 +335,7 @@ func (t *Tailer) Commit() {
 	}
 	t.pending = nil
 	t.notBefore = c.ReadTime.Add(time.Duration(max(c.Lines, 1)))
-	n := len(c.Data)
+	n := int(c.File.End - t.offset) // a framed payload is not the bytes read
 	t.offset = c.File.End
 	rest := copy(t.buf, t.buf[n:])
 	t.buf = t.buf[:rest]

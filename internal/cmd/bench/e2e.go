@@ -8,9 +8,17 @@ import (
 	"time"
 )
 
-func pipelineConfig(watch string, jsonStep bool) string {
+// pipeline is what an end-to-end row runs: a json processor or not, fsync on every write
+// or not, and the input as a plain file (type: file) or as a container's CRI log file
+// (type: kubernetes).
+type pipeline struct{ json, always, cri bool }
+
+func pipelineConfig(watch string, pl pipeline) string {
 	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "*.log"))
-	if !jsonStep {
+	if pl.cri {
+		src = fmt.Sprintf("sources:\n  - {name: app, type: kubernetes, pods_dir: %q, start_at: beginning}\n", watch)
+	}
+	if !pl.json {
 		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
 	}
 	return src + "processors:\n  - {name: parsed, input: logs.>, steps: [{json: {}}]}\n" +
@@ -26,18 +34,25 @@ func extra() string {
 
 // e2e: logcap runs with an empty watched directory; the input file is hard-linked into it
 // (it appears whole, at once) and the clock runs until the sink's file holds every byte.
-func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, always bool, profile string) (row, error) {
+func e2e(bin, dir, input string, size int64, lines int, name string, pl pipeline, profile string) (row, error) {
 	watch, err := os.MkdirTemp(dir, "watch-")
 	if err != nil {
 		return row{}, err
 	}
 	defer os.RemoveAll(watch)
-	p, err := start(bin, dir, always, pipelineConfig(watch, jsonStep))
+	p, err := start(bin, dir, pl.always, pipelineConfig(watch, pl))
 	if err != nil {
 		return row{}, err
 	}
 	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	out := filepath.Join(p.dir, "out.log")
+	target := filepath.Join(watch, "bench.log")
+	if pl.cri { // where the kubelet has the runtime write a container's log
+		target = filepath.Join(watch, "bench_pod-0_uid-0", "app", "0.log")
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return row{}, err
+		}
+	}
 	time.Sleep(500 * time.Millisecond) // let the consumers bind: they are not part of the measure
 	cpu0, _, err := p.stat()
 	if err != nil {
@@ -51,7 +66,7 @@ func e2e(bin, dir, input string, size int64, lines int, name string, jsonStep, a
 	}
 	load := loadavg()
 	t0 := time.Now()
-	if err := os.Link(input, filepath.Join(watch, "bench.log")); err != nil {
+	if err := os.Link(input, target); err != nil {
 		return row{}, err
 	}
 	captured, err := waitSink(p, out, size, lines, name, profile, t0)

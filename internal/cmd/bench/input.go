@@ -48,7 +48,18 @@ func seqOf(l []byte) (int, bool) {
 	return n, true
 }
 
-func generate(path string, from, to int) (int64, error) {
+func generate(path string, from, to int) (int64, error) { return generateWith(path, from, to, nil) }
+
+// criPrefix is what a CRI runtime writes before each line of the bench's CRI file.
+const criPrefix = "2026-12-06T07:00:00.123456789Z stdout F "
+
+// generateCRI writes the same lines as a container runtime's CRI log file (type: kubernetes):
+// `<RFC3339Nano> stdout F <line>`; logcap's raw output of it is the file again.
+func generateCRI(path string, from, to int) (int64, error) {
+	return generateWith(path, from, to, []byte(criPrefix))
+}
+
+func generateWith(path string, from, to int, prefix []byte) (int64, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err
@@ -61,8 +72,9 @@ func generate(path string, from, to int) (int64, error) {
 		if len(buf) != lineLen {
 			return 0, fmt.Errorf("line %d is %d bytes", i, len(buf))
 		}
+		w.Write(prefix)
 		w.Write(buf)
-		n += int64(len(buf))
+		n += int64(len(prefix) + len(buf))
 	}
 	if err := w.Flush(); err != nil {
 		return 0, err
@@ -78,7 +90,7 @@ type tally struct {
 }
 
 func (t *tally) add(l []byte) {
-	seq, ok := seqOf(l)
+	seq, ok := seqOf(bytes.TrimPrefix(l, []byte(criPrefix)))
 	if !ok || seq >= len(t.seen) {
 		t.bad++
 		return

@@ -27,7 +27,7 @@ func latency(bin, dir string, rate int, d time.Duration) (row, error) {
 		return row{}, err
 	}
 	defer w.Close()
-	p, err := start(bin, dir, false, pipelineConfig(watch, false))
+	p, err := start(bin, dir, false, pipelineConfig(watch, pipeline{}))
 	if err != nil {
 		return row{}, err
 	}

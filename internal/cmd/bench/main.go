@@ -33,7 +33,7 @@ var (
 	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,json,sync,backlog,sinks,latency,idle")
+	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,sync,backlog,sinks,latency,idle")
 )
 
 func main() {
@@ -143,19 +143,27 @@ func (b *bench) ceilings() error {
 func (b *bench) pipelines() error {
 	type variant struct {
 		key, name string
-		json      bool
-		always    bool
+		pl        pipeline
 	}
 	for _, v := range []variant{
-		{"file", "file → LOGS → file sink", false, false},
-		{"json", "file → LOGS → json processor → PARSED → file sink", true, false},
-		{"sync", "file → LOGS → file sink, sync_interval: always", false, true},
-		{"backlog", "file → LOGS → file sink, %.1f GB backlog", false, false},
+		{"file", "file → LOGS → file sink", pipeline{}},
+		{"cri", "CRI file (type: kubernetes) → LOGS → file sink", pipeline{cri: true}},
+		{"json", "file → LOGS → json processor → PARSED → file sink", pipeline{json: true}},
+		{"sync", "file → LOGS → file sink, sync_interval: always", pipeline{always: true}},
+		{"backlog", "file → LOGS → file sink, %.1f GB backlog", pipeline{}},
 	} {
 		if !want(v.key) {
 			continue
 		}
 		in, n, sz := b.input, *nLines, b.size
+		if v.key == "cri" {
+			// the same lines as a container runtime writes them: `<ts> stdout F <line>`
+			in = filepath.Join(b.dir, "input", "cri.log")
+			var err error
+			if sz, err = generateCRI(in, 0, n); err != nil {
+				return err
+			}
+		}
 		if v.key == "backlog" {
 			// A file far larger than the default run, present before logcap starts reading
 			// it: what a restart after an outage, or a new install on a busy node, meets.
@@ -167,11 +175,11 @@ func (b *bench) pipelines() error {
 			v.name = fmt.Sprintf(v.name, float64(sz)/1e9)
 		}
 		if err := b.best(v.name, func() (row, error) {
-			return e2e(b.bin, b.dir, in, sz, n, v.name, v.json, v.always, "")
+			return e2e(b.bin, b.dir, in, sz, n, v.name, v.pl, "")
 		}); err != nil {
 			return err
 		}
-		if v.key == "backlog" {
+		if v.key == "backlog" || v.key == "cri" {
 			os.Remove(in)
 		}
 	}
@@ -210,10 +218,10 @@ func (b *bench) profiled() error {
 	if err := os.MkdirAll(*profileDir, 0o755); err != nil {
 		return err
 	}
-	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", false, false, *profileDir)); err != nil {
+	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", pipeline{}, *profileDir)); err != nil {
 		return err
 	}
-	return b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", true, false, *profileDir))
+	return b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", pipeline{json: true}, *profileDir))
 }
 
 // window is a measurement's duration: full, or in -short mode short.
