@@ -141,6 +141,7 @@ type Component struct {
 	MaxDeliver int      `yaml:"max_deliver"` // sinks
 	AckWait    Duration `yaml:"ack_wait"`    // sinks
 	Backoff    Backoff  `yaml:"backoff"`     // sinks
+	Request    Request  `yaml:"request"`     // sinks
 	Options    Options  `yaml:"-"`
 }
 
@@ -152,6 +153,18 @@ type Backoff struct {
 	Initial Duration `yaml:"initial"`
 	Max     Duration `yaml:"max"`
 }
+
+// Request shapes a sink's requests to its destination.
+type Request struct {
+	// Concurrency is how many batches a sink may have in flight at once (Vector's
+	// request.concurrency, Benthos' max_in_flight): 0 is the sink's default (4 for the
+	// HTTP sinks; 1 for the others, which do not take more).
+	Concurrency int `yaml:"concurrency"`
+}
+
+// MaxConcurrency bounds request.concurrency: each batch in flight holds up to a batch's
+// memory (batch.max_bytes, 1 MiB by default) twice, decoded and encoded.
+const MaxConcurrency = 64
 
 // Batch bounds a sink's batches.
 type Batch struct {

@@ -171,7 +171,7 @@ func (d *decoder) structure(n ast.Node, v reflect.Value, path string) {
 // Keys of a source or sink that config decodes; the rest belong to the component's type.
 var (
 	sourceKeys = []string{"name", "type"}
-	sinkKeys   = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait", "backoff"}
+	sinkKeys   = PipelineKeys
 )
 
 func (d *decoder) component(n ast.Node, c *Component, path string) {

@@ -132,4 +132,4 @@ func firstUnknownKey(node ast.Node, out any) error {
 
 // PipelineKeys are the keys of a sink's mapping that the pipeline decodes itself; a sink
 // factory passes them to Decode as the keys to skip.
-var PipelineKeys = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait", "backoff"}
+var PipelineKeys = []string{"name", "type", "input", "batch", "max_deliver", "ack_wait", "backoff", "request"}

@@ -303,6 +303,9 @@ func (v *validator) components() {
 		if s.MaxDeliver < 0 {
 			v.errorf(path+".max_deliver", "must be 0 (the default) or more")
 		}
+		if c := s.Request.Concurrency; c < 0 || c > MaxConcurrency {
+			v.errorf(path+".request.concurrency", "%d: want 0 (the sink's default) to %d", c, MaxConcurrency)
+		}
 		if b := s.Backoff; b.Initial > 0 && b.Max > 0 && b.Initial > b.Max {
 			v.errorf(path+".backoff.max", "%v is less than initial (%v)", b.Max, b.Initial)
 		}

@@ -462,6 +462,10 @@ func FuzzESBulkResponse(f *testing.F) {
 	f.Add(`{"took":1,"errors":false,"items":[]}`, 1, true)
 	f.Add(`{"took":1,"errors":true,"items":[{"create":{"_index":"i","_id":"x","status":409,"error":{"type":"version_conflict_engine_exception"}}}]}`, 1, true)
 	f.Add(`{"errors":true,"items":[{"index":{"status":429,"error":"x"}},{"index":{"status":201}}]}`, 2, false)
+	f.Add(`{"errors":false,"errors":true,"items":[{"index":{"status":429}}]}`, 1, false)
+	f.Add(`{"items":[{"index":{"status":201}}],"errors":false} x`, 1, false)
+	f.Add(`{"errors":false,"items":[{"index":{"status":"201"}}]}`, 1, false)
+	f.Add(`{"errors":false,"Errors":true,"items":[]}`, 1, false)
 	f.Fuzz(func(t *testing.T, body string, n int, create bool) {
 		if n < 0 || n > 1000 {
 			return
@@ -469,6 +473,14 @@ func FuzzESBulkResponse(f *testing.F) {
 		sent := make([]int, n)
 		for i := range sent {
 			sent[i] = 2 * i // batch indices need not be contiguous
+		}
+		// The fast path agrees with encoding/json: "no errors" only for a valid JSON object
+		// whose errors is false (the items of such an answer are not read).
+		if esNoErrors([]byte(body)) {
+			var resp struct{ Errors *bool }
+			if err := json.Unmarshal([]byte(body), &resp); err != nil || resp.Errors == nil || *resp.Errors {
+				t.Fatalf("esNoErrors(%q) but encoding/json reads errors=%v (%v)", body, resp.Errors, err)
+			}
 		}
 		failed, err := esClassify([]byte(body), sent, create)
 		if err != nil && failed != nil {

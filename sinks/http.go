@@ -1,9 +1,7 @@
 package sinks
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -73,42 +71,42 @@ func newHTTPSink(_ string, opts config.Options) (Sink, error) {
 	return s, nil
 }
 
-// encode builds the body; records that cannot be encoded are returned as permanent failures
-// and left out.
-func (s *HTTPSink) encode(batch []Record) ([]byte, map[int]error) {
-	var buf bytes.Buffer
-	buf.Grow(len(batch) * 256)
+// encode appends the body to out; records that cannot be encoded are returned as
+// permanent failures and left out.
+func (s *HTTPSink) encode(out []byte, batch []Record) ([]byte, map[int]error) {
 	var bad map[int]error
 	if s.array {
-		buf.WriteByte('[')
+		out = append(out, '[')
 	}
 	first := true
+	var id []byte
 	for i := range batch {
-		b, err := json.Marshal(&batch[i].Entry)
-		b = withIDField(b, s.idKey, batch[i].ID())
-		if err != nil {
+		mark := len(out)
+		if s.array && !first {
+			out = append(out, ',')
+		}
+		id = batch[i].AppendID(id[:0])
+		var err error
+		if out, err = appendEntryJSON(out, &batch[i].Entry, s.idKey, id); err != nil {
+			out = out[:mark]
 			if bad == nil {
 				bad = map[int]error{}
 			}
 			bad[i] = Permanent(fmt.Errorf("http %s: encode %s: %w", s.display, batch[i].ID(), err))
 			continue
 		}
-		if s.array && !first {
-			buf.WriteByte(',')
-		}
 		first = false
-		buf.Write(b)
 		if !s.array {
-			buf.WriteByte('\n')
+			out = append(out, '\n')
 		}
 	}
 	if s.array {
-		buf.WriteByte(']')
+		out = append(out, ']')
 	}
 	if first {
 		return nil, bad
 	}
-	return buf.Bytes(), bad
+	return out, bad
 }
 
 // Write sends the batch in one request.
@@ -116,7 +114,10 @@ func (s *HTTPSink) Write(ctx context.Context, batch []Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	body, bad := s.encode(batch)
+	bp := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(bp)
+	body, bad := s.encode((*bp)[:0], batch)
+	keepBuffer(bp, body)
 	if body == nil {
 		return mergeFailures(len(batch), bad, nil)
 	}

@@ -3,12 +3,10 @@ package sinks
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -17,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/event"
 )
 
 func init() { Register("loki", newLokiSink) }
@@ -29,12 +28,17 @@ type LokiSink struct {
 	// pushShow and readyShow are the URLs requested, for errors: secrets masked.
 	pushShow, readyShow string
 	tenant              string
-	asJSON              bool
+	asJSON              bool        // line_format json
+	pushJSON            bool        // encoding json: the push in JSON, gzip; else protobuf, snappy
+	idName              string      // id_field: the structured metadata's name; "" when unset
 	labels              []lokiLabel // sorted by name
-	maxVals             int
-	t                   *transport
-	mu                  sync.Mutex
-	seenVals            map[string]map[string]struct{} // label name → values admitted so far
+	// originOnly: every label is constant or one of .Host .Kind .Source .Stream, so records
+	// of one origin share their label set: it is rendered once per run of such records.
+	originOnly bool
+	maxVals    int
+	t          *transport
+	mu         sync.Mutex
+	seenVals   map[string]map[string]struct{} // label name → values admitted so far
 }
 
 var _ Sink = (*LokiSink)(nil)
@@ -42,6 +46,27 @@ var _ Sink = (*LokiSink)(nil)
 type lokiLabel struct {
 	name string
 	tmpl *template.Template
+	// get, when set, renders the label without the template: a constant or an origin field
+	// (what the default labels are); nil: the template runs.
+	get func(e *event.Entry) string
+}
+
+// lokiFastLabel recognises the label templates that need no template engine.
+func lokiFastLabel(src string) func(e *event.Entry) string {
+	switch strings.TrimSpace(src) {
+	case "{{.Host}}":
+		return func(e *event.Entry) string { return e.Host }
+	case "{{.Kind}}":
+		return func(e *event.Entry) string { return e.Kind }
+	case "{{.Source}}":
+		return func(e *event.Entry) string { return e.Source }
+	case "{{.Stream}}":
+		return func(e *event.Entry) string { return e.Stream }
+	}
+	if !strings.Contains(src, "{{") {
+		return func(*event.Entry) string { return src }
+	}
+	return nil
 }
 
 type lokiOptions struct {
@@ -50,6 +75,8 @@ type lokiOptions struct {
 	MaxLabelValues int               `yaml:"max_label_values"`
 	Tenant         string            `yaml:"tenant"`
 	LineFormat     string            `yaml:"line_format"`
+	Encoding       string            `yaml:"encoding"`
+	IDField        string            `yaml:"id_field"`
 	Transport      transportOptions  `yaml:",inline"`
 }
 
@@ -94,6 +121,22 @@ func newLokiSink(_ string, opts config.Options) (Sink, error) {
 	default:
 		return nil, fmt.Errorf("line_format: want message or json, got %q", o.LineFormat)
 	}
+	switch o.Encoding {
+	case "", "protobuf":
+	case "json":
+		s.pushJSON = true
+	default:
+		return nil, fmt.Errorf("encoding: want protobuf or json, got %q", o.Encoding)
+	}
+	if o.IDField != "" {
+		if _, err := idFieldKey(o.IDField); err != nil {
+			return nil, err
+		}
+		if !lokiLabelName.MatchString(o.IDField) {
+			return nil, fmt.Errorf("id_field: %q: want a Loki label name ([a-zA-Z_][a-zA-Z0-9_]*), e.g. logcap_id", o.IDField)
+		}
+		s.idName = o.IDField
+	}
 	if s.maxVals == 0 {
 		s.maxVals = 1000
 	}
@@ -118,7 +161,11 @@ func newLokiSink(_ string, opts config.Options) (Sink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("labels.%s: %w", name, err)
 		}
-		s.labels = append(s.labels, lokiLabel{name: name, tmpl: tm})
+		s.labels = append(s.labels, lokiLabel{name: name, tmpl: tm, get: lokiFastLabel(src)})
+	}
+	s.originOnly = true
+	for _, l := range s.labels {
+		s.originOnly = s.originOnly && l.get != nil
 	}
 	sort.Slice(s.labels, func(i, j int) bool { return s.labels[i].name < s.labels[j].name })
 	if s.t, err = newTransport(o.Transport, false); err != nil {
@@ -154,13 +201,18 @@ func sanitizeLabelValue(v string) string {
 func (s *LokiSink) renderLabels(r *Record, buf *bytes.Buffer) (map[string]string, error) {
 	out := make(map[string]string, len(s.labels))
 	for _, l := range s.labels {
-		buf.Reset()
-		if err := l.tmpl.Execute(buf, &r.Entry); err != nil {
-			return nil, fmt.Errorf("labels.%s: %w", l.name, err)
+		var v string
+		if l.get != nil {
+			v = l.get(&r.Entry)
+		} else {
+			buf.Reset()
+			if err := l.tmpl.Execute(buf, &r.Entry); err != nil {
+				return nil, fmt.Errorf("labels.%s: %w", l.name, err)
+			}
+			// text/template prints a missing map entry (index .Fields "x" on an entry
+			// without x) as "<no value>": that is an absent label, not a value.
+			v = strings.ReplaceAll(buf.String(), "<no value>", "")
 		}
-		// text/template prints a missing map entry (index .Fields "x" on an entry without
-		// x) as "<no value>": that is an absent label, not a value.
-		v := strings.ReplaceAll(buf.String(), "<no value>", "")
 		if v = sanitizeLabelValue(v); v != "" {
 			out[l.name] = v
 		}
@@ -194,24 +246,9 @@ func (s *LokiSink) admit(labels map[string]string) {
 	}
 }
 
-type lokiPush struct {
-	Streams []lokiStream `json:"streams"`
-}
-
-type lokiStream struct {
-	Stream map[string]string `json:"stream"`
-	Values [][2]string       `json:"values"`
-}
-
-type lokiValue struct {
-	ns   int64
-	line string
-}
-
-// buildPush groups the batch into streams and sorts each stream's entries by time. The sort
-// is stable, so entries with equal timestamps keep their batch order (stream sequence, then
-// position in the chunk) and a redelivered batch produces the very same request.
-func (s *LokiSink) buildPush(batch []Record) ([]byte, map[int]error) {
+// buildPush groups the batch into streams (sortGroups orders them) and appends the request
+// body to out: protobuf, or JSON with encoding: json.
+func (s *LokiSink) buildPush(out []byte, batch []Record) ([]byte, map[int]error) {
 	var bad map[int]error
 	fail := func(i int, err error) {
 		if bad == nil {
@@ -219,86 +256,77 @@ func (s *LokiSink) buildPush(batch []Record) ([]byte, map[int]error) {
 		}
 		bad[i] = Permanent(fmt.Errorf("loki %s: %s: %w", s.display, batch[i].ID(), err))
 	}
+	p := pushBody{batch: batch, idKey: s.idName}
 	groups := map[string]*lokiGroup{}
-	var key strings.Builder
 	var buf bytes.Buffer
+	var last *lokiGroup // the group of the previous record, with originOnly labels
 	for i := range batch {
 		r := &batch[i]
 		if r.Time.IsZero() {
 			fail(i, fmt.Errorf("entry has no time"))
 			continue
 		}
-		labels, err := s.renderLabels(r, &buf)
+		e := lokiEntry{ns: r.Time.UnixNano(), rec: i}
+		if s.asJSON {
+			var err error
+			e.start = len(p.arena)
+			if p.arena, err = appendEntryJSON(p.arena, &r.Entry, "", nil); err != nil {
+				p.arena = p.arena[:e.start]
+				fail(i, fmt.Errorf("encode: %w", err))
+				continue
+			}
+			e.end = len(p.arena)
+		}
+		if last != nil && sameOrigin(&batch[last.entries[len(last.entries)-1].rec].Entry, &r.Entry) {
+			last.entries = append(last.entries, e)
+			continue
+		}
+		g, err := s.group(groups, r, &buf)
 		if err != nil {
 			fail(i, err)
 			continue
 		}
-		line := r.Message
-		if s.asJSON {
-			b, err := json.Marshal(r.Entry)
-			if err != nil {
-				fail(i, fmt.Errorf("encode: %w", err))
-				continue
-			}
-			line = string(b)
+		g.entries = append(g.entries, e)
+		if s.originOnly {
+			last = g
 		}
-		s.admit(labels)
-		key.Reset()
-		for _, l := range s.labels {
-			if v, ok := labels[l.name]; ok {
-				key.WriteString(l.name)
-				key.WriteByte(0)
-				key.WriteString(v)
-				key.WriteByte(0)
-			}
-		}
-		g := groups[key.String()]
-		if g == nil {
-			g = &lokiGroup{labels: labels}
-			groups[key.String()] = g
-		}
-		g.values = append(g.values, lokiValue{ns: r.Time.UnixNano(), line: line})
 	}
 	if len(groups) == 0 {
 		return nil, bad
 	}
-	body, err := json.Marshal(lokiPushOf(groups))
+	sorted := sortGroups(groups)
+	if s.pushJSON {
+		return p.appendJSON(out, sorted), bad
+	}
+	return p.appendProto(out, sorted), bad
+}
+
+// sameOrigin is whether two entries have the same host, kind, source and stream.
+func sameOrigin(a, b *event.Entry) bool {
+	return a.Source == b.Source && a.Host == b.Host && a.Kind == b.Kind && a.Stream == b.Stream
+}
+
+// group renders the record's labels, admits them (max_label_values) and returns the
+// group of that label set.
+func (s *LokiSink) group(groups map[string]*lokiGroup, r *Record, buf *bytes.Buffer) (*lokiGroup, error) {
+	labels, err := s.renderLabels(r, buf)
 	if err != nil {
-		// Only strings go in: cannot happen, but a batch must never be acked unsent.
-		for i := range batch {
-			if _, ok := bad[i]; !ok {
-				fail(i, fmt.Errorf("encode push: %w", err))
-			}
+		return nil, err
+	}
+	s.admit(labels)
+	pairs := make([][2]string, 0, len(labels))
+	for _, l := range s.labels {
+		if v, ok := labels[l.name]; ok {
+			pairs = append(pairs, [2]string{l.name, v})
 		}
-		return nil, bad
 	}
-	return body, bad
-}
-
-// lokiGroup is the entries of one label set.
-type lokiGroup struct {
-	labels map[string]string
-	values []lokiValue
-}
-
-// lokiPushOf orders the label sets (by key) and each one's entries (by time) into a push.
-func lokiPushOf(groups map[string]*lokiGroup) lokiPush {
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
+	key := promLabels(pairs)
+	g := groups[key]
+	if g == nil {
+		g = &lokiGroup{labels: key, pairs: pairs}
+		groups[key] = g
 	}
-	sort.Strings(keys)
-	push := lokiPush{Streams: make([]lokiStream, 0, len(keys))}
-	for _, k := range keys {
-		g := groups[k]
-		sort.SliceStable(g.values, func(i, j int) bool { return g.values[i].ns < g.values[j].ns })
-		st := lokiStream{Stream: g.labels, Values: make([][2]string, len(g.values))}
-		for i, v := range g.values {
-			st.Values[i] = [2]string{strconv.FormatInt(v.ns, 10), v.line}
-		}
-		push.Streams = append(push.Streams, st)
-	}
-	return push
+	return g, nil
 }
 
 // lokiRefusal names the reason when Loki refused entries for their timestamps: its
@@ -335,7 +363,10 @@ func (s *LokiSink) Write(ctx context.Context, batch []Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	body, bad := s.buildPush(batch)
+	bp := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(bp)
+	body, bad := s.buildPush((*bp)[:0], batch)
+	keepBuffer(bp, body)
 	if body == nil {
 		return mergeFailures(len(batch), bad, nil)
 	}
@@ -344,7 +375,14 @@ func (s *LokiSink) Write(ctx context.Context, batch []Record) error {
 		hdr = http.Header{"X-Scope-Orgid": {s.tenant}}
 	}
 	var sendErr error
-	r, err := s.t.do(ctx, http.MethodPost, s.pushURL, "application/json", body, hdr)
+	var r *response
+	var err error
+	if s.pushJSON {
+		r, err = s.t.do(ctx, http.MethodPost, s.pushURL, "application/json", body, hdr)
+	} else {
+		// Loki's protobuf push is snappy-compressed, without a Content-Encoding.
+		r, err = s.t.send(ctx, http.MethodPost, s.pushURL, "application/x-protobuf", "", snappyBlock(body), hdr)
+	}
 	if err != nil {
 		sendErr = fmt.Errorf("loki: POST %s: %w", s.pushShow, err)
 	} else if err := lokiClassify(r, time.Now()); err != nil {

@@ -54,6 +54,7 @@ type fakeLokiStream struct {
 type fakeLokiEntry struct {
 	ns   int64
 	line string
+	meta map[string]string // structured metadata
 }
 
 var fakeLokiLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -112,37 +113,13 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("injected failure %d", ff.status), ff.status)
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		http.Error(w, "unsupported Content-Type "+ct, http.StatusUnsupportedMediaType)
-		return
-	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "gzip" {
-		http.Error(w, "want Content-Encoding gzip, got "+ce, http.StatusBadRequest)
-		return
-	}
-	zr, err := gzip.NewReader(r.Body)
+	push, status, err := decodeFakePush(r)
 	if err != nil {
-		http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	var push struct {
-		Streams []struct {
-			Stream map[string]string `json:"stream"`
-			Values [][]string        `json:"values"`
-		} `json:"streams"`
-	}
-	dec := json.NewDecoder(zr)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&push); err != nil {
-		http.Error(w, "loghttp: decode push: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if dec.More() {
-		http.Error(w, "loghttp: trailing data after push", http.StatusBadRequest)
+		http.Error(w, err.Error(), status)
 		return
 	}
 	// Validate the whole push before storing any of it, as the distributor does.
-	for _, st := range push.Streams {
+	for _, st := range push {
 		if len(st.Stream) == 0 {
 			http.Error(w, "error at least one label pair is required per stream", http.StatusBadRequest)
 			return
@@ -154,10 +131,6 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, v := range st.Values {
-			if len(v) != 2 && len(v) != 3 {
-				http.Error(w, "loghttp: value must be [ts, line] or [ts, line, metadata]", http.StatusBadRequest)
-				return
-			}
 			if v[0] == "" || strings.Trim(v[0], "0123456789") != "" {
 				http.Error(w, fmt.Sprintf("loghttp: timestamp %q is not a string of digits", v[0]), http.StatusBadRequest)
 				return
@@ -170,14 +143,14 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var refused []string
 	total := 0
-	for _, st := range push.Streams {
+	for _, st := range push {
 		key := lokiStreamKey(st.Stream)
 		s := f.streams[key]
 		if s == nil {
 			s = &fakeLokiStream{labels: st.Stream}
 			f.streams[key] = s
 		}
-		for _, v := range st.Values {
+		for i, v := range st.Values {
 			total++
 			ns, _ := strconv.ParseInt(v[0], 10, 64)
 			if n := len(s.entries); n > 0 && f.window > 0 {
@@ -193,7 +166,7 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					continue
 				}
 				if !dup {
-					s.entries = append(s.entries, fakeLokiEntry{ns, v[1]})
+					s.entries = append(s.entries, fakeLokiEntry{ns, v[1], st.meta[i]})
 				}
 				continue
 			}
@@ -208,7 +181,7 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					continue
 				}
 			}
-			s.entries = append(s.entries, fakeLokiEntry{ns, v[1]})
+			s.entries = append(s.entries, fakeLokiEntry{ns, v[1], st.meta[i]})
 		}
 	}
 	if len(refused) > 0 {
@@ -270,7 +243,8 @@ func TestFakeLokiContract(t *testing.T) {
 	}{
 		{"ok", "POST", "/loki/api/v1/push", "application/json", true, `{"streams":[{"stream":{"a":"1"},"values":[["10","x"],["20","y"]]}]}`, 204, ""},
 		{"get", "GET", "/loki/api/v1/push", "application/json", true, `{}`, 405, ""},
-		{"protobuf", "POST", "/loki/api/v1/push", "application/x-protobuf", true, `{}`, 415, ""},
+		{"protobuf, not snappy", "POST", "/loki/api/v1/push", "application/x-protobuf", false, `{}`, 400, "snappy"},
+		{"text", "POST", "/loki/api/v1/push", "text/plain", true, `{}`, 415, ""},
 		{"not gzip", "POST", "/loki/api/v1/push", "application/json", false, `{"streams":[]}`, 400, "gzip"},
 		{"unknown key", "POST", "/loki/api/v1/push", "application/json", true, `{"streams":[],"x":1}`, 400, "unknown field"},
 		{"numeric ts", "POST", "/loki/api/v1/push", "application/json", true, `{"streams":[{"stream":{"a":"1"},"values":[[10,"x"]]}]}`, 400, "decode"},
@@ -303,12 +277,19 @@ func TestFakeLokiContract(t *testing.T) {
 	}
 }
 
+// TestLokiPush runs with each encoding of the push: protobuf+snappy (the default) and JSON.
 func TestLokiPush(t *testing.T) {
+	for _, enc := range []string{"protobuf", "json"} {
+		t.Run(enc, func(t *testing.T) { testLokiPush(t, enc) })
+	}
+}
+
+func testLokiPush(t *testing.T, enc string) {
 	f := newFakeLoki()
 	f.window = time.Hour // Loki's default: unordered writes, max_chunk_age/2
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	s := newTestSink(t, "loki", map[string]any{"url": srv.URL + "/", "tenant": "team-a"})
+	s := newTestSink(t, "loki", map[string]any{"url": srv.URL + "/", "tenant": "team-a", "encoding": enc, "id_field": "logcap_id"})
 
 	// Two sources interleaved, out of time order within the batch, two entries sharing a
 	// timestamp: the sink groups by source and sorts each stream, keeping batch order for ties.
@@ -324,7 +305,9 @@ func TestLokiPush(t *testing.T) {
 	}
 	got := f.stream(map[string]string{"host": "web-1", "kind": "file", "source": "/var/log/a.log"})
 	want := []fakeLokiEntry{
-		{a[1].Time.UnixNano(), a[1].Message}, {a[2].Time.UnixNano(), a[2].Message}, {a[0].Time.UnixNano(), a[0].Message},
+		{a[1].Time.UnixNano(), a[1].Message, map[string]string{"logcap_id": a[1].ID()}},
+		{a[2].Time.UnixNano(), a[2].Message, map[string]string{"logcap_id": a[2].ID()}},
+		{a[0].Time.UnixNano(), a[0].Message, map[string]string{"logcap_id": a[0].ID()}},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("stream a = %v\nwant %v", got, want)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/logcap/logcap/event"
 )
@@ -31,7 +32,16 @@ type Record struct {
 }
 
 // ID is the record's idempotency key: stream, sequence and index.
-func (r Record) ID() string { return fmt.Sprintf("%s-%d-%d", r.Stream, r.Seq, r.Index) }
+func (r Record) ID() string { return string(r.AppendID(nil)) }
+
+// AppendID appends the record's ID to dst: no formatting, no allocation of its own.
+func (r *Record) AppendID(dst []byte) []byte {
+	dst = append(dst, r.Stream...)
+	dst = append(dst, '-')
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, int64(r.Index), 10)
+}
 
 // Sink is a destination. Write blocks until the destination accepted the whole batch (nil),
 // or returns an error; it must return promptly when ctx is cancelled. Check is a cheap health
@@ -50,6 +60,14 @@ type Sink interface {
 // unacked by a killed process is redelivered (after ack_wait) before anything newer.
 type Ordered interface {
 	Ordered() bool
+}
+
+// Concurrent is implemented by a sink whose Write may run concurrently with itself (an HTTP
+// sink: each Write is one request on a pooled connection). Concurrency is how many writes
+// the pipeline keeps in flight when request.concurrency is not set; a sink that does not
+// implement it gets one at a time, and request.concurrency above 1 is refused for it.
+type Concurrent interface {
+	Concurrency() int
 }
 
 // StreamChecked is implemented by a sink that skips records at or before a position it

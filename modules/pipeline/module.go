@@ -123,6 +123,11 @@ func New(cfg *config.Config, client *natsd.Client, log *zap.Logger, reg promethe
 	for i := range cfg.Sinks {
 		sc := cfg.Sinks[i]
 		s, err := sinks.New(sc.Type, sc.Name, sc.Options)
+		if err == nil {
+			if err = checkConcurrency(sc, s); err != nil {
+				_ = s.Close()
+			}
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: %w", sc.Name, err))
 			continue

@@ -35,6 +35,9 @@ type sinkRunner struct {
 
 	maxEntries, maxBytes int
 	maxWait              time.Duration
+	concurrency          int // batches in flight
+	jobs                 chan *job
+	last                 chan struct{} // closed once the last batch handed out is settled
 
 	entries, batches, retries, dead atomic.Uint64
 
@@ -62,6 +65,10 @@ func newSinkRunner(pl *Pipeline, sc config.Component, s sinks.Sink) *sinkRunner 
 		MaxDeliver: orDefault(sc.MaxDeliver, defaultSinkMaxDeliver),
 		Retry:      retry.Policy{Initial: base, Max: orDefault(sc.Backoff.Max.D(), max(pl.tuning.BackoffMax, base)), Jitter: retry.Full},
 		AckWait:    orDefault(sc.AckWait.D(), defaultAckWait), Grace: pl.tuning.Grace, MaxEntries: r.maxEntries,
+	}
+	r.concurrency = 1
+	if c, ok := s.(sinks.Concurrent); ok && !r.ordered() {
+		r.concurrency = orDefault(sc.Request.Concurrency, c.Concurrency())
 	}
 	r.mHealthy.Set(1)
 	return r
@@ -95,7 +102,8 @@ func (r *sinkRunner) maxAckPending() int {
 	if r.ordered() {
 		return 1
 	}
-	return max(1000, 2*r.maxEntries)
+	// Room for every batch in flight and the one being fetched.
+	return max(1000, (r.concurrency+1)*r.maxEntries)
 }
 
 func (r *sinkRunner) ordered() bool {
@@ -120,12 +128,21 @@ func (r *sinkRunner) run(ctx context.Context) error {
 		// One message in flight (maxAckPending): a pull for more would wait out max_wait.
 		opts.MaxMsgs = 1
 	}
+	handle := r.deliver
+	if r.concurrency > 1 {
+		stopWorkers, err := r.startWorkers()
+		if err != nil {
+			return nil // the pipeline is stopping
+		}
+		defer stopWorkers() // before the sink is closed (defers run last first)
+		handle = r.handOut
+	}
 	return r.pl.consume(ctx, consumer{
 		what: "sink " + r.cfg.Name, input: r.cfg.Input, stage: r.stage, fetch: opts, spec: r.consumerSpec,
 		running: func(stream string) {
 			r.log.Info("sink running", zap.String("type", r.cfg.Type), zap.String("input", r.cfg.Input), zap.String("input_stream", stream))
 		},
-		handle: r.deliver,
+		handle: handle,
 	})
 }
 

@@ -25,16 +25,18 @@ func TestSinksIntoVictoriaLogs(t *testing.T) {
 	vlogs.Binary(t) // skips (or fails under LOGCAP_REQUIRE_VICTORIALOGS=1) before any work
 	const perFile = 100_000
 	for _, tc := range []struct {
-		typ, url, extra string
-		idField         bool
+		name, typ, url, extra string
+		idField               bool
 	}{
 		// VictoriaLogs' own query args name the message and time fields: the url keeps its
 		// query string (bug 3 of #15).
-		{typ: "http", url: "/insert/jsonline?_msg_field=message&_time_field=time&_stream_fields=source", extra: "id_field: logcap_id", idField: true},
-		{typ: "elasticsearch", url: "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=source", extra: "index: logs, id_field: logcap_id", idField: true},
-		{typ: "loki", url: "/insert"},
+		{name: "http", typ: "http", url: "/insert/jsonline?_msg_field=message&_time_field=time&_stream_fields=source", extra: "id_field: logcap_id", idField: true},
+		{name: "elasticsearch", typ: "elasticsearch", url: "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=source", extra: "index: logs, id_field: logcap_id", idField: true},
+		// The push as protobuf+snappy (the default), the record ID as structured metadata.
+		{name: "loki", typ: "loki", url: "/insert", extra: "id_field: logcap_id", idField: true},
+		{name: "loki-json", typ: "loki", url: "/insert", extra: "encoding: json, id_field: logcap_id", idField: true},
 	} {
-		t.Run(tc.typ, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			vl := vlogs.Start(t)
 			e := newEnv(t)
 			lines := make([]string, perFile)

@@ -36,7 +36,23 @@ func Validate(cfg *config.Config) config.Errors {
 			errs = append(errs, cfg.WrapOptionsError(fmt.Sprintf("sinks[%d]", i), err))
 			continue
 		}
+		if err := checkConcurrency(sc, s); err != nil {
+			errs = append(errs, cfg.WrapOptionsError(fmt.Sprintf("sinks[%d]", i), err))
+		}
 		_ = s.Close()
 	}
 	return errs
+}
+
+// checkConcurrency refuses request.concurrency above 1 for a sink that takes one write at a
+// time (the file sink's order, syslog's one connection).
+func checkConcurrency(sc config.Component, s sinks.Sink) error {
+	if sc.Request.Concurrency <= 1 {
+		return nil
+	}
+	_, concurrent := s.(sinks.Concurrent)
+	if o, ok := s.(sinks.Ordered); !concurrent || ok && o.Ordered() {
+		return fmt.Errorf("request.concurrency: %d: the %s sink takes one batch at a time", sc.Request.Concurrency, sc.Type)
+	}
+	return nil
 }

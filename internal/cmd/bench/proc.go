@@ -29,6 +29,7 @@ type proc struct {
 	logs  *bytes.Buffer
 	dir   string
 	done  bool // stopped: a second stop does nothing
+	keep  bool // stop leaves dir in place
 }
 
 func freePort() (int, error) {
@@ -47,6 +48,12 @@ func start(bin, dir string, always bool, body string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startIn(bin, rd, always, body)
+}
+
+// startIn runs logcap in directory rd (its data_dir is rd/data: a second run in rd finds
+// the streams of the first).
+func startIn(bin, rd string, always bool, body string) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -98,7 +105,9 @@ func (p *proc) stop() error {
 		return nil
 	}
 	p.done = true
-	defer os.RemoveAll(p.dir)
+	if !p.keep {
+		defer os.RemoveAll(p.dir)
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	timer := time.AfterFunc(30*time.Second, func() { _ = p.cmd.Process.Kill() })
 	defer timer.Stop()
