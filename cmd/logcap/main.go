@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/cobra"
+	"go.uber.org/multierr"
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
@@ -169,7 +170,7 @@ func stopRuntime(rt *app.Runtime, timeout time.Duration, reason string, failed e
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), timeout)
 	defer cancelStop()
 	if err := rt.Stop(stopCtx); err != nil {
-		return &exitError{exitFailure, fmt.Errorf("stop after %v: %w", time.Since(began).Round(time.Millisecond), errors.Join(failed, err))}
+		return &exitError{exitFailure, fmt.Errorf("stop after %v: %w", time.Since(began).Round(time.Millisecond), multierr.Combine(failed, err))}
 	}
 	log.Info("stopped", zap.Duration("took", time.Since(began)))
 	if failed != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
+	"go.uber.org/multierr"
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
@@ -86,7 +87,8 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	if r.core == nil {
 		return nil // never started
 	}
-	return errors.Join(r.stopComponents(ctx), r.core.Stop(ctx))
+	// One line, as fx joins its hooks' errors: the last line of stderr names all that hung.
+	return multierr.Combine(r.stopComponents(ctx), r.core.Stop(ctx))
 }
 
 // startComponents builds and starts the components of cfg on the core's values. On failure
