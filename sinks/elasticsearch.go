@@ -13,6 +13,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 func init() { Register("elasticsearch", newESSink) }
@@ -153,7 +154,7 @@ func (s *ElasticsearchSink) buildBulk(out []byte, batch []Record) (body []byte, 
 		id = r.AppendID(id[:0])
 		mark := len(out)
 		out = append(out, action...)
-		out = appendJSONString(out, idx)
+		out = jsonscan.AppendStringHTML(out, idx)
 		out = append(out, `,"_id":"`...)
 		out = append(out, id...)
 		out = append(out, "\"}}\n"...)

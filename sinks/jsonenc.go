@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // The JSON the HTTP-family sinks send, appended by hand into a reused buffer: json.Marshal
@@ -61,17 +61,17 @@ func appendESDocJSON(dst []byte, e *event.Entry, idKey string, id []byte) ([]byt
 // appendOrigin appends host, kind, source, stream (when set) and message.
 func appendOrigin(dst []byte, e *event.Entry) []byte {
 	dst = append(dst, `,"host":`...)
-	dst = appendJSONString(dst, e.Host)
+	dst = jsonscan.AppendStringHTML(dst, e.Host)
 	dst = append(dst, `,"kind":`...)
-	dst = appendJSONString(dst, e.Kind)
+	dst = jsonscan.AppendStringHTML(dst, e.Kind)
 	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, e.Source)
+	dst = jsonscan.AppendStringHTML(dst, e.Source)
 	if e.Stream != "" {
 		dst = append(dst, `,"stream":`...)
-		dst = appendJSONString(dst, e.Stream)
+		dst = jsonscan.AppendStringHTML(dst, e.Stream)
 	}
 	dst = append(dst, `,"message":`...)
-	return appendJSONString(dst, e.Message)
+	return jsonscan.AppendStringHTML(dst, e.Message)
 }
 
 // appendIDField closes the object, with "key":"id" before the brace when key is set. An ID
@@ -97,69 +97,6 @@ func appendTimeJSON(dst []byte, t time.Time) ([]byte, error) {
 	return append(dst, '"'), nil
 }
 
-const hexDigits = "0123456789abcdef"
-
-// jsonSafe marks the ASCII bytes encoding/json copies as they are (HTML escaping on).
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := ' '; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendJSONString appends s quoted as encoding/json does (HTMLEscape on): invalid UTF-8
-// becomes U+FFFD, U+2028 and U+2029 are escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if jsonSafe[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
 // appendMapJSON appends m with its keys sorted, as encoding/json does.
 func appendMapJSON(dst []byte, m map[string]any) ([]byte, error) {
 	keys := make([]string, 0, len(m))
@@ -173,7 +110,7 @@ func appendMapJSON(dst []byte, m map[string]any) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, k)
+		dst = jsonscan.AppendStringHTML(dst, k)
 		dst = append(dst, ':')
 		if dst, err = appendAnyJSON(dst, m[k]); err != nil {
 			return dst, err
@@ -189,7 +126,7 @@ func appendAnyJSON(dst []byte, v any) ([]byte, error) {
 	case nil:
 		return append(dst, "null"...), nil
 	case string:
-		return appendJSONString(dst, v), nil
+		return jsonscan.AppendStringHTML(dst, v), nil
 	case bool:
 		return strconv.AppendBool(dst, v), nil
 	case float64:

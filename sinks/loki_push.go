@@ -7,6 +7,8 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // A push request, encoded by hand into a reused buffer: text/template per record per label
@@ -107,9 +109,9 @@ func (p *pushBody) appendLineProto(out []byte, e *lokiEntry) []byte {
 // already: it is quoted as a string again, since Loki's line is text.
 func (p *pushBody) appendLineJSON(out []byte, e *lokiEntry) []byte {
 	if e.end > e.start {
-		return appendJSONString(out, string(p.arena[e.start:e.end]))
+		return jsonscan.AppendStringHTML(out, string(p.arena[e.start:e.end]))
 	}
-	return appendJSONString(out, p.batch[e.rec].Message)
+	return jsonscan.AppendStringHTML(out, p.batch[e.rec].Message)
 }
 
 // appendProto appends the PushRequest of groups to out, not compressed.
@@ -210,9 +212,9 @@ func (p *pushBody) appendJSON(out []byte, groups []*lokiGroup) []byte {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = appendJSONString(out, kv[0])
+			out = jsonscan.AppendStringHTML(out, kv[0])
 			out = append(out, ':')
-			out = appendJSONString(out, kv[1])
+			out = jsonscan.AppendStringHTML(out, kv[1])
 		}
 		out = append(out, `},"values":[`...)
 		for i := range g.entries {
@@ -227,7 +229,7 @@ func (p *pushBody) appendJSON(out []byte, groups []*lokiGroup) []byte {
 			if p.idKey != "" {
 				p.id = p.batch[e.rec].AppendID(p.id[:0])
 				out = append(out, ',', '{')
-				out = appendJSONString(out, p.idKey)
+				out = jsonscan.AppendStringHTML(out, p.idKey)
 				out = append(out, ':', '"')
 				out = append(out, p.id...)
 				out = append(out, '"', '}')

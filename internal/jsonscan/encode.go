@@ -13,12 +13,20 @@ const hex = "0123456789abcdef"
 
 // AppendString appends s quoted as encoding/json writes it with SetEscapeHTML(false):
 // invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped, control characters escaped.
-func AppendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s, &plain, plainRun(s)) }
+
+// AppendStringHTML appends s quoted as encoding/json writes it by default: as AppendString,
+// and '<', '>', '&' as \u003c, \u003e, \u0026 (the http, loki and elasticsearch sinks).
+func AppendStringHTML(dst []byte, s string) []byte { return appendString(dst, s, &plainHTML, 0) }
+
+// appendString quotes s; safe marks the ASCII bytes copied as they are, and s[:i] is known
+// to be made of them.
+func appendString(dst []byte, s string, safe *[256]bool, i int) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := plainRun(s); i < len(s); {
+	for i < len(s) {
 		if b := s[i]; b < utf8.RuneSelf {
-			if plain[b] {
+			if safe[b] {
 				i++
 				continue
 			}

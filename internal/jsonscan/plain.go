@@ -15,6 +15,13 @@ const (
 	msb = 0x8080808080808080
 )
 
+// plainHTML is plain without the characters encoding/json escapes for HTML: '<', '>', '&'.
+var plainHTML = func() (t [256]bool) {
+	t = plain
+	t['<'], t['>'], t['&'] = false, false, false
+	return t
+}()
+
 // plainRun is the length of the run of plain bytes at the start of s, eight bytes at a time
 // while they are all plain (log messages are mostly long plain runs).
 func plainRun(s string) int {
