@@ -200,6 +200,7 @@ func (m *Monitor) Close() error {
 // Stats is a snapshot of what the monitor tracks (tests read it; no endpoint shows it).
 type Stats struct {
 	Subjects, Files, Open int
+	Pending               int // held files not placed yet (Resolve's queue, parked)
 	Scans                 int
 }
 
@@ -207,5 +208,11 @@ type Stats struct {
 func (m *Monitor) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open, Scans: m.gen}
+	pending := 0
+	for _, f := range m.files {
+		if f.pending {
+			pending++
+		}
+	}
+	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open, Pending: pending, Scans: m.gen}
 }
