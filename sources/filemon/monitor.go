@@ -53,6 +53,7 @@ type Monitor struct {
 	holdFailed  int             // files the last scan could not open: retried every tick
 	loops       map[string]bool // directories found to be symlink loops, warned about once
 	watchCapped bool            // maxWatchedDirs reached (warned once)
+	capped      bool            // max_files reached: matched files are not read (walk.go)
 	wake        chan struct{}
 	ready       chan struct{} // closed once the first scan's files are placed
 
