@@ -101,3 +101,29 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
 }
+
+// Copies of files through a symlink loop (/usr/bin/X11 → . made /** list /bin/X11/X11/…
+// 40 levels deep) do not count towards max_files: each real directory is listed once.
+func TestMaxFilesCountsEachFileOnce(t *testing.T) {
+	h := newHarness(t)
+	const n = 5
+	var paths []string
+	for i := range n {
+		p := h.path(fmt.Sprintf("logs/f%d.log", i))
+		appendFile(t, p, p+"\n")
+		paths = append(paths, p)
+	}
+	if err := os.Symlink(".", h.path("logs/a")); err != nil {
+		t.Fatal(err)
+	}
+	r := h.start(core.Options{Paths: []string{h.dir + "/logs/**"}, StartAt: "beginning", MaxFiles: n})
+	for _, p := range paths {
+		exactlyOnce(t, h.waitLines(p, 1, 10*time.Second), p+"\n")
+	}
+	if why := r.m.NotReady(); why != "" {
+		t.Errorf("not ready: %s", why)
+	}
+	if got := h.stored(); len(got) != n {
+		t.Errorf("%d subjects, want %d", len(got), n)
+	}
+}

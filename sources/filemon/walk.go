@@ -79,6 +79,11 @@ func (m *Monitor) walkGlob(pattern string, loops map[string]string, fn func(path
 		if m.excluded(full) {
 			return nil
 		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(full); err == nil && fi.IsDir() {
+				return nil // a link to a directory: the walk lists it (once), not a file
+			}
+		}
 		return fn(full)
 	})
 }
