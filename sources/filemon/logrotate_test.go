@@ -40,6 +40,9 @@ type rotateSetup struct {
 	delaycompress bool
 	glob          bool // the glob is app.log*: it matches the rotated files
 	gzip          bool // and include_compressed is on: the .gz files are read too
+	// stall: the writer writes nothing for this long after its first second, so that
+	// logrotate (ifempty, its default) rotates an empty app.log, maybe twice
+	stall time.Duration
 }
 
 // runLogrotate writes numbered lines at rate/s for d while logrotate (rs.mode, with
@@ -71,7 +74,7 @@ func runLogrotate(t *testing.T, rs rotateSetup, d time.Duration, rate int) rotat
 	var written, rotations atomic.Int64
 	writerDone := make(chan error, 1)
 	g.Go("writer", func(ctx context.Context) error {
-		writerDone <- writeNumbered(ctx, p, d, rate, rs.mode == "create", &written)
+		writerDone <- writeNumbered(ctx, p, d, rate, rs.mode == "create", rs.stall, &written)
 		return nil
 	})
 	rotErr := make(chan error, 1)
@@ -137,9 +140,13 @@ func runLogrotate(t *testing.T, rs rotateSetup, d time.Duration, rate int) rotat
 		r.gzCopies = h.logs.FilterMessageSnippet("gzip file is a copy of a file read").Len()
 	}
 	var got []string
+	where := map[string][]string{}
 	for src, entries := range h.stored() {
 		if src != p {
 			t.Logf("%s: %d entries", filepath.Base(src), len(entries))
+		}
+		for i, e := range entries {
+			where[e] = append(where[e], fmt.Sprintf("%s#%d/%d", filepath.Base(src), i, len(entries)))
 		}
 		got = append(got, entries...)
 	}
@@ -165,6 +172,11 @@ func runLogrotate(t *testing.T, rs rotateSetup, d time.Duration, rate int) rotat
 		}
 		if c > 1 {
 			r.dups += c - 1
+			for l, at := range where {
+				if k, _ := strconv.Atoi(strings.TrimSpace(strings.Fields(l)[0])); l != "END\n" && k == n {
+					t.Logf("line %d stored %d times: %q at (subject#entry/entries) %v", n, c, l, at)
+				}
+			}
 		}
 	}
 	return r
@@ -210,7 +222,8 @@ func waitFor(t *testing.T, timeout time.Duration, f func() error) {
 // writeNumbered appends "%09d <padding>\n" lines at rate per second for d. Like an
 // application told to reopen its log (logrotate's postrotate), with reopen it notices a new
 // file at path within 10 ms; without it (copytruncate) it keeps one O_APPEND descriptor.
-func writeNumbered(ctx context.Context, path string, d time.Duration, rate int, reopen bool, written *atomic.Int64) error {
+// With stall it stops for that long after its first second (then catches up).
+func writeNumbered(ctx context.Context, path string, d time.Duration, rate int, reopen bool, stall time.Duration, written *atomic.Int64) error {
 	open := func() (*os.File, os.FileInfo, error) {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 		if err != nil {
@@ -236,6 +249,9 @@ func writeNumbered(ctx context.Context, path string, d time.Duration, rate int, 
 		case <-tick.C:
 		}
 		el := time.Since(start)
+		if stall > 0 && el > time.Second && el < time.Second+stall {
+			continue // stalled: writes nothing and does not reopen
+		}
 		target := int(el.Seconds() * float64(rate))
 		if el >= d {
 			target = int(d.Seconds() * float64(rate))
@@ -343,6 +359,23 @@ func TestLogrotateGlobDelaycompress(t *testing.T) {
 func TestLogrotateDelaycompressGzip(t *testing.T) {
 	d, rate := logrotateParams()
 	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true, gzip: true}, d, rate)
+	checkDelaycompressGzip(t, r, d)
+}
+
+// TestLogrotateDelaycompressGzipStalledWriter: the same while the writer stalls for 2.5 s
+// (a loaded machine): logrotate rotates an empty app.log, and its .gz (of nothing) is not
+// a copy of anything; every other .gz is, and every line is stored once.
+func TestLogrotateDelaycompressGzipStalledWriter(t *testing.T) {
+	d, rate := logrotateParams()
+	r := runLogrotate(t, rotateSetup{mode: "create", delaycompress: true, gzip: true, stall: 2500 * time.Millisecond}, d, rate)
+	if r.gzEmpty == 0 {
+		t.Errorf("no .gz of an empty file: the stall did not make logrotate rotate an empty app.log")
+	}
+	checkDelaycompressGzip(t, r, d)
+}
+
+func checkDelaycompressGzip(t *testing.T, r rotateResult, d time.Duration) {
+	t.Helper()
 	t.Logf("create+compress+delaycompress, .gz read: %d lines in %v, %d logrotate runs, %d .gz files (%d of an empty file, %d recognised as copies): %d missing, %d duplicated",
 		r.written, d, r.rotations, r.gzFiles, r.gzEmpty, r.gzCopies, len(r.missing), r.dups)
 	if r.rotations < int(d.Seconds())-2 || r.gzFiles < r.rotations-2 || r.gzCopies != r.gzFiles-r.gzEmpty {
