@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,13 +130,8 @@ const fullScanEvery = 10
 var compressed = []string{".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z"}
 
 func (m *Monitor) excluded(p string) bool {
-	if m.d.DataDir != "" && within(p, StoreDir(m.d.DataDir)) {
-		return true // logcap's own store (CheckDataDir refuses globs aimed at it)
-	}
-	for dir := range pseudoFS {
-		if within(p, dir) {
-			return true
-		}
+	if m.pruned(p) {
+		return true // logcap's own store (CheckDataDir refuses globs aimed at it), /proc, …
 	}
 	for _, ex := range m.opts.Exclude {
 		if ok, _ := doublestar.PathMatch(ex, p); ok {
@@ -167,7 +161,7 @@ func (m *Monitor) watchDirs() (map[string]bool, bool) {
 				switch {
 				case err != nil || !d.IsDir():
 					return nil
-				case m.d.DataDir != "" && within(path, StoreDir(m.d.DataDir)), pseudoFS[path]:
+				case m.pruned(path):
 					return filepath.SkipDir
 				case len(dirs) >= maxWatchedDirs:
 					complete = false // the full rescan covers the rest
@@ -209,7 +203,7 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 	if w != nil {
 		m.updateWatches(w)
 	}
-	paths, matched := m.matchGlobs()
+	paths, matched, capped := m.matchGlobs()
 	m.mu.Lock()
 	m.gen++
 	gen := m.gen
@@ -239,13 +233,20 @@ func (m *Monitor) scan(ctx context.Context, w *fsnotify.Watcher) {
 			}
 			continue
 		}
-		if err := m.hold(p, gen); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := m.hold(p, gen)
+		switch {
+		case errors.Is(err, errMaxFiles):
+			capped = true
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			failed++
 			m.noteErr(p, err, zap.ErrorLevel)
 		}
 	}
 	m.holdFailed = failed
 	m.forgetGone(gen)
+	m.mu.Lock()
+	m.setCappedLocked(capped)
+	m.mu.Unlock()
 }
 
 // updateWatches watches the directories the globs can match in, and forgets the others.
@@ -271,38 +272,6 @@ func (m *Monitor) updateWatches(w *fsnotify.Watcher) {
 		}
 	}
 	m.watched = dirs
-}
-
-// matchGlobs returns the paths the globs match now, sorted, gzip files last (a .gz is
-// recognised by the content of files read, including those this scan places or sees grown
-// past 1 KiB), and the same as a set.
-func (m *Monitor) matchGlobs() ([]string, map[string]bool) {
-	matched := map[string]bool{}
-	for _, p := range m.opts.Paths {
-		ms, err := doublestar.FilepathGlob(p)
-		if err != nil {
-			m.noteErr(p, fmt.Errorf("glob %s: %w", p, err), zap.ErrorLevel)
-			continue
-		}
-		for _, x := range ms {
-			if !m.excluded(x) {
-				matched[x] = true
-			}
-		}
-	}
-	m.dropSymlinkedDirs(matched)
-	paths := slices.Sorted(maps.Keys(matched))
-	slices.SortStableFunc(paths, func(a, b string) int {
-		ga, gb := m.isGzip(a), m.isGzip(b)
-		switch {
-		case ga == gb:
-			return 0
-		case gb:
-			return -1
-		}
-		return 1
-	})
-	return paths, matched
 }
 
 // statMatch stats a matched path; false (noted once) for what is not a regular file.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -73,6 +74,11 @@ func (m *Monitor) hold(path string, gen int) error {
 		m.byPath[path] = f
 		m.unparkLocked(f)
 		return nil
+	}
+	if len(m.files) >= m.opts.MaxFiles {
+		fh.Close()
+		m.setCappedLocked(true)
+		return errMaxFiles
 	}
 	f := &file{id: id, path: path, src: path, seenGen: gen, sizeSeen: fi.Size(), pending: true,
 		initial: !m.firstScanned, gz: m.isGzip(path)}
@@ -274,15 +280,20 @@ func (m *Monitor) noteLost(path, src, why string) {
 	m.lastLost, m.lostAt = path+": "+why, time.Now()
 }
 
-// NotReady is "" unless a file was lost within lostReadyWindow: then it says which.
+// NotReady is "" unless a file was lost within lostReadyWindow (then it says which) or the
+// globs match more than max_files files.
 func (m *Monitor) NotReady() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.lostFiles == 0 || time.Since(m.lostAt) > lostReadyWindow {
-		return ""
+	var why []string
+	if m.capped {
+		why = append(why, fmt.Sprintf("file source %s: the globs match more than max_files (%d) files: the others are not read", m.name, m.opts.MaxFiles))
 	}
-	return fmt.Sprintf("file source %s: %d file(s) lost since start, last %s ago: %s",
-		m.name, m.lostFiles, time.Since(m.lostAt).Round(time.Second), m.lastLost)
+	if m.lostFiles > 0 && time.Since(m.lostAt) <= lostReadyWindow {
+		why = append(why, fmt.Sprintf("file source %s: %d file(s) lost since start, last %s ago: %s",
+			m.name, m.lostFiles, time.Since(m.lostAt).Round(time.Second), m.lastLost))
+	}
+	return strings.Join(why, "; ")
 }
 
 // takeOverPendingLocked drops old, a held file, from the queue: pre, the same file found

@@ -11,6 +11,7 @@ type Metrics struct {
 	Lines, Bytes, Chunks                     *prometheus.CounterVec
 	Rotations, Truncations, SplitLines, Errs *prometheus.CounterVec
 	GzipErrs, Lost, Malformed, Rewound       *prometheus.CounterVec
+	MaxFiles                                 *prometheus.CounterVec
 	FilesOpen, BytesBehind                   *prometheus.GaugeVec
 	Publish                                  *prometheus.HistogramVec
 }
@@ -35,6 +36,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Lost:        cv("files_lost_total", "Files given up with lines unread: rotated away before they could be held (max_open_files), or while closed to stay under it."),
 		Malformed:   cv("malformed_lines_total", "Lines of a container log (type: kubernetes) not in the CRI format: published as they were, one entry each."),
 		Rewound:     cv("stream_rewound_total", "Files read again from the stream's position because the stream lost chunks the positions KV had seen (a store whose end was damaged by a crash)."),
+		MaxFiles:    cv("max_files_reached_total", "Times a source reached max_files (a scan stopped there, or a new file was refused): the files the globs match beyond it are not read."),
 		FilesOpen:   gv("files_open", "File descriptors held."),
 		BytesBehind: gv("bytes_behind", "File sizes minus published positions, summed."),
 		Publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -49,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	// it shares the collectors registered first.
 	err := errors.Join(register(reg, &m.Lines), register(reg, &m.Bytes), register(reg, &m.Chunks),
 		register(reg, &m.Rotations), register(reg, &m.Truncations), register(reg, &m.SplitLines),
-		register(reg, &m.Errs), register(reg, &m.GzipErrs), register(reg, &m.Lost), register(reg, &m.Malformed), register(reg, &m.Rewound),
+		register(reg, &m.Errs), register(reg, &m.GzipErrs), register(reg, &m.Lost), register(reg, &m.Malformed), register(reg, &m.Rewound), register(reg, &m.MaxFiles),
 		register(reg, &m.FilesOpen), register(reg, &m.BytesBehind), register(reg, &m.Publish))
 	if err != nil {
 		return nil, err
@@ -59,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 type sourceMetrics struct {
 	lines, bytes, chunks, rotations, truncations, split, errs prometheus.Counter
-	gzipErrs, lost, malformed, rewound                        prometheus.Counter
+	gzipErrs, lost, malformed, rewound, maxFiles              prometheus.Counter
 	open, behind                                              prometheus.Gauge
 	publish                                                   prometheus.Observer
 }
@@ -71,7 +73,8 @@ func (m *Metrics) forSource(name string) sourceMetrics {
 		split: m.SplitLines.WithLabelValues(name), errs: m.Errs.WithLabelValues(name),
 		gzipErrs: m.GzipErrs.WithLabelValues(name), lost: m.Lost.WithLabelValues(name),
 		malformed: m.Malformed.WithLabelValues(name), rewound: m.Rewound.WithLabelValues(name),
-		open: m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
+		maxFiles: m.MaxFiles.WithLabelValues(name),
+		open:     m.FilesOpen.WithLabelValues(name), behind: m.BytesBehind.WithLabelValues(name),
 		publish: m.Publish.WithLabelValues(name),
 	}
 }

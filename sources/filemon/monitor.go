@@ -53,6 +53,7 @@ type Monitor struct {
 	holdFailed  int             // files the last scan could not open: retried every tick
 	loops       map[string]bool // directories found to be symlink loops, warned about once
 	watchCapped bool            // maxWatchedDirs reached (warned once)
+	capped      bool            // max_files reached: matched files are not read (walk.go)
 	wake        chan struct{}
 	ready       chan struct{} // closed once the first scan's files are placed
 
@@ -200,6 +201,7 @@ func (m *Monitor) Close() error {
 // Stats is a snapshot of what the monitor tracks (tests read it; no endpoint shows it).
 type Stats struct {
 	Subjects, Files, Open int
+	Pending               int // held files not placed yet (Resolve's queue, parked)
 	Scans                 int
 }
 
@@ -207,5 +209,11 @@ type Stats struct {
 func (m *Monitor) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open, Scans: m.gen}
+	pending := 0
+	for _, f := range m.files {
+		if f.pending {
+			pending++
+		}
+	}
+	return Stats{Subjects: len(m.subjects), Files: len(m.files), Open: m.open, Pending: pending, Scans: m.gen}
 }

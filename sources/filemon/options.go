@@ -49,7 +49,11 @@ type Options struct {
 	PartialFlush      config.Duration `yaml:"partial_flush"`
 	CloseRemovedAfter config.Duration `yaml:"close_removed_after"`
 	MaxOpenFiles      int             `yaml:"max_open_files"`
-	Readers           int             `yaml:"readers"`
+	// MaxFiles bounds the files one source tracks (held, read, or finished and remembered):
+	// the memory of a glob that matches a whole filesystem. Beyond it, matched files are not
+	// read; that is counted, logged and reported by /readyz.
+	MaxFiles int `yaml:"max_files"`
+	Readers  int `yaml:"readers"`
 	// IncludeCompressed reads gzip files (named *.gz and starting with the gzip magic) that
 	// the globs match, decompressed; other compressed formats stay ignored.
 	IncludeCompressed bool `yaml:"include_compressed"`
@@ -73,6 +77,7 @@ const (
 	DefaultPartialFlush      = 5 * time.Second
 	DefaultCloseRemovedAfter = 10 * time.Second
 	DefaultMaxOpenFiles      = 1024
+	DefaultMaxFiles          = 10000
 	DefaultReaders           = 4
 	DefaultMultilineMaxLines = 500
 	DefaultMultilineTimeout  = 5 * time.Second
@@ -110,6 +115,9 @@ func (o Options) WithDefaults() (Options, error) {
 	}
 	if o.MaxOpenFiles <= 0 {
 		o.MaxOpenFiles = DefaultMaxOpenFiles
+	}
+	if o.MaxFiles <= 0 {
+		o.MaxFiles = DefaultMaxFiles
 	}
 	if o.Readers <= 0 {
 		o.Readers = DefaultReaders

@@ -14,7 +14,9 @@ import (
 // directory symlink that leads back to an ancestor (logs/a → logs) made a `**` glob descend
 // 40 levels, to ELOOP, and the deepest path sorts first: a file was published under a
 // subject hundreds of characters long. Such a loop is skipped with one warning.
-func (m *Monitor) dropSymlinkedDirs(matched map[string]bool) {
+//
+// walked are the loops the walk skipped already (prunedFS): directory → the path below it.
+func (m *Monitor) dropSymlinkedDirs(matched map[string]bool, walked map[string]string) {
 	var dirs []string
 	seen := map[string]bool{}
 	for p := range matched {
@@ -37,11 +39,14 @@ func (m *Monitor) dropSymlinkedDirs(matched map[string]bool) {
 		}
 		claimed[real] = d
 	}
+	loops := map[string]bool{}
+	for c, p := range walked {
+		m.warnLoop(loops, c, p)
+	}
 	if len(skip) == 0 {
-		m.loops = nil
+		m.loops = loops
 		return
 	}
-	loops := map[string]bool{}
 	for p := range matched {
 		c, ok := skip[filepath.Dir(p)]
 		if !ok {
@@ -51,12 +56,17 @@ func (m *Monitor) dropSymlinkedDirs(matched map[string]bool) {
 		if !strings.HasPrefix(p, c+string(filepath.Separator)) {
 			continue // another path to a directory matched already: its files are read there
 		}
-		if !m.loops[c] && !loops[c] {
-			m.met.errs.Inc()
-			m.log.Warn("file monitor: symlink loop: a directory below leads back to it; its files are read under their shortest path only",
-				zap.String("dir", c), zap.String("skipped", p))
-		}
-		loops[c] = true
+		m.warnLoop(loops, c, p)
 	}
 	m.loops = loops
+}
+
+// warnLoop warns about the symlink loop below dir once (while it lasts) and adds it to loops.
+func (m *Monitor) warnLoop(loops map[string]bool, dir, skipped string) {
+	if !m.loops[dir] && !loops[dir] {
+		m.met.errs.Inc()
+		m.log.Warn("file monitor: symlink loop: a directory below leads back to it; its files are read under their shortest path only",
+			zap.String("dir", dir), zap.String("skipped", skipped))
+	}
+	loops[dir] = true
 }

@@ -219,11 +219,15 @@ func (t *Tailer) Next(now time.Time, final bool) (*streams.Chunk, error) {
 		t.readGzip(now)
 		final = final || t.Done()
 	} else {
+		reset := t.resetAfter
 		truncated, err := t.readPlain(now)
 		if err != nil {
 			return nil, err
 		}
-		final = final || truncated
+		// A final file is flushed (its partial last line too) only once read to its end:
+		// a buffer filled to max_chunk_bytes ends mid-line and the rest of the line
+		// follows (a rotated file 2.7 MB behind was published with a line cut in two).
+		final = reset || truncated || final && t.offset+int64(len(t.buf)) >= t.size
 	}
 	if len(t.buf) == 0 {
 		return nil, nil

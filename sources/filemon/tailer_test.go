@@ -204,3 +204,11 @@ func TestTailerEntriesStrictlyOrderedAcrossChunks(t *testing.T) {
 		}
 	}
 }
+
+// A final file more than max_chunk_bytes behind: each read fills the buffer mid-line, and
+// only the end of the file flushes a partial last line (a line of a rotated file 2.7 MB
+// behind was published cut in two: "0000" and "99632 the quick…").
+func TestTailerFinalFlushesOnlyAtEnd(t *testing.T) {
+	e := newTailEnv(t, base(), "aaaaaa\nbbbbbb\ncccccc\ndddddd\nee")
+	eq(t, e.drain(true), "aaaaaa\n", "bbbbbb\n", "cccccc\n", "dddddd\n", "ee")
+}
