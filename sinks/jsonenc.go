@@ -22,28 +22,18 @@ import (
 // source, stream, message, fields, continued), with "idKey":"id" last when idKey is set
 // (quoted JSON, see idFieldKey).
 func appendEntryJSON(dst []byte, e *event.Entry, idKey string, id []byte) ([]byte, error) {
-	dst = append(dst, `{"time":`...)
-	var err error
-	if dst, err = appendTimeJSON(dst, e.Time); err != nil {
-		return dst, err
-	}
-	dst = appendOrigin(dst, e)
-	if len(e.Fields) > 0 {
-		dst = append(dst, `,"fields":`...)
-		if dst, err = appendMapJSON(dst, e.Fields); err != nil {
-			return dst, err
-		}
-	}
-	if e.Continued {
-		dst = append(dst, `,"continued":true`...)
-	}
-	return appendIDField(dst, idKey, id), nil
+	return appendDocJSON(dst, `{"time":`, e, true, idKey, id)
 }
 
 // appendESDocJSON appends an Elasticsearch document: the entry with its time under
 // @timestamp (as Elastic's data streams and Kibana expect) and no continued flag.
 func appendESDocJSON(dst []byte, e *event.Entry, idKey string, id []byte) ([]byte, error) {
-	dst = append(dst, `{"@timestamp":`...)
+	return appendDocJSON(dst, `{"@timestamp":`, e, false, idKey, id)
+}
+
+// appendDocJSON appends e's document, opened by open (its time key).
+func appendDocJSON(dst []byte, open string, e *event.Entry, continued bool, idKey string, id []byte) ([]byte, error) {
+	dst = append(dst, open...)
 	var err error
 	if dst, err = appendTimeJSON(dst, e.Time); err != nil {
 		return dst, err
@@ -54,6 +44,9 @@ func appendESDocJSON(dst []byte, e *event.Entry, idKey string, id []byte) ([]byt
 		if dst, err = appendMapJSON(dst, e.Fields); err != nil {
 			return dst, err
 		}
+	}
+	if continued && e.Continued {
+		dst = append(dst, `,"continued":true`...)
 	}
 	return appendIDField(dst, idKey, id), nil
 }
