@@ -220,3 +220,30 @@ func TestJudgeShortRunNoise(t *testing.T) {
 		t.Errorf("a leak of 60/min passed: %q\n%s", v.Failures, v.Table())
 	}
 }
+
+func TestCountWithFrame(t *testing.T) {
+	profile := []byte(`goroutine profile: total 7
+3 @ 0x1 0x2
+#	0x1	internal/poll.runtime_pollWait+0x84	/go/src/runtime/netpoll.go:351
+#	0x2	net/http.(*persistConn).readLoop+0xc04	/go/src/net/http/transport.go:2398
+
+2 @ 0x3
+#	0x3	net/http.(*persistConn).writeLoop+0x1d	/go/src/net/http/transport.go:2600
+
+2 @ 0x4
+#	0x4	net/http.(*persistConn).readLoopX+0x1	/x.go:1
+`)
+	for _, tc := range []struct {
+		fn   string
+		want int
+	}{
+		{"net/http.(*persistConn).readLoop", 3},
+		{"net/http.(*persistConn).writeLoop", 2},
+		{"internal/poll.runtime_pollWait", 3},
+		{"main.nothing", 0},
+	} {
+		if got := CountWithFrame(profile, tc.fn); got != tc.want {
+			t.Errorf("CountWithFrame(%s) = %d, want %d", tc.fn, got, tc.want)
+		}
+	}
+}

@@ -184,6 +184,28 @@ func GoroutineGroups(profile []byte) map[string]int {
 	return out
 }
 
+// CountWithFrame is the number of goroutines of a /debug/pprof/goroutine?debug=1 profile
+// whose stack holds a frame of function fn (e.g. "net/http.(*persistConn).readLoop").
+func CountWithFrame(profile []byte, fn string) int {
+	total, count, found := 0, 0, false
+	sc := bufio.NewScanner(bytes.NewReader(profile))
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.Contains(line, " @ ") && !strings.HasPrefix(line, "#"):
+			count, found = 0, false
+			if n, err := strconv.Atoi(strings.TrimSpace(line[:strings.Index(line, " @ ")])); err == nil {
+				count = n
+			}
+		case strings.HasPrefix(line, "#\t") && !found && strings.Contains(line, "\t"+fn+"+0x"):
+			found = true
+			total += count
+		}
+	}
+	return total
+}
+
 // GroupDiff is the change of one top function's goroutine count between two profiles.
 type GroupDiff struct {
 	Func              string

@@ -316,7 +316,16 @@ func (d *driver) scrape() (soak.Sample, error) {
 			return soak.Sample{}, fmt.Errorf("admin /metrics has no %s", k)
 		}
 	}
-	return soak.Sample{Goroutines: m["go_goroutines"], FDs: m["process_open_fds"], RSS: m["process_resident_memory_bytes"],
+	// The goroutines of net/http's connection pools (a reader and a writer per connection)
+	// follow the connections the http sinks hold — up to request.concurrency each, dropped
+	// when the soak restarts the destination — so they rise and fall within a short window.
+	// They are judged by the fd check (a connection is an fd); the rest must stay flat.
+	profile, err := fetch(d.admin("/debug/pprof/goroutine?debug=1"))
+	if err != nil {
+		return soak.Sample{}, err
+	}
+	pool := soak.CountWithFrame(profile, "net/http.(*persistConn).readLoop") + soak.CountWithFrame(profile, "net/http.(*persistConn).writeLoop")
+	return soak.Sample{Goroutines: m["go_goroutines"] - float64(pool), FDs: m["process_open_fds"], RSS: m["process_resident_memory_bytes"],
 		Lag: m["logcap_pipeline_consumer_pending"]}, nil
 }
 
