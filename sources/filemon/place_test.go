@@ -1,6 +1,8 @@
 package filemon
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/logcap/logcap/streams"
@@ -36,6 +38,29 @@ func TestDecideStart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := decideStart(tc.f); got != tc.want {
 				t.Errorf("decideStart(%+v) = %+v, want %+v", tc.f, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestScanOrder(t *testing.T) {
+	isGzip := func(p string) bool { return strings.HasSuffix(p, ".gz") }
+	for _, tc := range []struct {
+		name     string
+		in, want []string
+	}{
+		{"a rotated CRI log before the current one",
+			[]string{"/p/ns_pod_u/c/0.log", "/p/ns_pod_u/c/0.log.20261206-101500"},
+			[]string{"/p/ns_pod_u/c/0.log.20261206-101500", "/p/ns_pod_u/c/0.log"}},
+		{"generations in the order written, the gzipped one last",
+			[]string{"/p/c/0.log", "/p/c/0.log.20261206-101600", "/p/c/0.log.20261206-101500.gz", "/p/c/0.log.20261206-101400"},
+			[]string{"/p/c/0.log.20261206-101400", "/p/c/0.log.20261206-101600", "/p/c/0.log", "/p/c/0.log.20261206-101500.gz"}},
+		{"unrelated names by name", []string{"/l/b.log", "/l/a.log"}, []string{"/l/a.log", "/l/b.log"}},
+		{"app.log.1 before app.log", []string{"/l/app.log", "/l/app.log.1"}, []string{"/l/app.log.1", "/l/app.log"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := scanOrder(slices.Clone(tc.in), isGzip); !slices.Equal(got, tc.want) {
+				t.Errorf("scanOrder(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}

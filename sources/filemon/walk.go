@@ -51,18 +51,25 @@ func (m *Monitor) matchGlobs() ([]string, map[string]bool, bool) {
 		}
 	}
 	m.dropSymlinkedDirs(matched, loops)
-	paths := slices.Sorted(maps.Keys(matched))
-	slices.SortStableFunc(paths, func(a, b string) int {
-		ga, gb := m.isGzip(a), m.isGzip(b)
-		switch {
-		case ga == gb:
-			return 0
-		case gb:
+	return scanOrder(slices.Collect(maps.Keys(matched)), m.isGzip), matched, capped
+}
+
+// scanOrder sorts the paths a scan holds (and Resolve places, in that order): gzip files
+// last, and otherwise by name with a name before every name it is the start of — a rotated
+// generation (0.log.20261206-101500, app.log.1) before the file now at its path (0.log,
+// app.log). Generations of one subject (a container's CRI logs) are placed in the order
+// they were written; a current file placed first would queue its rotated predecessor after it.
+func scanOrder(paths []string, isGzip func(string) bool) []string {
+	slices.SortFunc(paths, func(a, b string) int {
+		if ga, gb := isGzip(a), isGzip(b); ga != gb {
+			if ga {
+				return 1
+			}
 			return -1
 		}
-		return 1
+		return strings.Compare(a+"\xff", b+"\xff") // "\xff" sorts after any byte of a name
 	})
-	return paths, matched, capped
+	return paths
 }
 
 // walkGlob calls fn with each path the glob matches that is not a directory and not
