@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/logcap/logcap/streams"
 )
 
 // A store end lost to a crash (what sync_interval leaves to a power loss, reproduced by
@@ -45,6 +50,9 @@ sinks:
 	// The sink has written everything stored: its position is the stream's end, so the
 	// cut takes lines it has written.
 	poll(t, time.Minute, 10*time.Millisecond, func() error { return consumerDone(js, "LOGS", "archive") })
+	// And the positions KV has recorded that end (it is written at most once a second): the
+	// cut then takes chunks the KV counts as published, which the source must notice.
+	poll(t, time.Minute, 10*time.Millisecond, func() error { return positionsAtStreamEnd(js, "LOGS") })
 	p.Kill9()
 	cut := cutLastBlock(t, filepath.Join(n.dir, "data", "jetstream"), "LOGS")
 	writeLines(t, path, total/2, total)
@@ -78,6 +86,45 @@ sinks:
 		}
 	}
 	readAll(t, js, "logs.file.>", total, time.Minute).exactlyOnce(t, "LOGS", total)
+}
+
+// positionsAtStreamEnd reports nil once every file position of node faults records the
+// last sequence number of stream (a test with one file source and one file).
+func positionsAtStreamEnd(js jetstream.JetStream, stream string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	last := info.CachedInfo().State.LastSeq
+	kv, err := js.KeyValue(ctx, streams.PositionsBucket)
+	if err != nil {
+		return fmt.Errorf("kv %s: %w", streams.PositionsBucket, err)
+	}
+	keys, err := kv.ListKeysFiltered(ctx, streams.PositionsOf("faults"))
+	if err != nil {
+		return fmt.Errorf("kv %s: %w", streams.PositionsBucket, err)
+	}
+	n := 0
+	for key := range keys.Keys() {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("kv %s: %w", key, err)
+		}
+		r, err := streams.DecodeFilePosition(e.Value())
+		if err != nil {
+			return fmt.Errorf("kv %s: %w", key, err)
+		}
+		if r.Seq != last {
+			return fmt.Errorf("position %s records sequence %d, the stream ends at %d", key, r.Seq, last)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("no file position recorded")
+	}
+	return nil
 }
 
 // cutLastBlock truncates the newest message block of stream to half its size, as a power
