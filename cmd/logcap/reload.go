@@ -28,10 +28,12 @@ func reload(rt *app.Runtime, path, level string, log *zap.Logger) error {
 	if err == nil {
 		err = app.Validate(cfg)
 	}
+	// Each outcome is noted for /readyz before it is logged: whoever sees the log line (a
+	// person, a test waiting for it) finds /readyz already saying the same.
 	if err != nil {
+		rt.Note(fmt.Sprintf("last reload %s: rejected (%s has errors); the previous configuration runs", at, path))
 		log.Error("configuration reload rejected: the file has errors; the running configuration stays",
 			zap.String("file", path), zap.Strings("errors", strings.Split(err.Error(), "\n")))
-		rt.Note(fmt.Sprintf("last reload %s: rejected (%s has errors); the previous configuration runs", at, path))
 		return nil
 	}
 	if level != "" {
@@ -48,19 +50,20 @@ func reload(rt *app.Runtime, path, level string, log *zap.Logger) error {
 		log.Error("configuration reload failed and the previous sources, processors and sinks did not start again", zap.Error(err))
 		return err
 	case errors.Is(err, app.ErrNeedsRestart):
-		log.Error("configuration reload refused: the change needs a restart; the running configuration stays",
-			zap.String("file", path), zap.Strings("keys", change.Restart), zap.Error(err))
 		rt.Note(fmt.Sprintf("last reload %s: refused, needs a restart (%s changed); the previous configuration runs",
 			at, strings.Join(change.Restart, ", ")))
+		log.Error("configuration reload refused: the change needs a restart; the running configuration stays",
+			zap.String("file", path), zap.Strings("keys", change.Restart), zap.Error(err))
 	case err != nil:
-		log.Error("configuration reload failed; the previous configuration runs again", zap.String("file", path), zap.Error(err))
 		rt.Note(fmt.Sprintf("last reload %s: failed (%v); the previous configuration runs", at, err))
+		log.Error("configuration reload failed; the previous configuration runs again", zap.String("file", path), zap.Error(err))
 	case change.Empty():
-		log.Info("configuration reloaded: no source, processor or sink changed", zap.String("file", path))
 		rt.Note(fmt.Sprintf("last reload %s: no change", at))
+		log.Info("configuration reloaded: no source, processor or sink changed", zap.String("file", path))
 	default:
-		logApplied(log, path, change, time.Since(began))
+		took := time.Since(began)
 		rt.Note(fmt.Sprintf("last reload %s: %s", at, change))
+		logApplied(log, path, change, took)
 	}
 	return nil
 }
