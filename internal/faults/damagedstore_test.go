@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -81,7 +80,7 @@ sinks:
 	// Both sides say what they found: the source that its KV saw chunks LOGS lost, the sink
 	// that its position names a sequence number re-used by another message.
 	for _, said := range []string{"file monitor: the stream went backwards", "the input stream went backwards under the sink's position"} {
-		if !strings.Contains(p2.Logs(), said) {
+		if !p2.WaitLog(said, 10*time.Second) {
 			t.Errorf("the restarted logcap never said %q", said)
 		}
 	}

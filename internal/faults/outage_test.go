@@ -154,7 +154,7 @@ func TestNATSOutageReportsWhatItCouldNotHold(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "lost") || !strings.Contains(string(body), path) {
 		t.Errorf("/readyz = %d %q, want 503 naming the lost file %s", resp.StatusCode, body, path)
 	}
-	if !strings.Contains(p.Logs(), "file lost") {
+	if !p.WaitLog("file lost", 10*time.Second) {
 		t.Error("no log line about the lost file")
 	}
 	// Everything not lost arrives once, in order: the last generation is complete.

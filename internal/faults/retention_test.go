@@ -78,7 +78,7 @@ sinks:
 					t.Errorf("block: %d lines missing, %v discarded, held seen %v", missing, discarded, sawHeld)
 				}
 			case "drop_oldest":
-				if !strings.Contains(p.Logs(), "messages lost to the stream's limits") {
+				if !p.WaitLog("messages lost to the stream's limits", 10*time.Second) {
 					t.Error("drop_oldest: no log line about the discarded messages")
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -110,6 +111,22 @@ func (p *Proc) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.logs.String()
+}
+
+// WaitLog waits up to timeout for the process's output to contain want, and reports
+// whether it did. What the process writes reaches Logs through a pipe and the goroutine
+// os/exec copies it with, so a line logged before an effect the test has seen (a metric,
+// /readyz, a file) may not be in Logs yet: a test that asserts a log line of a running
+// process waits for it here.
+func (p *Proc) WaitLog(want string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.Logs(), want) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // WaitReady polls url (e.g. the admin /readyz) until it answers 200.

@@ -268,16 +268,17 @@ func (m *Monitor) lose(f *file, path, why string) {
 	m.noteLost(path, f.src, why)
 }
 
-// noteLost counts, logs with the file's path, and has readiness report for lostReadyWindow
-// a file whose unread lines cannot be reached any more.
+// noteLost has readiness report for lostReadyWindow a file whose unread lines cannot be
+// reached any more, logs it with the file's path, and counts it: in that order, so that
+// whoever sees the counter move finds /readyz and the log already saying which file.
 func (m *Monitor) noteLost(path, src, why string) {
-	m.met.lost.Inc()
-	m.met.errs.Inc()
-	m.log.Error("file monitor: file lost: lines it held were not read", zap.String("path", path), zap.String("source_path", src), zap.String("reason", why))
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.lostFiles++
 	m.lastLost, m.lostAt = path+": "+why, time.Now()
+	m.mu.Unlock()
+	m.log.Error("file monitor: file lost: lines it held were not read", zap.String("path", path), zap.String("source_path", src), zap.String("reason", why))
+	m.met.errs.Inc()
+	m.met.lost.Inc()
 }
 
 // NotReady is "" unless a file was lost within lostReadyWindow (then it says which) or the
