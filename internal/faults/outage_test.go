@@ -208,6 +208,12 @@ func TestNATSOutageContainerRemoved(t *testing.T) {
 		}
 		return nil
 	})
+	// Followed counts a follower from its start, before it asked Docker for the log (its
+	// position lookup against the absent NATS comes first): removing the container in
+	// between leaves it no log to open. The log line says the log is held open.
+	if !p.WaitLog("container log held open until it does", time.Minute) {
+		t.Fatal("logcap never said it holds the container's log open")
+	}
 	dockertest.Remove(t, cli, id)
 	s = natstest.RunServer(t, opts())
 

@@ -24,7 +24,7 @@ type Metrics struct {
 // twice on one registry returns the collectors already there.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		Followed:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_dockermon_containers_followed", Help: "Containers whose log stream is open."}, []string{"source"}),
+		Followed:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_dockermon_containers_followed", Help: "Containers followed: from the start of a container's follower (before its log stream is opened) until its log was read to the end."}, []string{"source"}),
 		Lines:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logcap_dockermon_lines_total", Help: "Lines published, per container name."}, []string{"source", "container"}),
 		Bytes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logcap_dockermon_bytes_total", Help: "Payload bytes published, per container name."}, []string{"source", "container"}),
 		Chunks:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logcap_dockermon_chunks_total", Help: "Chunks published."}, []string{"source"}),
