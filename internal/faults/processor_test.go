@@ -88,7 +88,9 @@ processors:
 			t.Fatalf("debug entry %d was not dropped", i)
 		}
 	}
-	if err := consumerDone(js, "LOGS", "parsed"); err != nil {
+	// The processor acks an input only after its output is stored: the last ack may still
+	// be on its way when the last derived chunk has been read.
+	if err := waitFor(30*time.Second, 50*time.Millisecond, func() error { return consumerDone(js, "LOGS", "parsed") }); err != nil {
 		t.Error(err)
 	}
 }
