@@ -373,6 +373,14 @@ sinks:
 		}
 		return nil
 	})
+	// The handler recorded the entry before it answered; the sink counts it once the answer
+	// is back.
+	natstest.Eventually(t, 10*time.Second, func() error {
+		if st := pl.Stats().Sinks["hook"]; st.Entries == 0 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	var d struct {
