@@ -12,7 +12,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logcap/logcap/internal/proctest"
 	"github.com/logcap/logcap/otlp"
 )
 
@@ -68,15 +68,11 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
-// FreeAddr returns a loopback host:port nobody listens on right now.
+// FreeAddr returns a loopback host:port nobody listens on right now (proctest.FreePort:
+// not one handed out before, such as the ports of the logcap it is given to).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("otelcol: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 }
 
 // New prepares a Collector in a fresh directory; config is its YAML, with {{DIR}} standing

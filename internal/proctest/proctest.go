@@ -55,15 +55,33 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreePort returns a loopback port nobody listens on right now.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // every port FreePort gave out in this process
+)
+
+// FreePort returns a loopback port nobody listens on right now, and never one it gave out
+// before in this process. The kernel picks a port at random for each bind to port 0, so
+// one just closed can come again: 0.5% of sets of nine (an embedded cluster's ports) held
+// a duplicate, and two nodes of a test then asked for the same port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !ports[port] {
+			ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("proctest: no port not given out before in 100 tries")
+	return 0
 }
 
 // Proc is a running logcap.

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logcap/logcap/internal/proctest"
 )
 
 // Server is one VictoriaLogs process.
@@ -66,12 +67,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{bin: Binary(t), dir: t.TempDir(), client: &http.Client{Transport: &http.Transport{}}}
 	s.logPath = filepath.Join(s.dir, "victoria-logs.log")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("victoria-logs: free port: %v", err)
-	}
-	s.Addr = l.Addr().String()
-	_ = l.Close()
+	s.Addr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t)) // not one given out before (the logcap's)
 	s.URL = "http://" + s.Addr
 	t.Cleanup(func() { s.Stop(t) })
 	s.Restart(t)
