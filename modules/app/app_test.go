@@ -147,12 +147,12 @@ func TestBadEnvironment(t *testing.T) {
 func TestExternalNATSDownAtStart(t *testing.T) {
 	ln := listen(t)
 	addr := ln.Addr().(*net.TCPAddr)
-	ln.Close() // a port nobody listens on, for now
 	cfg := testConfig(t)
 	cfg.NATS.Embedded = nil
 	cfg.NATS.URLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", addr.Port)}
-	admin := listen(t)
+	admin := listen(t) // while ln is open: the kernel cannot hand out its port again
 	cfg.Admin.Listen = admin.Addr().String()
+	ln.Close() // a port nobody listens on, for now
 	admin.Close()
 	var client *natsd.Client
 	a, err := start(t, cfg, fx.Populate(&client))
