@@ -20,6 +20,7 @@ const (
 type pipeline struct {
 	steps       string
 	always, cri bool
+	unbounded   bool // memory_limit: 0
 }
 
 // pipelineConfig is source → sink, or with steps source → processor → sink.
@@ -27,6 +28,9 @@ func pipelineConfig(watch string, pl pipeline) string {
 	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning%s}\n", filepath.Join(watch, "*.log"), srcExtra())
 	if pl.cri {
 		src = fmt.Sprintf("sources:\n  - {name: app, type: kubernetes, pods_dir: %q, start_at: beginning%s}\n", watch, srcExtra())
+	}
+	if pl.unbounded {
+		src = "memory_limit: 0\n" + src
 	}
 	if pl.steps == "" {
 		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())

@@ -35,7 +35,7 @@ var (
 	memLimit    = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp    = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv   = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only        = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
+	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
 	otlpLines   = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )
 
@@ -159,8 +159,12 @@ func (b *bench) ceilings() error {
 	return nil
 }
 
-// rawPathName is the row the processor rows are compared with.
-const rawPathName = "file → LOGS → file sink"
+// rawPathName is the row the processor rows are compared with, and unboundedName its peer
+// without memory_limit: what the memory bound costs, measured in the same run.
+const (
+	rawPathName   = "file → LOGS → file sink"
+	unboundedName = "file → LOGS → file sink, memory_limit: 0 (peer: no memory bound)"
+)
 
 // pipelines are the throughput rows: logcap end to end on the generated file.
 func (b *bench) pipelines() error {
@@ -170,6 +174,7 @@ func (b *bench) pipelines() error {
 	}
 	for _, v := range []variant{
 		{"file", rawPathName, pipeline{}},
+		{"unbounded", unboundedName, pipeline{unbounded: true}},
 		{"cri", "CRI file (type: kubernetes) → LOGS → file sink", pipeline{cri: true}},
 		{"json", "file → LOGS → json processor → PARSED → file sink", pipeline{steps: stepsJSON}},
 		{"json8", "file → LOGS → json processor → PARSED → file sink, all-JSON 8-field lines", pipeline{steps: stepsJSON}},
@@ -177,7 +182,7 @@ func (b *bench) pipelines() error {
 		{"sync", "file → LOGS → file sink, sync_interval: always", pipeline{always: true}},
 		{"backlog", "file → LOGS → file sink, %.1f GB backlog", pipeline{}},
 	} {
-		if !want(v.key) {
+		if !want(v.key) || v.pl.unbounded && *memLimit != "" {
 			continue
 		}
 		in, n, sz := b.input, *nLines, b.size
