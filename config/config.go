@@ -189,10 +189,12 @@ type Admin struct {
 }
 
 // DefaultMemoryLimit is memory_limit when unset. With the embedded server's block caches
-// bounded by cache_expire, peak RSS is about 4/3 × memory_limit + 25 MiB: 64MiB kept the
-// default run and a 1.6 GB backlog at 106–114 MiB of RSS (72MiB: up to 137 MiB on the
-// backlog), under the 128 MiB a node agent is given (make bench; README, "Memory model").
-const DefaultMemoryLimit Size = 64 << 20
+// bounded by cache_expire, peak RSS is about the runtime's soft limit (memlimit.SoftLimit:
+// memory_limit + 40 MiB here) + 25 MiB. 56MiB ran file → LOGS → file at 7.3–9.0 CPU-s/GB in
+// 119–120 MiB of RSS, under the 128 MiB a node agent is given; 64MiB with a third of room
+// (the soft limit before) took 9.5–12.2 CPU-s/GB in 107–111 MiB, and 64MiB with 40 MiB of
+// room peaked at ~130 MiB (make bench; README, "Memory model").
+const DefaultMemoryLimit Size = 56 << 20
 
 // DefaultCacheExpire is nats.embedded.cache_expire when unset. The embedded server's memory
 // is about ingest rate × cache_expire (plus a block or two per stream): 1 s at 200 MB/s holds

@@ -207,7 +207,7 @@ func TestDefaults(t *testing.T) {
 		{"node", c.Node, host},
 		{"data_dir", c.DataDir, "./data"},
 		{"shutdown_timeout", c.ShutdownTimeout.D(), 10 * time.Second},
-		{"memory_limit", *c.MemoryLimit, Size(64 << 20)},
+		{"memory_limit", *c.MemoryLimit, Size(56 << 20)},
 		{"log.level", c.Log.Level, "info"},
 		{"embedded.listen", c.NATS.Embedded.Listen, "127.0.0.1:4222"},
 		{"embedded.sync_interval", c.NATS.Embedded.SyncInterval, "2m"},

@@ -41,9 +41,26 @@ const (
 	gateGC    = 200 * time.Millisecond
 )
 
+// MinGCHeadroom is the least room SoftLimit leaves above the live-heap budget for garbage.
+// With the live heap held near the budget, the collector runs every time that much has been
+// allocated, and logcap allocates ~11 bytes per byte it carries (the store's block buffers,
+// the client's and server's copies, the sinks' decoded batches). At 64MiB with a third
+// (21 MiB) of room it ran so often — each run also emptying the store's buffer pool, so new
+// blocks were fresh, zeroed and faulted in — that file → LOGS → file cost 9.5–12.2 CPU-s/GB
+// against 6.0–6.3 with no limit; 56MiB with 40 MiB of room: 7.3–9.0 at 119–120 MiB of peak
+// RSS (make bench; README, "Memory model").
+const MinGCHeadroom = 40 << 20
+
+// SoftLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit) for a live-heap
+// budget of limit bytes: a third above it, and at least MinGCHeadroom above it.
+func SoftLimit(limit uint64) uint64 {
+	return limit + max(limit/3, MinGCHeadroom)
+}
+
 // NewMemoryGate returns a gate for limit bytes of live heap; 0 is no limit (a nil gate).
-// The process should also set a soft memory limit above it (debug.SetMemoryLimit), so that
-// garbage — the store's released buffers — is collected before the heap grows far past it.
+// The process should also set a soft memory limit above it (debug.SetMemoryLimit of
+// SoftLimit), so that garbage — the store's released buffers — is collected before the heap
+// grows far past it.
 func NewMemoryGate(limit uint64) *MemoryGate {
 	if limit == 0 {
 		return nil

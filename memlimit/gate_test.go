@@ -84,3 +84,21 @@ func TestMemoryGateHoldsUntilTheHeapShrinks(t *testing.T) {
 		t.Errorf("waiting %d, held %v; want 0 and at least the first wait", g.Waiting(), g.Held())
 	}
 }
+
+// The soft limit leaves the collector room above the budget: a third of it, at least
+// MinGCHeadroom (a small budget with a third of room made logcap collect all the time).
+func TestSoftLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit, want uint64
+	}{
+		{32 << 20, 72 << 20},   // the smallest memory_limit
+		{56 << 20, 96 << 20},   // the default
+		{120 << 20, 160 << 20}, // where a third becomes more than the minimum
+		{192 << 20, 256 << 20},
+		{1 << 30, 1<<30 + (1<<30)/3},
+	} {
+		if got := memlimit.SoftLimit(tc.limit); got != tc.want {
+			t.Errorf("SoftLimit(%d MiB) = %d MiB, want %d MiB", tc.limit>>20, got>>20, tc.want>>20)
+		}
+	}
+}

@@ -12,9 +12,9 @@ import (
 )
 
 // newMemoryGate builds the gate the sources publish through, from memory_limit, and sets the
-// Go runtime's soft limit a third above it (unless GOMEMLIMIT is set): the embedded server's
-// released buffers are garbage that only a collection frees, and without the soft limit the
-// next collection comes only when the heap has doubled.
+// Go runtime's soft limit to memlimit.SoftLimit of it (unless GOMEMLIMIT is set): the embedded
+// server's released buffers are garbage that only a collection frees, and without the soft
+// limit the next collection comes only when the heap has doubled.
 func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*memlimit.MemoryGate, error) {
 	var limit uint64
 	if cfg.MemoryLimit != nil {
@@ -25,7 +25,7 @@ func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logge
 		return nil, nil
 	}
 	if os.Getenv("GOMEMLIMIT") == "" { // the user's own soft limit wins
-		debug.SetMemoryLimit(int64(limit + limit/3))
+		debug.SetMemoryLimit(int64(memlimit.SoftLimit(limit)))
 	}
 	log.Info("memory limit", zap.Stringer("memory_limit", *cfg.MemoryLimit))
 	for _, c := range []prometheus.Collector{

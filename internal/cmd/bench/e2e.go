@@ -20,19 +20,31 @@ const (
 type pipeline struct {
 	steps       string
 	always, cri bool
+	unbounded   bool // memory_limit: 0
 }
 
 // pipelineConfig is source → sink, or with steps source → processor → sink.
 func pipelineConfig(watch string, pl pipeline) string {
-	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning}\n", filepath.Join(watch, "*.log"))
+	src := fmt.Sprintf("sources:\n  - {name: app, type: file, paths: [%q], start_at: beginning%s}\n", filepath.Join(watch, "*.log"), srcExtra())
 	if pl.cri {
-		src = fmt.Sprintf("sources:\n  - {name: app, type: kubernetes, pods_dir: %q, start_at: beginning}\n", watch)
+		src = fmt.Sprintf("sources:\n  - {name: app, type: kubernetes, pods_dir: %q, start_at: beginning%s}\n", watch, srcExtra())
+	}
+	if pl.unbounded {
+		src = "memory_limit: 0\n" + src
 	}
 	if pl.steps == "" {
 		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
 	}
 	return src + "processors:\n  - {name: parsed, input: logs.>, steps: " + pl.steps + "}\n" +
 		fmt.Sprintf("sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw%s}\n", extra())
+}
+
+// srcExtra is -source-opts as more keys of the source's flow mapping.
+func srcExtra() string {
+	if *sourceExtra == "" {
+		return ""
+	}
+	return ", " + *sourceExtra
 }
 
 func extra() string {

@@ -19,22 +19,24 @@ import (
 )
 
 var (
-	binPath    = flag.String("bin", "bin/logcap", "the logcap binary (make build: no -race)")
-	nLines     = flag.Int("lines", 2_000_000, "lines in the generated file")
-	workDir    = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
-	shortMode  = flag.Bool("short", false, "short mode: idle files measured over 30 s, latency over 5 s")
-	runs       = flag.Int("runs", 2, "runs of each throughput measurement; the best is reported (the machine is shared)")
-	idleFiles  = flag.String("idle-files", "1000,10000", "files of the idle measurements, comma-separated (one row each)")
-	backlog    = flag.Int("backlog-lines", 8_000_000, "lines of the backlog row's file (8M: 1.6 GB)")
-	latRate    = flag.Int("rate", 10_000, "lines/s of the latency measurement")
-	profileDir = flag.String("profile", "", "also run file→file once more with pprof CPU and alloc profiles saved here")
-	mdOut      = flag.String("md", "", "also write the table (Markdown) to this file")
-	sinkExtra  = flag.String("sink-opts", "", "extra keys of the file sink's flow mapping, e.g. 'batch: {max_entries: 20000}' (exploration; the table uses the defaults)")
-	memLimit   = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
-	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
-	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
-	otlpLines  = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
+	binPath     = flag.String("bin", "bin/logcap", "the logcap binary (make build: no -race)")
+	nLines      = flag.Int("lines", 2_000_000, "lines in the generated file")
+	workDir     = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
+	shortMode   = flag.Bool("short", false, "short mode: idle files measured over 30 s, latency over 5 s")
+	runs        = flag.Int("runs", 2, "runs of each throughput measurement; the best is reported (the machine is shared)")
+	idleFiles   = flag.String("idle-files", "1000,10000", "files of the idle measurements, comma-separated (one row each)")
+	backlog     = flag.Int("backlog-lines", 8_000_000, "lines of the backlog row's file (8M: 1.6 GB)")
+	latRate     = flag.Int("rate", 10_000, "lines/s of the latency measurement")
+	profileDir  = flag.String("profile", "", "also run file→file once more with pprof CPU and alloc profiles saved here")
+	profileRows = flag.String("profile-rows", "file,json,json8", "the rows -profile runs again: file, json, json8")
+	mdOut       = flag.String("md", "", "also write the table (Markdown) to this file")
+	sinkExtra   = flag.String("sink-opts", "", "extra keys of the file sink's flow mapping, e.g. 'batch: {max_entries: 20000}' (exploration; the table uses the defaults)")
+	sourceExtra = flag.String("source-opts", "", "extra keys of the file source's flow mapping, e.g. 'max_chunk_bytes: 256KiB' (exploration; the table uses the defaults)")
+	memLimit    = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
+	cacheExp    = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
+	logcapEnv   = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
+	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
+	otlpLines   = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )
 
 func main() {
@@ -157,8 +159,12 @@ func (b *bench) ceilings() error {
 	return nil
 }
 
-// rawPathName is the row the processor rows are compared with.
-const rawPathName = "file → LOGS → file sink"
+// rawPathName is the row the processor rows are compared with, and unboundedName its peer
+// without memory_limit: what the memory bound costs, measured in the same run.
+const (
+	rawPathName   = "file → LOGS → file sink"
+	unboundedName = "file → LOGS → file sink, memory_limit: 0 (peer: no memory bound)"
+)
 
 // pipelines are the throughput rows: logcap end to end on the generated file.
 func (b *bench) pipelines() error {
@@ -168,6 +174,7 @@ func (b *bench) pipelines() error {
 	}
 	for _, v := range []variant{
 		{"file", rawPathName, pipeline{}},
+		{"unbounded", unboundedName, pipeline{unbounded: true}},
 		{"cri", "CRI file (type: kubernetes) → LOGS → file sink", pipeline{cri: true}},
 		{"json", "file → LOGS → json processor → PARSED → file sink", pipeline{steps: stepsJSON}},
 		{"json8", "file → LOGS → json processor → PARSED → file sink, all-JSON 8-field lines", pipeline{steps: stepsJSON}},
@@ -175,7 +182,7 @@ func (b *bench) pipelines() error {
 		{"sync", "file → LOGS → file sink, sync_interval: always", pipeline{always: true}},
 		{"backlog", "file → LOGS → file sink, %.1f GB backlog", pipeline{}},
 	} {
-		if !want(v.key) {
+		if !want(v.key) || v.pl.unbounded && *memLimit != "" {
 			continue
 		}
 		in, n, sz := b.input, *nLines, b.size
@@ -279,11 +286,19 @@ func (b *bench) profiled() error {
 	if err := os.MkdirAll(*profileDir, 0o755); err != nil {
 		return err
 	}
-	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", pipeline{}, *profileDir)); err != nil {
-		return err
+	profile := func(what string) bool { return slices.Contains(strings.Split(*profileRows, ","), what) }
+	if profile("file") {
+		if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → file sink (profiled, not a result)", pipeline{}, *profileDir)); err != nil {
+			return err
+		}
 	}
-	if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", pipeline{steps: stepsJSON}, *profileDir)); err != nil {
-		return err
+	if profile("json") {
+		if err := b.add(e2e(b.bin, b.dir, b.input, b.size, *nLines, "file → LOGS → json → file sink (profiled, not a result)", pipeline{steps: stepsJSON}, *profileDir)); err != nil {
+			return err
+		}
+	}
+	if !profile("json8") {
+		return nil
 	}
 	if err := b.genJSON8(); err != nil {
 		return err

@@ -88,6 +88,7 @@ func render(rows []row, size int64) string {
 				r.name, r.linesPerSec(), r.mbps(), ratio, cpu, rss(r.rssKiB), r.load, note)
 		}
 	}
+	b.WriteString(memoryTargets(rows))
 	return b.String()
 }
 
