@@ -86,6 +86,9 @@
 // belongs to: pos.<host>.<dev>.<ino> (PositionKey) holds a FilePosition as JSON
 // ({"source", "fp", "end"}, and "gzip_done", "gzip_size" for a gzip file read as far as it
 // goes); source.<host>.<name> (SourceMarkerKey) is present once a file source has started,
-// so start_at applies to its first start only. Key tokens are escaped: bytes other than
+// so start_at applies to its first start only. sink.<name> (SinkPositionKey) holds an HTTP-family
+// sink's SinkPosition ({"stream", "seq", "id", "consumer"}): its consumer's ack floor, recorded
+// after each batch's acks, so that acks the server had not yet written when it was killed do
+// not make the sink write those messages twice. Key tokens are escaped: bytes other than
 // ASCII letters, digits, '-' and '_' as =XX.
 package streams

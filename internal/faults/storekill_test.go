@@ -12,18 +12,23 @@ import (
 
 // TestSinksKill9IntoVictoriaLogs: logcap killed with SIGKILL in the middle of delivering
 // into a real log store, then started again. Every line arrives; the store (VictoriaLogs
-// ignores _id and keeps what is sent twice) holds repeats only as whole chunks redelivered,
-// each line at most twice; with id_field every repeat carries the ID of its first copy, so
+// ignores _id and keeps what is sent twice) holds repeats only as whole batches redelivered,
+// at most the batches in flight at the kill (request.concurrency: one for loki here), each
+// line at most twice; with id_field every repeat carries the ID of its first copy, so
 // `uniq by (logcap_id)` leaves each line once.
 func TestSinksKill9IntoVictoriaLogs(t *testing.T) {
 	vlogs.Binary(t)
-	const concurrency, chunkBytes = 4, 16 << 10
+	const chunkBytes = 16 << 10
 	total := size(100_000, 1_000_000)
-	for _, tc := range []struct{ typ, url, extra string }{
-		{"loki", "/insert", "id_field: logcap_id"},
-		{"http", "/insert/jsonline?_msg_field=message&_time_field=time", "id_field: logcap_id"},
-		{"elasticsearch", "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp", "index: logs, id_field: logcap_id"},
+	for _, tc := range []struct {
+		typ, url, extra string
+		concurrency     int
+	}{
+		{"loki", "/insert", "id_field: logcap_id", 1},
+		{"http", "/insert/jsonline?_msg_field=message&_time_field=time", "id_field: logcap_id", 4},
+		{"elasticsearch", "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp", "index: logs, id_field: logcap_id", 4},
 	} {
+		concurrency := tc.concurrency
 		t.Run(tc.typ, func(t *testing.T) {
 			vl := vlogs.Start(t)
 			logs := t.TempDir()
@@ -77,10 +82,11 @@ sinks:
 			}
 			// Repeats are whole chunks redelivered, each stored twice at most, and each copy
 			// carries its first copy's logcap_id (checked above). How many: the batches in
-			// flight (request.concurrency) plus the acks the embedded server had not yet
-			// written to its consumer state when the process died: with one request at a time
-			// the same run repeated 12 chunks (8–13 with four), so the count is logged, not
-			// bounded by the batches in flight.
+			// flight (request.concurrency; a batch is one chunk here, batch.max_bytes being
+			// the chunk size). The acks the embedded server had not yet written to its
+			// consumer state when the process died (it writes them at most ten times a
+			// second) repeated 2–12 more chunks before the sink recorded its ack floor
+			// (modules/pipeline/delivered.go).
 			chunks := map[string]bool{}
 			for m, id := range ids {
 				var n int
@@ -96,6 +102,9 @@ sinks:
 				t.Errorf("%d lines repeated from %d chunks: more than whole chunks", ta.dups, len(chunks))
 			}
 			t.Logf("%d lines repeated: %d whole chunks redelivered (request.concurrency %d)", ta.dups, len(chunks), concurrency)
+			if len(chunks) > concurrency {
+				t.Errorf("%d chunks redelivered by one kill -9: more than the %d batch(es) in flight", len(chunks), concurrency)
+			}
 			// LOGS itself holds every line once: the repeats are the sink's.
 			readAll(t, js, "logs.file.>", total, time.Minute).exactlyOnce(t, "LOGS", total)
 			if u := len(ids); u != total {

@@ -32,6 +32,8 @@ type consumer struct {
 	// prepare, if set, runs before the input's stream is looked up (a processor provisions
 	// its derived stream: another stage's input may be in it).
 	prepare func(ctx context.Context, js jetstream.JetStream) error
+	// ready, if set, runs once the consumer is set up, before the first fetch.
+	ready   func(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer)
 	running func(stream string)
 	handle  func(ctx context.Context, msgs []*delivery.Msg) error
 }
@@ -65,6 +67,9 @@ func (pl *Pipeline) consume(ctx context.Context, c consumer) error {
 	})
 	if err != nil {
 		return nil
+	}
+	if c.ready != nil {
+		c.ready(ctx, js, cons)
 	}
 	c.running(stream)
 	return c.stage.Consume(ctx, func(ctx context.Context) ([]*delivery.Msg, error) {
@@ -133,7 +138,15 @@ type jsMsg struct {
 	consumer string
 }
 
-func (j *jsMsg) Ack() error        { return j.m.Ack() }
+func (j *jsMsg) Ack() error { return j.m.Ack() }
+
+// ackSync acks the message again and waits for the server's answer: the consumer takes a
+// connection's acks in order, so once it answers, every ack sent before is processed. An ack
+// of a message already acked changes nothing.
+func (j *jsMsg) ackSync(ctx context.Context) error {
+	_, err := j.js.Conn().RequestWithContext(ctx, j.m.Reply(), []byte("+ACK"))
+	return err
+}
 func (j *jsMsg) InProgress() error { return j.m.InProgress() }
 
 func (j *jsMsg) Nak(delay time.Duration) error {

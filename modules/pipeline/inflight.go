@@ -27,16 +27,44 @@ type job struct {
 	done chan struct{}   // closed once this one is settled
 }
 
-// heldAck holds a message's ack until the batches before it are settled. Naks, progress
-// and dead letters go through at once: they do not advance what counts as delivered.
+// heldAck holds a message's ack until the batches before it are settled (through: it
+// only notes it), for the delivered position to know which were acked. Naks, progress and
+// dead letters go through at once: they do not advance what counts as delivered.
 type heldAck struct {
 	delivery.Settler
-	acked bool
+	acked, through bool
 }
 
 func (h *heldAck) Ack() error {
 	h.acked = true
+	if h.through {
+		return h.Settler.Ack()
+	}
 	return nil
+}
+
+// holdAcks wraps the settler of each message in a heldAck.
+func holdAcks(msgs []*delivery.Msg, through bool) []*heldAck {
+	acks := make([]*heldAck, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Settle != nil {
+			h := &heldAck{Settler: m.Settle, through: through}
+			m.Settle = h
+			acks = append(acks, h)
+		}
+	}
+	return acks
+}
+
+// ackedOnly is the acks that were given, in order.
+func ackedOnly(acks []*heldAck) []*heldAck {
+	out := acks[:0:0]
+	for _, h := range acks {
+		if h.acked {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // startWorkers starts the request workers; the returned function ends them (no new batch
@@ -70,14 +98,10 @@ func (r *sinkRunner) startWorkers() (stop func(), err error) {
 // handOut decodes a fetched batch and hands it to a free worker (waiting for one: the
 // batches in flight are bounded). During a stop, a batch no worker took is handed back.
 func (r *sinkRunner) handOut(stop context.Context, msgs []*delivery.Msg) error {
-	j := &job{msgs: msgs, prev: r.last, done: make(chan struct{})}
-	for _, m := range msgs {
-		if m.Settle != nil {
-			h := &heldAck{Settler: m.Settle}
-			m.Settle = h
-			j.acks = append(j.acks, h)
-		}
+	if msgs = r.pos.skip(stop, msgs); len(msgs) == 0 {
+		return nil
 	}
+	j := &job{msgs: msgs, acks: holdAcks(msgs, false), prev: r.last, done: make(chan struct{})}
 	select {
 	case r.jobs <- j:
 		r.last = j.done
@@ -108,11 +132,11 @@ func (r *sinkRunner) deliverJob(stop context.Context, j *job) error {
 	defer cancel()
 	err := r.stage.Deliver(stop, ctx, r.sink, r.stage.NewBatch(ctx, j.msgs))
 	r.waitPrev(ctx, j)
-	for _, h := range j.acks {
-		if h.acked {
-			_ = h.Settler.Ack()
-		}
+	acked := ackedOnly(j.acks)
+	for _, h := range acked {
+		_ = h.Settler.Ack()
 	}
+	r.pos.record(ctx, j.msgs, acked)
 	return err
 }
 

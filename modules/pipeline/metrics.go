@@ -21,6 +21,7 @@ type metrics struct {
 	sinkDown                     *prometheus.GaugeVec   // seconds, by sink
 	sinkProbesFailed             *prometheus.CounterVec // by sink
 	sinkRewound                  *prometheus.CounterVec // by sink
+	sinkSkipped                  *prometheus.CounterVec // by sink
 	stepCollector                *stepCollector
 }
 
@@ -48,12 +49,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "How long the sink's destination has been down (failed health probes), as of the last probe; 0 once it answers."}, []string{"sink"}),
 		sinkProbesFailed: cv("sink_probes_failed_total", "Health probes of a sink's destination that found it down.", "sink"),
 		sinkRewound:      cv("sink_stream_rewound_total", "Times a sink found its stream gone backwards under its recorded position (a store whose end was lost) and wrote the re-used sequence numbers instead of skipping them.", "sink"),
+		sinkSkipped:      cv("sink_skipped_total", "Messages a sink acked without writing them: redelivered after a crash lost their acks, at or below the ack floor it recorded (its delivered position).", "sink"),
 		stepCollector: &stepCollector{desc: prometheus.NewDesc("logcap_pipeline_step_entries_total",
 			"Entries per processor step by result: in, out, dropped, errors, unmatched.",
 			[]string{"processor", "step", "type", "result"}, nil)},
 	}
 	for _, c := range []prometheus.Collector{m.procIn, m.procOut, m.procDropped, m.procErrors, m.pending, m.deadLetters,
-		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.sinkDown, m.sinkProbesFailed, m.sinkRewound, m.stepCollector} {
+		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.sinkDown, m.sinkProbesFailed, m.sinkRewound, m.sinkSkipped, m.stepCollector} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

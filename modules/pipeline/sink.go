@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -37,6 +38,7 @@ type sinkRunner struct {
 	maxWait              time.Duration
 	concurrency          int // batches in flight
 	jobs                 chan *job
+	pos                  *position     // the delivered position; nil: none kept
 	last                 chan struct{} // closed once the last batch handed out is settled
 
 	entries, batches, retries, dead atomic.Uint64
@@ -139,6 +141,9 @@ func (r *sinkRunner) run(ctx context.Context) error {
 	}
 	return r.pl.consume(ctx, consumer{
 		what: "sink " + r.cfg.Name, input: r.cfg.Input, stage: r.stage, fetch: opts, spec: r.consumerSpec,
+		ready: func(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer) {
+			r.pos = r.loadPosition(ctx, js, cons)
+		},
 		running: func(stream string) {
 			r.log.Info("sink running", zap.String("type", r.cfg.Type), zap.String("input", r.cfg.Input), zap.String("input_stream", stream))
 		},
@@ -148,9 +153,18 @@ func (r *sinkRunner) run(ctx context.Context) error {
 
 // deliver hands a fetched batch to the engine; a stop lets it finish within the grace period.
 func (r *sinkRunner) deliver(stop context.Context, msgs []*delivery.Msg) error {
+	if msgs = r.pos.skip(stop, msgs); len(msgs) == 0 {
+		return nil
+	}
 	ctx, cancel := lifecycle.WithGrace(stop, r.pl.tuning.Grace)
 	defer cancel()
-	return r.stage.Deliver(stop, ctx, r.sink, r.stage.NewBatch(ctx, msgs))
+	var acks []*heldAck
+	if r.pos != nil {
+		acks = holdAcks(msgs, true)
+	}
+	err := r.stage.Deliver(stop, ctx, r.sink, r.stage.NewBatch(ctx, msgs))
+	r.pos.record(ctx, msgs, ackedOnly(acks))
+	return err
 }
 
 // sinkObserver counts what the engine reports for one sink.
