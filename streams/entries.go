@@ -20,7 +20,7 @@ const (
 // Entries decodes one stored message into its entries, the same way for every consumer
 // (processors, sinks, replay): see EntriesRaw.
 func Entries(subject string, h nats.Header, data []byte) ([]event.Entry, error) {
-	es, _, err := decodeEntries(subject, h, data, false)
+	es, _, err := decodeEntries(subject, h, data, want{fields: true})
 	return es, err
 }
 
@@ -36,12 +36,26 @@ func Entries(subject string, h nats.Header, data []byte) ([]event.Entry, error) 
 // Continued) are joined back into one entry. A derived chunk (header Logcap-Format: ndjson,
 // or any subject outside logs.>) is one JSON entry per line.
 func EntriesRaw(subject string, h nats.Header, data []byte) ([]event.Entry, [][]byte, error) {
-	return decodeEntries(subject, h, data, true)
+	return decodeEntries(subject, h, data, want{raw: true, fields: true})
 }
 
-func decodeEntries(subject string, h nats.Header, data []byte, wantRaw bool) ([]event.Entry, [][]byte, error) {
+// EntriesRawNoFields is EntriesRaw for a consumer that does not read Fields (a sink writing
+// raw lines): a derived chunk's fields objects are checked as JSON but not built, so its
+// entries have no Fields. Building them was most of such a sink's decoding.
+func EntriesRawNoFields(subject string, h nats.Header, data []byte) ([]event.Entry, [][]byte, error) {
+	return decodeEntries(subject, h, data, want{raw: true})
+}
+
+// want says what a consumer reads of the entries beyond their message and metadata.
+type want struct {
+	raw    bool // the raw bytes of a raw chunk's entries
+	fields bool // a derived entry's fields
+}
+
+func decodeEntries(subject string, h nats.Header, data []byte, w want) ([]event.Entry, [][]byte, error) {
+	wantRaw := w.raw
 	if h.Get(HdrFormat) == FormatNDJSON || !strings.HasPrefix(subject, LogsPrefix+".") {
-		es, err := DecodeNDJSON(data)
+		es, err := decodeNDJSON(data, !w.fields)
 		if err != nil {
 			return nil, nil, fmt.Errorf("derived chunk on %s: %w", subject, err)
 		}

@@ -25,13 +25,27 @@ import (
 // encoding/json, first in one pass over the chunk (decodeNDJSONStream), and when that gives
 // up too, line by line, whose error names the line.
 func DecodeNDJSON(data []byte) ([]event.Entry, error) {
-	if out, ok := decodeNDJSONFast(data); ok {
+	return decodeNDJSON(data, false)
+}
+
+// decodeNDJSON is DecodeNDJSON; noFields: the fields objects are skipped (checked, not
+// built) where jsonscan reads the chunk. The readings by encoding/json that decide what
+// jsonscan is not sure of still build them: a rare path, and the same verdict.
+func decodeNDJSON(data []byte, noFields bool) ([]event.Entry, error) {
+	if out, ok := decodeNDJSONFast(data, noFields); ok {
 		return out, nil
 	}
-	if out, ok := decodeNDJSONStream(data); ok {
-		return out, nil
+	out, ok := decodeNDJSONStream(data)
+	var err error
+	if !ok {
+		out, err = decodeNDJSONLines(data)
 	}
-	return decodeNDJSONLines(data)
+	if noFields {
+		for i := range out { // the same entries whichever reading answered
+			out[i].Fields = nil
+		}
+	}
+	return out, err
 }
 
 // decodeNDJSONStream reads the whole chunk with one json.Decoder: a Decoder per line was

@@ -70,7 +70,8 @@ func estimate(entries []event.Entry) int {
 // answers only for what the line-by-line reading would read the same (one object per line,
 // each key of event.Entry at most once, each with the type encoding/json writes there);
 // false otherwise, and encoding/json decides.
-func decodeNDJSONFast(data []byte) ([]event.Entry, bool) {
+// noFields: the fields objects are skipped, not built (the entries have no Fields).
+func decodeNDJSONFast(data []byte, noFields bool) ([]event.Entry, bool) {
 	s := string(data)
 	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
 	var d jsonscan.Decoder
@@ -88,7 +89,7 @@ func decodeNDJSONFast(data []byte) ([]event.Entry, bool) {
 			continue // a blank line
 		}
 		out = append(out, event.Entry{})
-		if !decodeEntry(&d, &out[len(out)-1]) {
+		if !decodeEntry(&d, &out[len(out)-1], noFields) {
 			return nil, false
 		}
 		d.SkipSpace()
@@ -100,7 +101,7 @@ func decodeNDJSONFast(data []byte) ([]event.Entry, bool) {
 }
 
 // decodeEntry reads one entry object.
-func decodeEntry(d *jsonscan.Decoder, e *event.Entry) bool {
+func decodeEntry(d *jsonscan.Decoder, e *event.Entry, noFields bool) bool {
 	if !d.Consume('{') {
 		return false
 	}
@@ -120,7 +121,7 @@ func decodeEntry(d *jsonscan.Decoder, e *event.Entry) bool {
 			return false
 		}
 		d.SkipSpace()
-		bit, ok := decodeEntryField(d, e, k)
+		bit, ok := decodeEntryField(d, e, k, noFields)
 		if !ok || seen&bit != 0 {
 			return false
 		}
@@ -134,7 +135,7 @@ func decodeEntry(d *jsonscan.Decoder, e *event.Entry) bool {
 }
 
 // decodeEntryField reads the value of key k into e.
-func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string) (int, bool) {
+func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string, noFields bool) (int, bool) {
 	var dst *string
 	var bit int
 	switch k {
@@ -158,6 +159,10 @@ func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string) (int, bool)
 	case "message":
 		dst, bit = &e.Message, keyMessage
 	case "fields":
+		if noFields {
+			// An object, as Object would read it (encoding/json reads null too: it decides).
+			return keyFields, d.Peek() == '{' && d.Skip()
+		}
 		m, ok := d.Object()
 		e.Fields = m
 		return keyFields, ok

@@ -165,3 +165,33 @@ func TestPlainRun(t *testing.T) {
 		}
 	}
 }
+
+// checkSkip: Skip accepts exactly what Value accepts, and ends where Value ends.
+func checkSkip(t *testing.T, s string) {
+	t.Helper()
+	var dv, ds jsonscan.Decoder
+	dv.Reset(s)
+	ds.Reset(s)
+	_, okV := dv.Value()
+	okS := ds.Skip()
+	if okV != okS || okV && dv.Pos() != ds.Pos() {
+		t.Fatalf("%q: Value ok=%v at %d, Skip ok=%v at %d", s, okV, dv.Pos(), okS, ds.Pos())
+	}
+}
+
+func TestSkipAgreesWithValue(t *testing.T) {
+	more := []string{
+		`"\ud83d\uZZZZ"`, `"\ud83d\ude00"`, `"\u00e9"`, `"\x"`, `"\`, `"abc`, "\"a\x01\"", `[1,[2,{"a":[]}]] x`,
+		strings.Repeat("[", 600) + strings.Repeat("]", 600), `-`, `-0.5e+3`, `01`, `nul`, ` true`, ``,
+	}
+	for _, s := range append(samples, more...) {
+		t.Run(s, func(t *testing.T) { checkSkip(t, s) })
+	}
+}
+
+func FuzzSkip(f *testing.F) {
+	for _, s := range samples {
+		f.Add(s)
+	}
+	f.Fuzz(checkSkip)
+}
