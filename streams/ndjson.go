@@ -19,7 +19,7 @@ import (
 // DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
 // fields become int64 when they are integers that fit, float64 otherwise, and json.Number
 // for integers beyond int64, as the json step makes them, so a second processor sees the
-// same types as the first.
+// same types as the first. The entries' strings may share data's memory (see Entries).
 //
 // The chunk is read by jsonscan (decodeNDJSONFast); whatever it is not sure of is read by
 // encoding/json, first in one pass over the chunk (decodeNDJSONStream), and when that gives

@@ -65,14 +65,14 @@ func estimate(entries []event.Entry) int {
 	return (len(one) + len(one)/8) * len(entries)
 }
 
-// decodeNDJSONFast reads a derived chunk with jsonscan: one copy of the chunk as a string,
-// which every entry's strings share, and one buffer for the strings that had escapes. It
-// answers only for what the line-by-line reading would read the same (one object per line,
-// each key of event.Entry at most once, each with the type encoding/json writes there);
-// false otherwise, and encoding/json decides.
-// noFields: the fields objects are skipped, not built (the entries have no Fields).
+// decodeNDJSONFast reads a derived chunk with jsonscan: the chunk as a string (payloadString,
+// no copy), which every entry's strings share, and one buffer for the strings that had
+// escapes. It answers only for what the line-by-line reading would read the same (one object
+// per line, each key of event.Entry at most once, each with the type encoding/json writes
+// there); false otherwise, and encoding/json decides. noFields: the fields objects are
+// skipped, not built (the entries have no Fields).
 func decodeNDJSONFast(data []byte, noFields bool) ([]event.Entry, bool) {
-	s := string(data)
+	s := payloadString(data)
 	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
 	var d jsonscan.Decoder
 	d.ReserveArena(len(s))

@@ -25,8 +25,7 @@ func (d *Decoder) Skip() bool {
 		return d.Literal("null")
 	default:
 		if c == '-' || c >= '0' && c <= '9' {
-			_, ok := d.number()
-			return ok
+			return d.scanNumber() // no value built: Number would box it
 		}
 		return false
 	}
