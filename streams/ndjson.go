@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
@@ -150,8 +151,8 @@ func numbers(v any) any {
 // The bytes are encoding/json's, written by jsonscan without reflection (appendEntry); an
 // entry it does not handle is written by encoding/json itself.
 func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
-	var keys [16]string
-	if out, _, ok := appendEntry(dst, e, keys[:0]); ok {
+	var members [16]jsonscan.Member
+	if out, _, ok := appendEntry(dst, e, members[:0]); ok {
 		return out, nil
 	}
 	return appendNDJSONStd(dst, e)
@@ -189,8 +190,8 @@ func AppendDerived(dst []byte, msgID string, entries []event.Entry) ([]byte, err
 	if cap(dst)-len(dst) < 64 {
 		dst = slices.Grow(dst, estimate(entries))
 	}
-	var keys [16]string
-	scratch := keys[:0]
+	var members [16]jsonscan.Member
+	scratch := members[:0]
 	for i := range entries {
 		out, sc, ok := appendEntry(dst, &entries[i], scratch)
 		if ok {

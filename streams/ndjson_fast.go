@@ -23,7 +23,7 @@ const (
 // appendEntry writes e's NDJSON line as encoding/json writes event.Entry: fields in struct
 // order, stream, fields and continued omitted when empty. ok=false: a value it does not
 // handle; nothing of dst's length is used then.
-func appendEntry(dst []byte, e *event.Entry, scratch []string) ([]byte, []string, bool) {
+func appendEntry(dst []byte, e *event.Entry, scratch []jsonscan.Member) ([]byte, []jsonscan.Member, bool) {
 	n := len(dst)
 	dst = append(dst, `{"time":`...)
 	dst, ok := jsonscan.AppendTime(dst, e.Time)
@@ -60,8 +60,8 @@ func estimate(entries []event.Entry) int {
 	if len(entries) == 0 {
 		return 0
 	}
-	var keys [16]string
-	one, _, _ := appendEntry(make([]byte, 0, 512), &entries[0], keys[:0])
+	var members [16]jsonscan.Member
+	one, _, _ := appendEntry(make([]byte, 0, 512), &entries[0], members[:0])
 	return (len(one) + len(one)/8) * len(entries)
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -85,9 +86,9 @@ func AppendTime(dst []byte, t time.Time) ([]byte, bool) {
 
 // AppendValue appends v as encoding/json would (map keys sorted, no HTML escaping). ok=false
 // for a value it does not handle or that encoding/json refuses (NaN, an invalid Number, a
-// type other than those the path uses): ask encoding/json then. scratch holds map keys while
-// they are sorted; it is returned for reuse.
-func AppendValue(dst []byte, v any, scratch []string) ([]byte, []string, bool) {
+// type other than those the path uses): ask encoding/json then. scratch holds map members
+// while they are sorted; it is returned for reuse.
+func AppendValue(dst []byte, v any, scratch []Member) ([]byte, []Member, bool) {
 	switch t := v.(type) {
 	case nil:
 		return append(dst, "null"...), scratch, true
@@ -131,32 +132,53 @@ func AppendValue(dst []byte, v any, scratch []string) ([]byte, []string, bool) {
 	return dst, scratch, false
 }
 
-// AppendMap appends m as an object with its keys in sorted order (nil: null).
-func AppendMap(dst []byte, m map[string]any, scratch []string) ([]byte, []string, bool) {
+// Member is one key and value of a map being written.
+type Member struct {
+	Key   string
+	Value any
+}
+
+// AppendMap appends m as an object with its keys in sorted order (nil: null). The members
+// are sorted with their values: looking each value up again by its key was a quarter of
+// the time of an 8-field object (BenchmarkAppendMap8).
+func AppendMap(dst []byte, m map[string]any, scratch []Member) ([]byte, []Member, bool) {
 	if m == nil {
 		return append(dst, "null"...), scratch, true
 	}
 	base := len(scratch)
-	for k := range m {
-		scratch = append(scratch, k)
+	for k, v := range m {
+		scratch = append(scratch, Member{k, v})
 	}
-	keys := scratch[base:]
-	slices.Sort(keys)
+	sortMembers(scratch[base:])
 	dst = append(dst, '{')
 	ok := true
-	for i := base; i < len(scratch); i++ {
-		k := scratch[i]
+	for i := base; i < base+len(m); i++ {
 		if i > base {
 			dst = append(dst, ',')
 		}
-		dst = AppendString(dst, k)
+		dst = AppendString(dst, scratch[i].Key)
 		dst = append(dst, ':')
-		// Nested maps put their keys after ours in scratch; ours stay where they are.
-		if dst, scratch, ok = AppendValue(dst, m[k], scratch); !ok {
+		// Nested maps put their members after ours in scratch; ours stay where they are.
+		if dst, scratch, ok = AppendValue(dst, scratch[i].Value, scratch); !ok {
+			clear(scratch[base:])
 			return dst, scratch[:base], false
 		}
 	}
+	clear(scratch[base:]) // the values are not kept alive by a reused scratch
 	return append(dst, '}'), scratch[:base], true
+}
+
+// sortMembers sorts by key: insertion sort for the few keys of a log line's fields.
+func sortMembers(ms []Member) {
+	if len(ms) > 12 {
+		slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Key, b.Key) })
+		return
+	}
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].Key < ms[j-1].Key; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
 }
 
 // appendFloat is encoding/json's float64 encoding (ES6 number to string).
@@ -185,6 +207,5 @@ func appendFloat(dst []byte, f float64) ([]byte, bool) {
 func validNumber(s string) bool {
 	var d Decoder
 	d.Reset(s)
-	_, ok := d.number()
-	return ok && d.i == len(s)
+	return d.scanNumber() && d.i == len(s)
 }

@@ -128,7 +128,7 @@ func checkEncode(t *testing.T, v any) {
 		t.Fatalf("%#v: not handled", v)
 	}
 	if len(scratch) != 0 {
-		t.Fatalf("scratch left with %d keys", len(scratch))
+		t.Fatalf("scratch left with %d members", len(scratch))
 	}
 	want, err := stdEncode(v)
 	if err != nil {
