@@ -153,17 +153,31 @@ func FuzzAppendValue(f *testing.F) {
 	})
 }
 
+var plainRunSamples = []string{"", "abc", "abcdefgh", "abcdefghi\"", "abcdefgh\\ij", "0123456789abcdef\x1f", "abcdefg\x7f\x80",
+	"abcdefgh\xc3\xa9", " !#$%&'()*+,-./[]^_`{|}~\x7f", "abcdefgh" + "\x00", "abcdefgh" + "\x20", "ab\"cdefg\x00\"", "\x1f\x00\"\"\"\"\"\"",
+	"abcd\x00\x01\"\\", "abcdefgh\xff\x00\x1f\"abcd", "\\bcdefgh", "abcdefg\\"}
+
 func TestPlainRun(t *testing.T) {
-	for _, s := range []string{"", "abc", "abcdefgh", "abcdefghi\"", "abcdefgh\\ij", "0123456789abcdef\x1f", "abcdefg\x7f\x80",
-		"abcdefgh\xc3\xa9", " !#$%&'()*+,-./[]^_`{|}~\x7f", "abcdefgh" + "\x00", "abcdefgh" + "\x20"} {
-		want := 0
-		for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && s[want] != '"' && s[want] != '\\' {
-			want++
-		}
-		if got := jsonscan.PlainRun(s); got != want {
-			t.Errorf("PlainRun(%q) = %d, want %d", s, got, want)
-		}
+	for _, s := range plainRunSamples {
+		checkPlainRun(t, s)
 	}
+}
+
+func checkPlainRun(t *testing.T, s string) {
+	want := 0
+	for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && s[want] != '"' && s[want] != '\\' {
+		want++
+	}
+	if got := jsonscan.PlainRun(s); got != want {
+		t.Errorf("PlainRun(%q) = %d, want %d", s, got, want)
+	}
+}
+
+func FuzzPlainRun(f *testing.F) {
+	for _, s := range plainRunSamples {
+		f.Add(s)
+	}
+	f.Fuzz(checkPlainRun)
 }
 
 // checkSkip: Skip accepts exactly what Value accepts, and ends where Value ends.
