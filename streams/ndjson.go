@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/logcap/logcap/event"
-	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
@@ -151,8 +150,7 @@ func numbers(v any) any {
 // The bytes are encoding/json's, written by jsonscan without reflection (appendEntry); an
 // entry it does not handle is written by encoding/json itself.
 func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
-	var members [16]jsonscan.Member
-	if out, _, ok := appendEntry(dst, e, members[:0]); ok {
+	if out, ok := appendEntry(dst, e); ok {
 		return out, nil
 	}
 	return appendNDJSONStd(dst, e)
@@ -190,12 +188,9 @@ func AppendDerived(dst []byte, msgID string, entries []event.Entry) ([]byte, err
 	if cap(dst)-len(dst) < 64 {
 		dst = slices.Grow(dst, estimate(entries))
 	}
-	var members [16]jsonscan.Member
-	scratch := members[:0]
 	for i := range entries {
-		out, sc, ok := appendEntry(dst, &entries[i], scratch)
-		if ok {
-			dst, scratch = out, sc
+		if out, ok := appendEntry(dst, &entries[i]); ok {
+			dst = out
 			continue
 		}
 		var err error

@@ -23,12 +23,12 @@ const (
 // appendEntry writes e's NDJSON line as encoding/json writes event.Entry: fields in struct
 // order, stream, fields and continued omitted when empty. ok=false: a value it does not
 // handle; nothing of dst's length is used then.
-func appendEntry(dst []byte, e *event.Entry, scratch []jsonscan.Member) ([]byte, []jsonscan.Member, bool) {
+func appendEntry(dst []byte, e *event.Entry) ([]byte, bool) {
 	n := len(dst)
 	dst = append(dst, `{"time":`...)
 	dst, ok := jsonscan.AppendTime(dst, e.Time)
 	if !ok {
-		return dst[:n], scratch, false
+		return dst[:n], false
 	}
 	dst = append(dst, `,"host":`...)
 	dst = jsonscan.AppendString(dst, e.Host)
@@ -44,14 +44,14 @@ func appendEntry(dst []byte, e *event.Entry, scratch []jsonscan.Member) ([]byte,
 	dst = jsonscan.AppendString(dst, e.Message)
 	if len(e.Fields) > 0 {
 		dst = append(dst, `,"fields":`...)
-		if dst, scratch, ok = jsonscan.AppendMap(dst, e.Fields, scratch); !ok {
-			return dst[:n], scratch, false
+		if dst, ok = jsonscan.AppendMap(dst, e.Fields); !ok {
+			return dst[:n], false
 		}
 	}
 	if e.Continued {
 		dst = append(dst, `,"continued":true`...)
 	}
-	return append(dst, '}', '\n'), scratch, true
+	return append(dst, '}', '\n'), true
 }
 
 // estimate is a first size for the NDJSON of entries: the messages escaped, the metadata
@@ -60,8 +60,7 @@ func estimate(entries []event.Entry) int {
 	if len(entries) == 0 {
 		return 0
 	}
-	var members [16]jsonscan.Member
-	one, _, _ := appendEntry(make([]byte, 0, 512), &entries[0], members[:0])
+	one, _ := appendEntry(make([]byte, 0, 512), &entries[0])
 	return (len(one) + len(one)/8) * len(entries)
 }
 

@@ -14,10 +14,9 @@ func BenchmarkAppendMap8(b *testing.B) {
 		b.Fatal("parse")
 	}
 	var dst []byte
-	var scratch []jsonscan.Member
 	b.ReportAllocs()
 	for b.Loop() {
-		dst, scratch, ok = jsonscan.AppendMap(dst[:0], m, scratch)
+		dst, ok = jsonscan.AppendMap(dst[:0], m)
 		if !ok {
 			b.Fatal("encode")
 		}
