@@ -121,6 +121,9 @@ type Stage struct {
 	// an error instead, and the destination is not probed between attempts (a replay: a
 	// person is watching, and nothing is left behind in a consumer).
 	FailFast bool
+	// NoFields: the sink does not read entries' Fields (sinks.FieldsReader), so derived
+	// chunks are decoded without building them.
+	NoFields bool
 }
 
 func (s *Stage) log() *zap.Logger {

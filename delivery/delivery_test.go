@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/logcap/logcap/event"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/sinks"
 	"github.com/logcap/logcap/streams"
@@ -247,3 +249,33 @@ func (pendingObs) Wrote(int, int, time.Duration)      {}
 func (pendingObs) Retrying(int, time.Duration, error) {}
 func (pendingObs) Healthy(bool)                       {}
 func (pendingObs) DeadLettered()                      {}
+
+// A stage whose sink reads no fields decodes derived chunks without them, and nothing else
+// of the records changes.
+func TestNewBatchNoFields(t *testing.T) {
+	entries := []event.Entry{
+		{Time: time.Unix(5, 0).UTC(), Host: "h", Kind: "file", Source: "/a.log", Message: `{"a":1}`, Fields: map[string]any{"a": int64(1), "b": []any{"x"}}},
+		{Time: time.Unix(6, 0).UTC(), Host: "h", Kind: "file", Source: "/a.log", Message: "plain", Continued: true},
+	}
+	nm, err := streams.DerivedMsg("parsed.file.h.a", "LOGS:7", entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, noFields := range []bool{false, true} {
+		st := &Stage{Name: "s", NoFields: noFields}
+		m := &Msg{Stream: "PARSED", Subject: nm.Subject, Header: nm.Header, Data: nm.Data, Seq: 3, Delivered: 1, Settle: &settled{}}
+		b := st.NewBatch(context.Background(), []*Msg{m})
+		if b.Len() != len(entries) {
+			t.Fatalf("noFields=%v: %d records, want %d", noFields, b.Len(), len(entries))
+		}
+		for i, r := range b.recs {
+			want := entries[i]
+			if noFields {
+				want.Fields = nil
+			}
+			if !reflect.DeepEqual(r.Entry, want) {
+				t.Errorf("noFields=%v: record %d\n got %#v\nwant %#v", noFields, i, r.Entry, want)
+			}
+		}
+	}
+}

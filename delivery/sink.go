@@ -39,6 +39,8 @@ type Batch struct {
 	owner   []int // record → message
 	left    []int // per message: records not yet accepted
 	settled []bool
+	// noFields: records of derived chunks come without Fields (Stage.NoFields).
+	noFields bool
 }
 
 // Records decodes a message into sink records (streams.EntriesRaw): Stream, Seq and Index
@@ -55,7 +57,11 @@ func Records(m *Msg) ([]sinks.Record, error) {
 // Add decodes m and adds its records; it returns how many. A message that cannot be
 // decoded is not added.
 func (b *Batch) Add(m *Msg) (int, error) {
-	ents, raws, err := streams.EntriesRaw(m.Subject, m.Header, m.Data)
+	decode := streams.EntriesRaw
+	if b.noFields {
+		decode = streams.EntriesRawNoFields
+	}
+	ents, raws, err := decode(m.Subject, m.Header, m.Data)
 	if err != nil {
 		return 0, fmt.Errorf("%s seq %d: decode: %w", m.Stream, m.Seq, err)
 	}
@@ -97,7 +103,7 @@ func (s *Stage) NewBatch(ctx context.Context, msgs []*Msg) *Batch {
 			}
 		}
 	}
-	b := &Batch{msgs: make([]*Msg, 0, len(msgs)), recs: make([]sinks.Record, 0, n), owner: make([]int, 0, n)}
+	b := &Batch{msgs: make([]*Msg, 0, len(msgs)), recs: make([]sinks.Record, 0, n), owner: make([]int, 0, n), noFields: s.NoFields}
 	for _, m := range msgs {
 		if _, err := b.Add(m); err != nil {
 			_ = s.DeadLetter(ctx, m, err)

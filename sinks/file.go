@@ -81,6 +81,7 @@ var (
 	_ Sink          = (*FileSink)(nil)
 	_ Ordered       = (*FileSink)(nil)
 	_ StreamChecked = (*FileSink)(nil)
+	_ FieldsReader  = (*FileSink)(nil)
 )
 
 // SetStreamCheck makes the sink ask check before it skips records as written.
@@ -88,6 +89,9 @@ func (s *FileSink) SetStreamCheck(check StreamCheck) { s.check = check }
 
 // Ordered reports true: positions are per stream, newest only (see Ordered).
 func (s *FileSink) Ordered() bool { return true }
+
+// ReadsFields: only the json format writes the fields (a path template names none).
+func (s *FileSink) ReadsFields() bool { return s.format != "raw" }
 
 // NewFile validates o. It opens nothing: files are opened on first write.
 func NewFile(o FileOptions) (*FileSink, error) {

@@ -62,6 +62,14 @@ type Ordered interface {
 	Ordered() bool
 }
 
+// FieldsReader is implemented by a sink that can tell whether its output uses entries'
+// Fields. One that does not (a file or stdout sink writing raw lines) gets the entries of
+// derived chunks without them: building them was most of such a sink's decoding. A sink that
+// does not implement it gets them.
+type FieldsReader interface {
+	ReadsFields() bool
+}
+
 // Concurrent is implemented by a sink whose Write may run concurrently with itself (an HTTP
 // sink: each Write is one request on a pooled connection). Concurrency is how many writes
 // the pipeline keeps in flight when request.concurrency is not set; a sink that does not

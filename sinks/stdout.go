@@ -39,7 +39,10 @@ type StdoutSink struct {
 	buf    []byte
 }
 
-var _ Sink = (*StdoutSink)(nil)
+var (
+	_ Sink         = (*StdoutSink)(nil)
+	_ FieldsReader = (*StdoutSink)(nil)
+)
 
 // NewStdout validates o and returns a sink writing to w.
 func NewStdout(o StdoutOptions, w io.Writer) (*StdoutSink, error) {
@@ -72,6 +75,9 @@ func (s *StdoutSink) Write(ctx context.Context, batch []Record) error {
 	}
 	return nil
 }
+
+// ReadsFields: only the json format writes the fields.
+func (s *StdoutSink) ReadsFields() bool { return s.format != "raw" }
 
 // Check always succeeds: there is nothing to probe on a standard stream.
 func (s *StdoutSink) Check(context.Context) error { return nil }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +78,33 @@ func TestStdoutErrors(t *testing.T) {
 		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("options %v: error %v, want %q", tt.opts, err, tt.wantErr)
 		}
+	}
+}
+
+// Only the json format of the line sinks writes fields: raw ones say they read none, so the
+// pipeline decodes derived entries without them.
+func TestLineSinksReadFields(t *testing.T) {
+	for _, tc := range []struct {
+		format string
+		want   bool
+	}{{"", false}, {"raw", false}, {"json", true}} {
+		so, err := NewStdout(StdoutOptions{Format: tc.format}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := so.ReadsFields(); got != tc.want {
+			t.Errorf("stdout format %q: ReadsFields %v, want %v", tc.format, got, tc.want)
+		}
+		if tc.format == "" {
+			continue // the file sink's default is json
+		}
+		fs, err := NewFile(FileOptions{Path: filepath.Join(t.TempDir(), "out.log"), Format: tc.format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fs.ReadsFields(); got != tc.want {
+			t.Errorf("file format %q: ReadsFields %v, want %v", tc.format, got, tc.want)
+		}
+		_ = fs.Close()
 	}
 }

@@ -19,19 +19,33 @@ import (
 // DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
 // fields become int64 when they are integers that fit, float64 otherwise, and json.Number
 // for integers beyond int64, as the json step makes them, so a second processor sees the
-// same types as the first.
+// same types as the first. The entries' strings may share data's memory (see Entries).
 //
 // The chunk is read by jsonscan (decodeNDJSONFast); whatever it is not sure of is read by
 // encoding/json, first in one pass over the chunk (decodeNDJSONStream), and when that gives
 // up too, line by line, whose error names the line.
 func DecodeNDJSON(data []byte) ([]event.Entry, error) {
-	if out, ok := decodeNDJSONFast(data); ok {
+	return decodeNDJSON(data, false)
+}
+
+// decodeNDJSON is DecodeNDJSON; noFields: the fields objects are skipped (checked, not
+// built) where jsonscan reads the chunk. The readings by encoding/json that decide what
+// jsonscan is not sure of still build them: a rare path, and the same verdict.
+func decodeNDJSON(data []byte, noFields bool) ([]event.Entry, error) {
+	if out, ok := decodeNDJSONFast(data, noFields); ok {
 		return out, nil
 	}
-	if out, ok := decodeNDJSONStream(data); ok {
-		return out, nil
+	out, ok := decodeNDJSONStream(data)
+	var err error
+	if !ok {
+		out, err = decodeNDJSONLines(data)
 	}
-	return decodeNDJSONLines(data)
+	if noFields {
+		for i := range out { // the same entries whichever reading answered
+			out[i].Fields = nil
+		}
+	}
+	return out, err
 }
 
 // decodeNDJSONStream reads the whole chunk with one json.Decoder: a Decoder per line was
@@ -136,8 +150,7 @@ func numbers(v any) any {
 // The bytes are encoding/json's, written by jsonscan without reflection (appendEntry); an
 // entry it does not handle is written by encoding/json itself.
 func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
-	var keys [16]string
-	if out, _, ok := appendEntry(dst, e, keys[:0]); ok {
+	if out, ok := appendEntry(dst, e); ok {
 		return out, nil
 	}
 	return appendNDJSONStd(dst, e)
@@ -175,12 +188,9 @@ func AppendDerived(dst []byte, msgID string, entries []event.Entry) ([]byte, err
 	if cap(dst)-len(dst) < 64 {
 		dst = slices.Grow(dst, estimate(entries))
 	}
-	var keys [16]string
-	scratch := keys[:0]
 	for i := range entries {
-		out, sc, ok := appendEntry(dst, &entries[i], scratch)
-		if ok {
-			dst, scratch = out, sc
+		if out, ok := appendEntry(dst, &entries[i]); ok {
+			dst = out
 			continue
 		}
 		var err error

@@ -23,12 +23,12 @@ const (
 // appendEntry writes e's NDJSON line as encoding/json writes event.Entry: fields in struct
 // order, stream, fields and continued omitted when empty. ok=false: a value it does not
 // handle; nothing of dst's length is used then.
-func appendEntry(dst []byte, e *event.Entry, scratch []string) ([]byte, []string, bool) {
+func appendEntry(dst []byte, e *event.Entry) ([]byte, bool) {
 	n := len(dst)
 	dst = append(dst, `{"time":`...)
 	dst, ok := jsonscan.AppendTime(dst, e.Time)
 	if !ok {
-		return dst[:n], scratch, false
+		return dst[:n], false
 	}
 	dst = append(dst, `,"host":`...)
 	dst = jsonscan.AppendString(dst, e.Host)
@@ -44,14 +44,14 @@ func appendEntry(dst []byte, e *event.Entry, scratch []string) ([]byte, []string
 	dst = jsonscan.AppendString(dst, e.Message)
 	if len(e.Fields) > 0 {
 		dst = append(dst, `,"fields":`...)
-		if dst, scratch, ok = jsonscan.AppendMap(dst, e.Fields, scratch); !ok {
-			return dst[:n], scratch, false
+		if dst, ok = jsonscan.AppendMap(dst, e.Fields); !ok {
+			return dst[:n], false
 		}
 	}
 	if e.Continued {
 		dst = append(dst, `,"continued":true`...)
 	}
-	return append(dst, '}', '\n'), scratch, true
+	return append(dst, '}', '\n'), true
 }
 
 // estimate is a first size for the NDJSON of entries: the messages escaped, the metadata
@@ -60,18 +60,18 @@ func estimate(entries []event.Entry) int {
 	if len(entries) == 0 {
 		return 0
 	}
-	var keys [16]string
-	one, _, _ := appendEntry(make([]byte, 0, 512), &entries[0], keys[:0])
+	one, _ := appendEntry(make([]byte, 0, 512), &entries[0])
 	return (len(one) + len(one)/8) * len(entries)
 }
 
-// decodeNDJSONFast reads a derived chunk with jsonscan: one copy of the chunk as a string,
-// which every entry's strings share, and one buffer for the strings that had escapes. It
-// answers only for what the line-by-line reading would read the same (one object per line,
-// each key of event.Entry at most once, each with the type encoding/json writes there);
-// false otherwise, and encoding/json decides.
-func decodeNDJSONFast(data []byte) ([]event.Entry, bool) {
-	s := string(data)
+// decodeNDJSONFast reads a derived chunk with jsonscan: the chunk as a string (payloadString,
+// no copy), which every entry's strings share, and one buffer for the strings that had
+// escapes. It answers only for what the line-by-line reading would read the same (one object
+// per line, each key of event.Entry at most once, each with the type encoding/json writes
+// there); false otherwise, and encoding/json decides. noFields: the fields objects are
+// skipped, not built (the entries have no Fields).
+func decodeNDJSONFast(data []byte, noFields bool) ([]event.Entry, bool) {
+	s := payloadString(data)
 	out := make([]event.Entry, 0, bytes.Count(data, []byte{'\n'})+1)
 	var d jsonscan.Decoder
 	d.ReserveArena(len(s))
@@ -88,7 +88,7 @@ func decodeNDJSONFast(data []byte) ([]event.Entry, bool) {
 			continue // a blank line
 		}
 		out = append(out, event.Entry{})
-		if !decodeEntry(&d, &out[len(out)-1]) {
+		if !decodeEntry(&d, &out[len(out)-1], noFields) {
 			return nil, false
 		}
 		d.SkipSpace()
@@ -100,7 +100,7 @@ func decodeNDJSONFast(data []byte) ([]event.Entry, bool) {
 }
 
 // decodeEntry reads one entry object.
-func decodeEntry(d *jsonscan.Decoder, e *event.Entry) bool {
+func decodeEntry(d *jsonscan.Decoder, e *event.Entry, noFields bool) bool {
 	if !d.Consume('{') {
 		return false
 	}
@@ -120,7 +120,7 @@ func decodeEntry(d *jsonscan.Decoder, e *event.Entry) bool {
 			return false
 		}
 		d.SkipSpace()
-		bit, ok := decodeEntryField(d, e, k)
+		bit, ok := decodeEntryField(d, e, k, noFields)
 		if !ok || seen&bit != 0 {
 			return false
 		}
@@ -134,7 +134,7 @@ func decodeEntry(d *jsonscan.Decoder, e *event.Entry) bool {
 }
 
 // decodeEntryField reads the value of key k into e.
-func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string) (int, bool) {
+func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string, noFields bool) (int, bool) {
 	var dst *string
 	var bit int
 	switch k {
@@ -158,6 +158,10 @@ func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string) (int, bool)
 	case "message":
 		dst, bit = &e.Message, keyMessage
 	case "fields":
+		if noFields {
+			// An object, as Object would read it (encoding/json reads null too: it decides).
+			return keyFields, d.Peek() == '{' && d.Skip()
+		}
 		m, ok := d.Object()
 		e.Fields = m
 		return keyFields, ok

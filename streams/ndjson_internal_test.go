@@ -73,9 +73,21 @@ func TestDecodeNDJSONFastAgrees(t *testing.T) {
 }
 
 func checkNDJSONFast(t *testing.T, data string) {
-	fast, ok := decodeNDJSONFast([]byte(data))
+	fast, ok := decodeNDJSONFast([]byte(data), false)
+	bare, bareOK := decodeNDJSONFast([]byte(data), true)
+	if ok != bareOK {
+		t.Fatalf("jsonscan reading with fields ok=%v, without ok=%v: %q", ok, bareOK, data)
+	}
 	if !ok {
 		return
+	}
+	// Without fields: the same entries, but for Fields.
+	for i := range fast {
+		e := fast[i]
+		e.Fields = nil
+		if !reflect.DeepEqual(e, bare[i]) {
+			t.Fatalf("entry %d of %q without fields:\n%#v\nwant %#v", i, data, bare[i], e)
+		}
 	}
 	slow, err := decodeNDJSONLines([]byte(data))
 	if err != nil {
@@ -131,7 +143,7 @@ func TestDecodeNDJSONFastSharedBuffer(t *testing.T) {
 		b.WriteString(`{"host":"h\u00e9` + strings.Repeat("x", i%5) + `","message":"` + msg + `","fields":{"a\"b":"\n` + msg + `"}}` + "\n")
 	}
 	checkNDJSONFast(t, b.String())
-	if _, ok := decodeNDJSONFast([]byte(b.String())); !ok {
+	if _, ok := decodeNDJSONFast([]byte(b.String()), false); !ok {
 		t.Fatal("jsonscan gave up on valid NDJSON")
 	}
 }

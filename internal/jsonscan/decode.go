@@ -349,29 +349,37 @@ func getu4(s string) rune {
 	return r
 }
 
-// number reads a number by the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number reads a number (scanNumber) and gives its value (Number).
 func (d *Decoder) number() (any, bool) {
 	start := d.i
+	if !d.scanNumber() {
+		return nil, false
+	}
+	return Number(d.s[start:d.i]), true
+}
+
+// scanNumber reads a number by the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *Decoder) scanNumber() bool {
 	d.Consume('-')
 	switch {
 	case d.Consume('0'):
 	case d.i < len(d.s) && d.s[d.i] >= '1' && d.s[d.i] <= '9':
 		d.digits()
 	default:
-		return nil, false
+		return false
 	}
 	if d.Consume('.') && !d.digits() {
-		return nil, false
+		return false
 	}
 	if d.Consume('e') || d.Consume('E') {
 		if !d.Consume('+') {
 			d.Consume('-')
 		}
 		if !d.digits() {
-			return nil, false
+			return false
 		}
 	}
-	return Number(d.s[start:d.i]), true
+	return true
 }
 
 func (d *Decoder) digits() bool {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -85,36 +86,34 @@ func AppendTime(dst []byte, t time.Time) ([]byte, bool) {
 
 // AppendValue appends v as encoding/json would (map keys sorted, no HTML escaping). ok=false
 // for a value it does not handle or that encoding/json refuses (NaN, an invalid Number, a
-// type other than those the path uses): ask encoding/json then. scratch holds map keys while
-// they are sorted; it is returned for reuse.
-func AppendValue(dst []byte, v any, scratch []string) ([]byte, []string, bool) {
+// type other than those the path uses): ask encoding/json then.
+func AppendValue(dst []byte, v any) ([]byte, bool) {
 	switch t := v.(type) {
 	case nil:
-		return append(dst, "null"...), scratch, true
+		return append(dst, "null"...), true
 	case string:
-		return AppendString(dst, t), scratch, true
+		return AppendString(dst, t), true
 	case bool:
-		return strconv.AppendBool(dst, t), scratch, true
+		return strconv.AppendBool(dst, t), true
 	case int64:
-		return strconv.AppendInt(dst, t, 10), scratch, true
+		return strconv.AppendInt(dst, t, 10), true
 	case int:
-		return strconv.AppendInt(dst, int64(t), 10), scratch, true
+		return strconv.AppendInt(dst, int64(t), 10), true
 	case float64:
-		out, ok := appendFloat(dst, t)
-		return out, scratch, ok
+		return appendFloat(dst, t)
 	case json.Number:
 		if t == "" {
-			return append(dst, '0'), scratch, true
+			return append(dst, '0'), true
 		}
 		if !validNumber(string(t)) {
-			return dst, scratch, false
+			return dst, false
 		}
-		return append(dst, t...), scratch, true
+		return append(dst, t...), true
 	case map[string]any:
-		return AppendMap(dst, t, scratch)
+		return AppendMap(dst, t)
 	case []any:
 		if t == nil {
-			return append(dst, "null"...), scratch, true
+			return append(dst, "null"...), true
 		}
 		dst = append(dst, '[')
 		ok := true
@@ -122,41 +121,74 @@ func AppendValue(dst []byte, v any, scratch []string) ([]byte, []string, bool) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			if dst, scratch, ok = AppendValue(dst, x, scratch); !ok {
-				return dst, scratch, false
+			if dst, ok = AppendValue(dst, x); !ok {
+				return dst, false
 			}
 		}
-		return append(dst, ']'), scratch, true
+		return append(dst, ']'), true
 	}
-	return dst, scratch, false
+	return dst, false
 }
 
-// AppendMap appends m as an object with its keys in sorted order (nil: null).
-func AppendMap(dst []byte, m map[string]any, scratch []string) ([]byte, []string, bool) {
+// member is one key and value of a map being written.
+type member struct {
+	key   string
+	value any
+}
+
+// AppendMap appends m as an object with its keys in sorted order (nil: null). The members
+// are sorted with their values (looking each value up again by its key was a quarter of
+// the time of an 8-field object, BenchmarkAppendMap8), in an array on the stack for a
+// line's few fields: sorting pointers in a heap buffer cost GC write barriers, 6% of the
+// CPU of file → json → file sink.
+func AppendMap(dst []byte, m map[string]any) ([]byte, bool) {
 	if m == nil {
-		return append(dst, "null"...), scratch, true
+		return append(dst, "null"...), true
 	}
-	base := len(scratch)
-	for k := range m {
-		scratch = append(scratch, k)
+	var local [16]member
+	ms := local[:0]
+	if len(m) > len(local) {
+		ms = make([]member, 0, len(m))
 	}
-	keys := scratch[base:]
-	slices.Sort(keys)
+	for k, v := range m {
+		ms = append(ms, member{k, v})
+	}
+	sortMembers(ms)
 	dst = append(dst, '{')
 	ok := true
-	for i := base; i < len(scratch); i++ {
-		k := scratch[i]
-		if i > base {
+	for i := range ms {
+		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendString(dst, k)
+		dst = AppendString(dst, ms[i].key)
 		dst = append(dst, ':')
-		// Nested maps put their keys after ours in scratch; ours stay where they are.
-		if dst, scratch, ok = AppendValue(dst, m[k], scratch); !ok {
-			return dst, scratch[:base], false
+		if dst, ok = AppendValue(dst, ms[i].value); !ok {
+			return dst, false
 		}
 	}
-	return append(dst, '}'), scratch[:base], true
+	return append(dst, '}'), true
+}
+
+// sortMembers sorts by key: insertion sort for the few keys of a log line's fields.
+func sortMembers(ms []member) {
+	if len(ms) > 12 {
+		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		return
+	}
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && keyLess(ms[j].key, ms[j-1].key); j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+// keyLess is a < b, deciding by the first bytes inline when they differ (they mostly do
+// among a line's keys): the string comparison's call was half of the sorting.
+func keyLess(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return a < b
 }
 
 // appendFloat is encoding/json's float64 encoding (ES6 number to string).
@@ -185,6 +217,5 @@ func appendFloat(dst []byte, f float64) ([]byte, bool) {
 func validNumber(s string) bool {
 	var d Decoder
 	d.Reset(s)
-	_, ok := d.number()
-	return ok && d.i == len(s)
+	return d.scanNumber() && d.i == len(s)
 }

@@ -115,7 +115,7 @@ func TestAppendValueAgreesWithEncodingJSON(t *testing.T) {
 	}
 	for _, bad := range []any{math.NaN(), math.Inf(1), json.Number("1x"), map[string]any{"a": math.NaN()},
 		[]any{func() {}}, float32(1), map[string]string{}} {
-		if _, _, ok := jsonscan.AppendValue(nil, bad, nil); ok {
+		if _, ok := jsonscan.AppendValue(nil, bad); ok {
 			t.Errorf("%#v: want encoding/json to decide", bad)
 		}
 	}
@@ -123,12 +123,9 @@ func TestAppendValueAgreesWithEncodingJSON(t *testing.T) {
 
 func checkEncode(t *testing.T, v any) {
 	t.Helper()
-	got, scratch, ok := jsonscan.AppendValue([]byte("prefix"), v, nil)
+	got, ok := jsonscan.AppendValue([]byte("prefix"), v)
 	if !ok {
 		t.Fatalf("%#v: not handled", v)
-	}
-	if len(scratch) != 0 {
-		t.Fatalf("scratch left with %d keys", len(scratch))
 	}
 	want, err := stdEncode(v)
 	if err != nil {
@@ -153,15 +150,59 @@ func FuzzAppendValue(f *testing.F) {
 	})
 }
 
+var plainRunSamples = []string{"", "abc", "abcdefgh", "abcdefghi\"", "abcdefgh\\ij", "0123456789abcdef\x1f", "abcdefg\x7f\x80",
+	"abcdefgh\xc3\xa9", " !#$%&'()*+,-./[]^_`{|}~\x7f", "abcdefgh" + "\x00", "abcdefgh" + "\x20", "ab\"cdefg\x00\"", "\x1f\x00\"\"\"\"\"\"",
+	"abcd\x00\x01\"\\", "abcdefgh\xff\x00\x1f\"abcd", "\\bcdefgh", "abcdefg\\"}
+
 func TestPlainRun(t *testing.T) {
-	for _, s := range []string{"", "abc", "abcdefgh", "abcdefghi\"", "abcdefgh\\ij", "0123456789abcdef\x1f", "abcdefg\x7f\x80",
-		"abcdefgh\xc3\xa9", " !#$%&'()*+,-./[]^_`{|}~\x7f", "abcdefgh" + "\x00", "abcdefgh" + "\x20"} {
-		want := 0
-		for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && s[want] != '"' && s[want] != '\\' {
-			want++
-		}
-		if got := jsonscan.PlainRun(s); got != want {
-			t.Errorf("PlainRun(%q) = %d, want %d", s, got, want)
-		}
+	for _, s := range plainRunSamples {
+		checkPlainRun(t, s)
 	}
+}
+
+func checkPlainRun(t *testing.T, s string) {
+	want := 0
+	for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && s[want] != '"' && s[want] != '\\' {
+		want++
+	}
+	if got := jsonscan.PlainRun(s); got != want {
+		t.Errorf("PlainRun(%q) = %d, want %d", s, got, want)
+	}
+}
+
+func FuzzPlainRun(f *testing.F) {
+	for _, s := range plainRunSamples {
+		f.Add(s)
+	}
+	f.Fuzz(checkPlainRun)
+}
+
+// checkSkip: Skip accepts exactly what Value accepts, and ends where Value ends.
+func checkSkip(t *testing.T, s string) {
+	t.Helper()
+	var dv, ds jsonscan.Decoder
+	dv.Reset(s)
+	ds.Reset(s)
+	_, okV := dv.Value()
+	okS := ds.Skip()
+	if okV != okS || okV && dv.Pos() != ds.Pos() {
+		t.Fatalf("%q: Value ok=%v at %d, Skip ok=%v at %d", s, okV, dv.Pos(), okS, ds.Pos())
+	}
+}
+
+func TestSkipAgreesWithValue(t *testing.T) {
+	more := []string{
+		`"\ud83d\uZZZZ"`, `"\ud83d\ude00"`, `"\u00e9"`, `"\x"`, `"\`, `"abc`, "\"a\x01\"", `[1,[2,{"a":[]}]] x`,
+		strings.Repeat("[", 600) + strings.Repeat("]", 600), `-`, `-0.5e+3`, `01`, `nul`, ` true`, ``,
+	}
+	for _, s := range append(samples, more...) {
+		t.Run(s, func(t *testing.T) { checkSkip(t, s) })
+	}
+}
+
+func FuzzSkip(f *testing.F) {
+	for _, s := range samples {
+		f.Add(s)
+	}
+	f.Fuzz(checkSkip)
 }

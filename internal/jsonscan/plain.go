@@ -1,6 +1,9 @@
 package jsonscan
 
-import "unicode/utf8"
+import (
+	"math/bits"
+	"unicode/utf8"
+)
 
 // plain marks the bytes a string can hold as they are: ASCII from space up, but '"' and '\\'.
 var plain = func() (t [256]bool) {
@@ -34,7 +37,9 @@ func plainRun(s string) int {
 		q, b := x^(lsb*'"'), x^(lsb*'\\')
 		bad := x | (x - lsb*0x20) | ((q - lsb) &^ q) | ((b - lsb) &^ b)
 		if bad&msb != 0 {
-			break
+			// The lowest flagged byte is exact (a borrow only flags bytes above the first
+			// one it starts at): it ends the run, with no byte loop over the word again.
+			return i + bits.TrailingZeros64(bad&msb)/8
 		}
 	}
 	for i < len(s) && plain[s[i]] {

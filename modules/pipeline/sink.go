@@ -68,6 +68,9 @@ func newSinkRunner(pl *Pipeline, sc config.Component, s sinks.Sink) *sinkRunner 
 		Retry:      retry.Policy{Initial: base, Max: orDefault(sc.Backoff.Max.D(), max(pl.tuning.BackoffMax, base)), Jitter: retry.Full},
 		AckWait:    orDefault(sc.AckWait.D(), defaultAckWait), Grace: pl.tuning.Grace, MaxEntries: r.maxEntries,
 	}
+	if fr, ok := s.(sinks.FieldsReader); ok {
+		r.stage.NoFields = !fr.ReadsFields()
+	}
 	r.concurrency = 1
 	if c, ok := s.(sinks.Concurrent); ok && !r.ordered() {
 		r.concurrency = orDefault(sc.Request.Concurrency, c.Concurrency())
