@@ -165,3 +165,29 @@ func TestPlainRun(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainRunHTML(t *testing.T) {
+	for _, s := range []string{"", "abc", "abcdefgh", "abcdefghi<", "abcdefgh>ij", "0123456789abcdef&", "abcdefg\x7f\x80",
+		"abc<defgh", "abcdefg&", " !#$%'()*+,-./[]^_`{|}~\x7f=;:", "abcdefghijklmnop\"", "abcdefgh\\", "abcdefgh\x1f"} {
+		want := 0
+		for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && !strings.ContainsRune("\"\\<>&", rune(s[want])) {
+			want++
+		}
+		if got := jsonscan.PlainRunHTML(s); got != want {
+			t.Errorf("PlainRunHTML(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// AppendStringHTML writes what encoding/json writes by default, for any string.
+func FuzzAppendStringHTML(f *testing.F) {
+	for _, s := range []string{"", "plain text of a log line", "a<b>c&d\"e\\f\n", "\xff\u2028é<<<<<<<<&&&&&&&&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := jsonscan.AppendStringHTML(nil, s); string(got) != string(want) {
+			t.Fatalf("AppendStringHTML(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
