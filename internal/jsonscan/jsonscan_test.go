@@ -191,3 +191,18 @@ func FuzzAppendStringHTML(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendStringHTML(b *testing.B) {
+	for _, s := range []struct{ name, s string }{
+		{"plain", strings.Repeat("GET /api/v1/items?id=12345 200 0.004s user-agent curl/8.5 ", 3)},
+		{"json", `{"seq":123456,"level":"info","msg":"request served","path":"/api/v1/items","status":200,"took_ms":4,"user":"alice","agent":"curl/8.5"}`},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			var dst []byte
+			b.SetBytes(int64(len(s.s)))
+			for b.Loop() {
+				dst = jsonscan.AppendStringHTML(dst[:0], s.s)
+			}
+		})
+	}
+}
