@@ -34,6 +34,7 @@ var (
 	cacheExp   = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv  = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
 	only       = flag.String("only", "", "comma-separated subset: ceilings,file,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
+	storeOpts  = flag.String("store-sink-opts", "", "extra keys of the loki, elasticsearch and http rows' sinks, e.g. 'request: {concurrency: 8}' (exploration; the table uses the defaults)")
 	sinkRows   = flag.String("sinks", "file,loki,elasticsearch,http", "comma-separated sink rows to measure (with -only sinks); with -profile each run's sink is profiled too")
 	otlpLines  = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )

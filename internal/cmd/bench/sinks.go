@@ -136,7 +136,7 @@ func sinkRun(bin, vlBin, dir, data string, c sinkCase, size int64, lines, run in
 		keys = strings.ReplaceAll(keys, "$VL", vl.url)
 		name += " → VictoriaLogs"
 	}
-	body := sinkSource(data) + fmt.Sprintf("sinks:\n  - {name: %s, type: %s, input: logs.>, %s%s}\n", sink, c.typ, keys, extra())
+	body := sinkSource(data) + fmt.Sprintf("sinks:\n  - {name: %s, type: %s, input: logs.>, %s%s}\n", sink, c.typ, keys, rowOpts(c.typ))
 	p, err := startIn(bin, data, false, body)
 	if err != nil {
 		return row{}, err
@@ -201,6 +201,14 @@ func sinkRun(bin, vlBin, dir, data string, c sinkCase, size int64, lines, run in
 	}
 	return row{name: name + " (sink only)", lines: int(float64(lines) * frac), bytes: bytes, elapsed: el, cpu: cpu1 - cpu0,
 		rssKiB: hwm, load: load, note: note}, nil
+}
+
+// rowOpts is -store-sink-opts for the rows into the store, else -sink-opts.
+func rowOpts(typ string) string {
+	if typ != "file" && *storeOpts != "" {
+		return ", " + *storeOpts
+	}
+	return extra()
 }
 
 // sinkProfile starts a CPU profile of the sink's run (-profile; a few seconds, the length of
