@@ -276,7 +276,7 @@ func (b *bench) idle() error {
 
 // profiled runs file→file and file→json→file once more with pprof profiles saved (-profile).
 func (b *bench) profiled() error {
-	if *profileDir == "" || !want("file") { // -only sinks -profile: the sink rows' profiles alone
+	if *profileDir == "" || *only != "" && want("sinks") && !want("file") { // -only sinks -profile: the sink rows' profiles alone
 		return nil
 	}
 	if err := os.MkdirAll(*profileDir, 0o755); err != nil {
