@@ -307,19 +307,6 @@ var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // maxKeptBuffer bounds what a pooled buffer may keep between writes.
 const maxKeptBuffer = 16 << 20
 
-// bodyEstimate is about the size of a request body of batch: its messages and origins and
-// room for the rest of each document. A body grown from empty by doubling copied itself
-// twice over (growslice was 8% of the elasticsearch sink's CPU): the pooled buffers do not
-// keep their memory across garbage collections, which come every few requests.
-func bodyEstimate(batch []Record) int {
-	n := 0
-	for i := range batch {
-		e := &batch[i].Entry
-		n += len(e.Message) + len(e.Host) + len(e.Kind) + len(e.Source) + len(e.Stream) + 160
-	}
-	return min(n+n/16, maxKeptBuffer)
-}
-
 // keepBuffer gives the memory of b (built from *bp) back to *bp, unless it grew too big.
 func keepBuffer(bp *[]byte, b []byte) {
 	if cap(b) > cap(*bp) && cap(b) <= maxKeptBuffer {
