@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -142,6 +143,7 @@ func (s *ElasticsearchSink) buildBulk(out []byte, batch []Record) (body []byte, 
 		action = `{"create":{"_index":`
 	}
 	sent = make([]int, 0, len(batch))
+	out = slices.Grow(out, bodyEstimate(batch))
 	var id []byte
 	for i := range batch {
 		r := &batch[i]

@@ -175,3 +175,16 @@ func appendFloatJSON(dst []byte, f float64) ([]byte, error) {
 	}
 	return dst, nil
 }
+
+// bodyEstimate is about the size of a request body of batch: its messages and origins and
+// room for the rest of each document. A body grown from empty by doubling copied itself
+// twice over (growslice was 8% of the elasticsearch sink's CPU): the pooled buffers do not
+// keep their memory across garbage collections, which come every few requests.
+func bodyEstimate(batch []Record) int {
+	n := 0
+	for i := range batch {
+		e := &batch[i].Entry
+		n += len(e.Message) + len(e.Host) + len(e.Kind) + len(e.Source) + len(e.Stream) + 160
+	}
+	return min(n+n/16, maxKeptBuffer)
+}

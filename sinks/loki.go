@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -295,6 +296,7 @@ func (s *LokiSink) buildPush(out []byte, batch []Record) ([]byte, map[int]error)
 		return nil, bad
 	}
 	sorted := sortGroups(groups)
+	out = slices.Grow(out, bodyEstimate(batch)+len(p.arena))
 	if s.pushJSON {
 		return p.appendJSON(out, sorted), bad
 	}

@@ -18,7 +18,9 @@ func AppendString(dst []byte, s string) []byte { return appendString(dst, s, &pl
 
 // AppendStringHTML appends s quoted as encoding/json writes it by default: as AppendString,
 // and '<', '>', '&' as \u003c, \u003e, \u0026 (the http, loki and elasticsearch sinks).
-func AppendStringHTML(dst []byte, s string) []byte { return appendString(dst, s, &plainHTML, 0) }
+func AppendStringHTML(dst []byte, s string) []byte {
+	return appendString(dst, s, &plainHTML, plainRunHTML(s))
+}
 
 // appendString quotes s; safe marks the ASCII bytes copied as they are, and s[:i] is known
 // to be made of them.

@@ -206,3 +206,44 @@ func FuzzSkip(f *testing.F) {
 	}
 	f.Fuzz(checkSkip)
 }
+
+func TestPlainRunHTML(t *testing.T) {
+	for _, s := range []string{"", "abc", "abcdefgh", "abcdefghi<", "abcdefgh>ij", "0123456789abcdef&", "abcdefg\x7f\x80",
+		"abc<defgh", "abcdefg&", " !#$%'()*+,-./[]^_`{|}~\x7f=;:", "abcdefghijklmnop\"", "abcdefgh\\", "abcdefgh\x1f"} {
+		want := 0
+		for want < len(s) && s[want] >= ' ' && s[want] < 0x80 && !strings.ContainsRune("\"\\<>&", rune(s[want])) {
+			want++
+		}
+		if got := jsonscan.PlainRunHTML(s); got != want {
+			t.Errorf("PlainRunHTML(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// AppendStringHTML writes what encoding/json writes by default, for any string.
+func FuzzAppendStringHTML(f *testing.F) {
+	for _, s := range []string{"", "plain text of a log line", "a<b>c&d\"e\\f\n", "\xff\u2028é<<<<<<<<&&&&&&&&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := jsonscan.AppendStringHTML(nil, s); string(got) != string(want) {
+			t.Fatalf("AppendStringHTML(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
+
+func BenchmarkAppendStringHTML(b *testing.B) {
+	for _, s := range []struct{ name, s string }{
+		{"plain", strings.Repeat("GET /api/v1/items?id=12345 200 0.004s user-agent curl/8.5 ", 3)},
+		{"json", `{"seq":123456,"level":"info","msg":"request served","path":"/api/v1/items","status":200,"took_ms":4,"user":"alice","agent":"curl/8.5"}`},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			var dst []byte
+			b.SetBytes(int64(len(s.s)))
+			for b.Loop() {
+				dst = jsonscan.AppendStringHTML(dst[:0], s.s)
+			}
+		})
+	}
+}

@@ -47,3 +47,25 @@ func plainRun(s string) int {
 	}
 	return i
 }
+
+// plainRunHTML is plainRun for plainHTML: '<', '>' and '&' end the run too (the same
+// zero-byte test on x^'<', x^'>' and x^'&'). Without it, AppendStringHTML went byte by byte
+// through a table: a fifth of the elasticsearch sink's encoding.
+func plainRunHTML(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q, b := x^(lsb*'"'), x^(lsb*'\\')
+		l, g, a := x^(lsb*'<'), x^(lsb*'>'), x^(lsb*'&')
+		bad := x | (x - lsb*0x20) | ((q - lsb) &^ q) | ((b - lsb) &^ b) |
+			((l - lsb) &^ l) | ((g - lsb) &^ g) | ((a - lsb) &^ a)
+		if bad&msb != 0 {
+			break
+		}
+	}
+	for i < len(s) && plainHTML[s[i]] {
+		i++
+	}
+	return i
+}

@@ -18,6 +18,10 @@ import (
 // it is settled, so the messages acked are always a prefix of those fetched, as with one
 // request at a time; a kill -9 leaves at most concurrency batches unacked, redelivered
 // after ack_wait (at-least-once; effectively once where the sink has an idempotency key).
+//
+// The number is fixed, not adaptive: into a store on loopback the sink is CPU-bound (logcap
+// and the store share the cores), and 1, 2, 4 or 8 in flight made no difference beyond the
+// noise of a shared machine (docs/sinks-http.md, "Why a fixed number").
 
 // job is one fetched batch handed to a request worker.
 type job struct {

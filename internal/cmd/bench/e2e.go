@@ -84,7 +84,7 @@ func e2e(bin, dir, input string, size int64, lines int, name string, pl pipeline
 	if profile != "" {
 		prof = make(chan error, 1)
 		// pprof's CPU profile blocks for its duration: it runs beside the measurement.
-		startProfile(p, filepath.Join(profile, "cpu-"+slug(name)+".pprof"), prof)
+		startProfile(p, filepath.Join(profile, "cpu-"+slug(name)+".pprof"), 8, prof)
 	}
 	load := loadavg()
 	t0 := time.Now()

@@ -36,6 +36,9 @@ var (
 	cacheExp    = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv   = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
 	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
+	storeOpts   = flag.String("store-sink-opts", "", "extra keys of the loki, elasticsearch and http rows' sinks, e.g. 'request: {concurrency: 8}' (exploration; the table uses the defaults)")
+	profileSecs = flag.Int("profile-seconds", 3, "length of each sink row's CPU profile (-profile)")
+	sinkRows    = flag.String("sinks", "file,loki,elasticsearch,http", "comma-separated sink rows to measure (with -only sinks); with -profile each run's sink is profiled too")
 	otlpLines   = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )
 
@@ -280,7 +283,7 @@ func (b *bench) idle() error {
 
 // profiled runs file→file and file→json→file once more with pprof profiles saved (-profile).
 func (b *bench) profiled() error {
-	if *profileDir == "" {
+	if *profileDir == "" || *only != "" && want("sinks") && !want("file") { // -only sinks -profile: the sink rows' profiles alone
 		return nil
 	}
 	if err := os.MkdirAll(*profileDir, 0o755); err != nil {

@@ -197,10 +197,10 @@ func (p *proc) fetch(path, to string) error {
 
 // startProfile asks the running logcap for a CPU profile beside the measurement; the result
 // arrives on done. The only goroutine of the driver, owned by a lifecycle group like every other.
-func startProfile(p *proc, to string, done chan<- error) {
+func startProfile(p *proc, to string, seconds int, done chan<- error) {
 	g := lifecycle.New("bench", zap.NewNop())
 	_ = g.Go("bench: cpu profile", func(context.Context) error {
-		done <- p.fetch("/debug/pprof/profile?seconds=8", to)
+		done <- p.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), to)
 		return nil
 	})
 }

@@ -1,0 +1,54 @@
+package jsonscan
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+var skipCases = []struct {
+	in   string
+	want bool
+}{
+	{`{}`, true}, {`[]`, true}, {` {"a" : [1, -2.5e+3, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9"]} `, true},
+	{`{"took":1,"errors":false,"items":[{"create":{"status":201}}]}`, true},
+	{`"\u12"`, false}, {`"\x"`, false}, {"\"a\nb\"", false}, {`"abc`, false}, {"\"\xff\"", true},
+	{`{"a":1,}`, false}, {`[1,]`, false}, {`{"a" 1}`, false}, {`{"a":1 "b":2}`, false}, {`{1:2}`, false},
+	{`01`, false}, {`-`, false}, {`1.`, false}, {`1e`, false}, {`1e+`, false}, {`-0.0E-0`, true},
+	{`tru`, false}, {`truex`, false}, {`nul`, false}, {`[1true]`, false}, {``, false}, {` `, false},
+	{`[[[[]]]]`, true}, {`[[[[]]]`, false}, {`{"a":{"b":[{}]}}x`, false}, {`+1`, false}, {`.5`, false},
+}
+
+// skipAll: Skip over the whole input, and only white space after it.
+func skipAll(s string) bool {
+	var d Decoder
+	d.Reset(s)
+	ok := d.Skip()
+	d.SkipSpace()
+	return ok && d.Pos() == len(s)
+}
+
+// Skip over a whole input is json.Valid, except that nesting deeper than maxDepth is refused
+// (a reader falls back to encoding/json there).
+func TestSkipAgreesWithJSONValid(t *testing.T) {
+	for _, tc := range skipCases {
+		if got := skipAll(tc.in); got != tc.want || got != json.Valid([]byte(tc.in)) {
+			t.Errorf("Skip(%q) = %v, want %v (json.Valid %v)", tc.in, got, tc.want, json.Valid([]byte(tc.in)))
+		}
+	}
+	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	if skipAll(deep) {
+		t.Errorf("Skip accepts %d levels of nesting", maxDepth+1)
+	}
+}
+
+func FuzzSkipValid(f *testing.F) {
+	for _, tc := range skipCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if got, want := skipAll(in), json.Valid([]byte(in)); got && !want {
+			t.Fatalf("Skip(%q) accepts what json.Valid refuses", in)
+		}
+	})
+}
