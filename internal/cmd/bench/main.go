@@ -35,7 +35,7 @@ var (
 	memLimit    = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp    = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv   = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
+	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,json8x4,jdr,sync,backlog,sinks,otlp,latency,idle")
 	otlpLines   = flag.Int("otlp-lines", 500_000, "lines of the OpenTelemetry rows (the Collector is slower than logcap's file rows)")
 )
 
@@ -101,7 +101,7 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d lines, %d bytes in %s; load %s\n", *nLines, size, input, loadavg())
 	b := &bench{bin: bin, dir: dir, input: input, size: size}
-	for _, measure := range []func() error{b.ceilings, b.pipelines, b.sinks, b.otlp, b.latency, b.idle, b.profiled} {
+	for _, measure := range []func() error{b.ceilings, b.pipelines, b.parallel, b.sinks, b.otlp, b.latency, b.idle, b.profiled} {
 		if err := measure(); err != nil {
 			return err
 		}
