@@ -18,8 +18,10 @@ import (
 // acked only once its outputs are stored, and a redelivery is deduplicated by the output's
 // msg id (<stream>:<seq>). Only the steps run in parallel: they are where the CPU goes.
 
-// defaultProcWorkers is processors[].workers when unset.
-// TODO(measure): chosen by make bench -only json8,json8x4.
+// defaultProcWorkers is processors[].workers when unset. Measured (docs/bench.md, "Processor
+// workers"): on 2 shared cores, 2 workers were no faster than 1 and cost ~15% more CPU-s/GB.
+// The transform is about half of a processor's CPU, and the rest (publish, the embedded
+// server storing the outputs) already uses the other core.
 const defaultProcWorkers = 1
 
 // transformed is what the steps made of one input message: its derived chunks, or the
