@@ -181,7 +181,15 @@ type Processor struct {
 	Steps      []Options `yaml:"steps"`  // each a one-key mapping: `- json: {}`
 	MaxDeliver int       `yaml:"max_deliver"`
 	AckWait    Duration  `yaml:"ack_wait"`
+	// Workers is how many goroutines run the steps of a fetched batch, its chunks shared out
+	// by subject (one source's chunks always go to the same worker); 0 means the default.
+	// The derived stream is the same whatever the number: outputs are published in the
+	// input's order once the batch is transformed.
+	Workers int `yaml:"workers"`
 }
+
+// MaxProcWorkers bounds processors[].workers: each worker holds up to a fetch of NDJSON.
+const MaxProcWorkers = 64
 
 // Admin is the HTTP endpoint for /metrics, /healthz, /readyz and /debug/pprof.
 type Admin struct {

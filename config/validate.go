@@ -289,6 +289,9 @@ func (v *validator) components() {
 		if p.MaxDeliver < 0 {
 			v.errorf(path+".max_deliver", "must be 0 (the default) or more")
 		}
+		if p.Workers < 0 || p.Workers > MaxProcWorkers {
+			v.errorf(path+".workers", "%d: want 0 (the default) to %d", p.Workers, MaxProcWorkers)
+		}
 	}
 	for i, s := range c.Sinks {
 		path := fmt.Sprintf("sinks[%d]", i)

@@ -17,8 +17,15 @@ import (
 
 // File source → processor (json → drop → set) → derived stream PARSED. kill -9 of logcap
 // while the processor is part-way through, then restart: PARSED holds every expected entry
-// exactly once, and every derived chunk's msg id is its input's stream and sequence.
+// exactly once, and every derived chunk's msg id is its input's stream and sequence. With
+// workers: 2 the steps run on the processor's transform workers (processors[].workers).
 func TestProcessorKill9(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { processorKill9(t, workers) })
+	}
+}
+
+func processorKill9(t *testing.T, workers int) {
 	total := size(100_000, 1_000_000)
 	logs := t.TempDir()
 	path := filepath.Join(logs, "app.log")
@@ -28,11 +35,12 @@ processors:
   - name: parsed
     input: logs.>
     ack_wait: 5s
+    workers: %d
     steps:
       - json: {}
       - drop: 'fields.level == "debug"'
       - set: { fields: { env: faults } }
-`, filepath.Join(logs, "*.log")))
+`, filepath.Join(logs, "*.log"), workers))
 	p := n.start(t)
 	dumpLogsOnFailure(t, p)
 	js := n.connect(t)

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -56,6 +57,51 @@ func BenchmarkProcessorChain(b *testing.B) {
 				b.Fatal(err)
 			}
 			chunks := uint64((n + perChunk - 1) / perChunk)
+			natstest.CheckFor(b, 5*time.Minute, time.Millisecond, func() error {
+				if got, err := streamMsgs(e.js, "PARSED"); err != nil || got != chunks {
+					return fmt.Errorf("%d of %d chunks (%v)", got, chunks, err)
+				}
+				return nil
+			})
+			elapsed := time.Since(began)
+			b.StopTimer()
+			stop(b, pl, 5*time.Second)
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "entries/s")
+			b.ReportMetric(float64(size)/elapsed.Seconds()/1e6, "MB/s")
+		})
+	}
+}
+
+// BenchmarkProcessorWorkers is BenchmarkProcessorChain's json → drop → redact over four
+// sources already in LOGS, with processors[].workers 1 and GOMAXPROCS side by side: what
+// the transform workers give the processor alone (no capture, no sink beside it).
+func BenchmarkProcessorWorkers(b *testing.B) {
+	for _, w := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
+			const perChunk, sources = 500, 4
+			n := max(b.N, perChunk*sources)
+			n -= n % (perChunk * sources)
+			e := newEnv(b)
+			lines := jsonLines(n)
+			size := 0
+			for _, l := range lines {
+				size += len(l) + 1
+			}
+			per := n / sources
+			for k := range sources {
+				publishIno(b, e.js, fmt.Sprintf("/bench%d.log", k), uint64(10+k), lines[k*per:(k+1)*per], perChunk)
+			}
+			cfg := parseConfig(b, fmt.Sprintf(workersYAML, w))
+			b.ResetTimer()
+			began := time.Now()
+			pl, err := pipeline.New(cfg, e.client, zap.NewNop(), prometheus.NewRegistry(), fastTuning)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pl.Start(); err != nil {
+				b.Fatal(err)
+			}
+			chunks := uint64(n / perChunk)
 			natstest.CheckFor(b, 5*time.Minute, time.Millisecond, func() error {
 				if got, err := streamMsgs(e.js, "PARSED"); err != nil || got != chunks {
 					return fmt.Errorf("%d of %d chunks (%v)", got, chunks, err)

@@ -119,6 +119,13 @@ func stop(t testing.TB, pl *pipeline.Pipeline, within time.Duration) time.Durati
 // publish writes lines as file chunks of perChunk lines each to one source's LOGS subject.
 func publish(t testing.TB, js jetstream.JetStream, source string, lines []string, perChunk int) {
 	t.Helper()
+	publishIno(t, js, source, 2, lines, perChunk)
+}
+
+// publishIno is publish with the file's inode: sources of different files need their own
+// (a chunk's msg id is the file identity and offset).
+func publishIno(t testing.TB, js jetstream.JetStream, source string, ino uint64, lines []string, perChunk int) {
+	t.Helper()
 	ctx := context.Background()
 	subj := streams.SourceSubject(streams.KindFile, "h1", source)
 	last, err := streams.LastMsg(ctx, js, "LOGS", subj)
@@ -141,7 +148,7 @@ func publish(t testing.TB, js jetstream.JetStream, source string, lines []string
 		data := []byte(strings.Join(part, "\n") + "\n")
 		c := &streams.Chunk{Kind: streams.KindFile, Host: "h1", Source: source, Data: data, Lines: len(part),
 			ReadTime: time.Unix(1700000000, int64(i)).UTC(),
-			File:     &streams.FilePos{Dev: 1, Ino: 2, Fingerprint: "ab", Start: off, End: off + int64(len(data))}}
+			File:     &streams.FilePos{Dev: 1, Ino: ino, Fingerprint: "ab", Start: off, End: off + int64(len(data))}}
 		off += int64(len(data))
 		if _, err := p.Publish(ctx, c.Msg()); err != nil {
 			t.Fatalf("publish chunk at line %d: %v", i, err)

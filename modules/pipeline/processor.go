@@ -48,9 +48,11 @@ type processor struct {
 	routes []string // route step targets: more subject prefixes of the derived stream
 	log    *zap.Logger
 	js     jetstream.JetStream
-	// buf holds the NDJSON of every derived chunk of the batch in hand: one buffer, reused
-	// by the next batch once no publish of this one can read it again (handle).
-	buf []byte
+	// bufs hold the NDJSON of every derived chunk of the batch in hand, one buffer per
+	// transform worker, reused by the next batch once no publish of this one can read it
+	// again (handle). pool is nil with one worker (procworkers.go).
+	bufs [][]byte
+	pool *procPool
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	mIn, mOut, mDropped, mErrors   prometheus.Counter
@@ -80,6 +82,11 @@ func processorStage(pc config.Processor, log *zap.Logger, obs delivery.Observer)
 }
 
 func (p *processor) run(ctx context.Context) error {
+	stop, err := p.startWorkers()
+	if err != nil {
+		return fmt.Errorf("processor %s: %w", p.cfg.Name, err)
+	}
+	defer stop()
 	return p.pl.consume(ctx, consumer{
 		what: "processor " + p.cfg.Name, input: p.cfg.Input, stage: p.stage,
 		fetch: streams.FetchOpts{MaxMsgs: procFetchMsgs, MaxBytes: procFetchBytes, MaxWait: procFetchWait},
@@ -117,24 +124,17 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 	defer cancel()
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give
-	p.buf = p.buf[:0]
-	for i, m := range msgs {
-		o, err := p.transform(m)
-		if err != nil {
+	for i, r := range p.transformAll(msgs) {
+		if r.err != nil {
 			settled[i] = true
-			_ = p.stage.DeadLetter(ctx, m, err)
+			_ = p.stage.DeadLetter(ctx, msgs[i], r.err)
 			continue
 		}
-		for _, om := range o {
+		for _, om := range r.out {
 			outs = append(outs, output{in: i, msg: om})
 		}
 	}
-	if p.publish(ctx, outs) || cap(p.buf) > maxReusedBuf {
-		// A publish given up on (stop) may still be retried by the client from its
-		// message: the next batch must not write over its bytes. A buffer grown past the
-		// bound is not kept either: between batches it would hold live heap (memory_limit).
-		p.buf = nil
-	}
+	p.releaseBufs(p.publish(ctx, outs))
 	failed := make([]error, len(msgs))
 	for _, o := range outs {
 		if !o.ok && failed[o.in] == nil {
@@ -184,7 +184,8 @@ func (p *processor) publish(ctx context.Context, outs []output) (inFlight bool) 
 // transform decodes one input message and runs its entries through the chain. It returns
 // the derived chunks to publish (none when every entry was dropped); an error means the
 // message is poison (undecodable, a step failed or panicked) and goes to dead letters.
-func (p *processor) transform(m *delivery.Msg) ([]*nats.Msg, error) {
+// It writes the NDJSON into *buf and may run on several workers at once (a buffer each).
+func (p *processor) transform(m *delivery.Msg, buf *[]byte) ([]*nats.Msg, error) {
 	entries, err := streams.Entries(m.Subject, m.Header, m.Data)
 	if err != nil {
 		return nil, err
@@ -211,13 +212,13 @@ func (p *processor) transform(m *delivery.Msg) ([]*nats.Msg, error) {
 		if g.route != "" {
 			prefix, id = g.route, id+":"+g.route
 		}
-		start := len(p.buf)
-		if p.buf, err = streams.AppendDerived(p.buf, id, g.entries); err != nil {
+		start := len(*buf)
+		if *buf, err = streams.AppendDerived(*buf, id, g.entries); err != nil {
 			return nil, err
 		}
-		// The chunk's bytes are p.buf[start:] of the array they were written to; a later
-		// chunk that grows p.buf moves on to a new array and leaves them be.
-		data := p.buf[start:len(p.buf):len(p.buf)]
+		// The chunk's bytes are (*buf)[start:] of the array they were written to; a later
+		// chunk that grows *buf moves on to a new array and leaves them be.
+		data := (*buf)[start:len(*buf):len(*buf)]
 		msg := streams.DerivedMsgData(streams.Subject(prefix, kind, host, source), id, len(g.entries), data)
 		for _, h := range streams.IdentityHeaders {
 			if v := m.Header[h]; len(v) > 0 {

@@ -21,6 +21,7 @@ type pipeline struct {
 	steps       string
 	always, cri bool
 	unbounded   bool // memory_limit: 0
+	workers     int  // the processor's workers (0: its default)
 }
 
 // pipelineConfig is source → sink, or with steps source → processor → sink.
@@ -35,7 +36,11 @@ func pipelineConfig(watch string, pl pipeline) string {
 	if pl.steps == "" {
 		return src + fmt.Sprintf("sinks:\n  - {name: out, type: file, input: logs.>, path: $RUN/out.log, format: raw%s}\n", extra())
 	}
-	return src + "processors:\n  - {name: parsed, input: logs.>, steps: " + pl.steps + "}\n" +
+	workers := ""
+	if pl.workers > 0 {
+		workers = fmt.Sprintf(", workers: %d", pl.workers)
+	}
+	return src + "processors:\n  - {name: parsed, input: logs.>, steps: " + pl.steps + workers + "}\n" +
 		fmt.Sprintf("sinks:\n  - {name: out, type: file, input: parsed.>, path: $RUN/out.log, format: raw%s}\n", extra())
 }
 
@@ -57,6 +62,12 @@ func extra() string {
 // e2e: logcap runs with an empty watched directory; the input file is hard-linked into it
 // (it appears whole, at once) and the clock runs until the sink's file holds every byte.
 func e2e(bin, dir, input string, size int64, lines int, name string, pl pipeline, profile string) (row, error) {
+	return e2eFiles(bin, dir, []string{input}, size, lines, name, pl, profile)
+}
+
+// e2eFiles is e2e with several input files (several sources), linked in at once; size and
+// lines are their sum.
+func e2eFiles(bin, dir string, inputs []string, size int64, lines int, name string, pl pipeline, profile string) (row, error) {
 	watch, err := os.MkdirTemp(dir, "watch-")
 	if err != nil {
 		return row{}, err
@@ -69,6 +80,9 @@ func e2e(bin, dir, input string, size int64, lines int, name string, pl pipeline
 	defer p.stop() // after a failed measurement; a measured one is stopped (and checked) below
 	out := filepath.Join(p.dir, "out.log")
 	target := filepath.Join(watch, "bench.log")
+	if len(inputs) > 1 && pl.cri {
+		return row{}, fmt.Errorf("%s: several CRI inputs are not supported", name)
+	}
 	if pl.cri { // where the kubelet has the runtime write a container's log
 		target = filepath.Join(watch, "bench_pod-0_uid-0", "app", "0.log")
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
@@ -88,8 +102,14 @@ func e2e(bin, dir, input string, size int64, lines int, name string, pl pipeline
 	}
 	load := loadavg()
 	t0 := time.Now()
-	if err := os.Link(input, target); err != nil {
-		return row{}, err
+	for k, input := range inputs {
+		to := target
+		if len(inputs) > 1 {
+			to = filepath.Join(watch, fmt.Sprintf("bench-%d.log", k))
+		}
+		if err := os.Link(input, to); err != nil {
+			return row{}, err
+		}
 	}
 	captured, err := waitSink(p, out, size, lines, name, profile, t0)
 	if err != nil {

@@ -35,7 +35,7 @@ var (
 	memLimit    = flag.String("memory-limit", "", "logcap's memory_limit (default: logcap's default; 0: none)")
 	cacheExp    = flag.String("cache-expire", "", "logcap's nats.embedded.cache_expire (default: logcap's default)")
 	logcapEnv   = flag.String("logcap-env", "", "extra environment of logcap, space-separated (exploration: GOGC=50 GOMEMLIMIT=256MiB)")
-	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,jdr,sync,backlog,sinks,otlp,latency,idle")
+	only        = flag.String("only", "", "comma-separated subset: ceilings,file,unbounded,cri,json,json8,json8x4,jdr,sync,backlog,sinks,otlp,latency,idle")
 	storeOpts   = flag.String("store-sink-opts", "", "extra keys of the loki, elasticsearch and http rows' sinks, e.g. 'request: {concurrency: 8}' (exploration; the table uses the defaults)")
 	profileSecs = flag.Int("profile-seconds", 3, "length of each sink row's CPU profile (-profile)")
 	sinkRows    = flag.String("sinks", "file,loki,elasticsearch,http", "comma-separated sink rows to measure (with -only sinks); with -profile each run's sink is profiled too")
@@ -104,7 +104,7 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d lines, %d bytes in %s; load %s\n", *nLines, size, input, loadavg())
 	b := &bench{bin: bin, dir: dir, input: input, size: size}
-	for _, measure := range []func() error{b.ceilings, b.pipelines, b.sinks, b.otlp, b.latency, b.idle, b.profiled} {
+	for _, measure := range []func() error{b.ceilings, b.pipelines, b.parallel, b.sinks, b.otlp, b.latency, b.idle, b.profiled} {
 		if err := measure(); err != nil {
 			return err
 		}
