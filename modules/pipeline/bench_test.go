@@ -47,27 +47,7 @@ func BenchmarkProcessorChain(b *testing.B) {
 			} else {
 				cfg = parseConfig(b, "processors:\n  - name: parsed\n    input: logs.>\n    steps:"+bc.steps+"\n")
 			}
-			b.ResetTimer()
-			began := time.Now()
-			pl, err := pipeline.New(cfg, e.client, zap.NewNop(), prometheus.NewRegistry(), fastTuning)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := pl.Start(); err != nil {
-				b.Fatal(err)
-			}
-			chunks := uint64((n + perChunk - 1) / perChunk)
-			natstest.CheckFor(b, 5*time.Minute, time.Millisecond, func() error {
-				if got, err := streamMsgs(e.js, "PARSED"); err != nil || got != chunks {
-					return fmt.Errorf("%d of %d chunks (%v)", got, chunks, err)
-				}
-				return nil
-			})
-			elapsed := time.Since(began)
-			b.StopTimer()
-			stop(b, pl, 5*time.Second)
-			b.ReportMetric(float64(n)/elapsed.Seconds(), "entries/s")
-			b.ReportMetric(float64(size)/elapsed.Seconds()/1e6, "MB/s")
+			runProcessorBench(b, e, cfg, uint64((n + perChunk - 1) / perChunk), n, size)
 		})
 	}
 }
@@ -92,27 +72,33 @@ func BenchmarkProcessorWorkers(b *testing.B) {
 				publishIno(b, e.js, fmt.Sprintf("/bench%d.log", k), uint64(10+k), lines[k*per:(k+1)*per], perChunk)
 			}
 			cfg := parseConfig(b, fmt.Sprintf(workersYAML, w))
-			b.ResetTimer()
-			began := time.Now()
-			pl, err := pipeline.New(cfg, e.client, zap.NewNop(), prometheus.NewRegistry(), fastTuning)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := pl.Start(); err != nil {
-				b.Fatal(err)
-			}
-			chunks := uint64(n / perChunk)
-			natstest.CheckFor(b, 5*time.Minute, time.Millisecond, func() error {
-				if got, err := streamMsgs(e.js, "PARSED"); err != nil || got != chunks {
-					return fmt.Errorf("%d of %d chunks (%v)", got, chunks, err)
-				}
-				return nil
-			})
-			elapsed := time.Since(began)
-			b.StopTimer()
-			stop(b, pl, 5*time.Second)
-			b.ReportMetric(float64(n)/elapsed.Seconds(), "entries/s")
-			b.ReportMetric(float64(size)/elapsed.Seconds()/1e6, "MB/s")
+			runProcessorBench(b, e, cfg, uint64(n / perChunk), n, size)
 		})
 	}
+}
+
+// runProcessorBench times cfg's processor from its start until PARSED holds chunks derived
+// chunks, and reports n entries of size bytes per second.
+func runProcessorBench(b *testing.B, e *env, cfg *config.Config, chunks uint64, n, size int) {
+	b.Helper()
+	b.ResetTimer()
+	began := time.Now()
+	pl, err := pipeline.New(cfg, e.client, zap.NewNop(), prometheus.NewRegistry(), fastTuning)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pl.Start(); err != nil {
+		b.Fatal(err)
+	}
+	natstest.CheckFor(b, 5*time.Minute, time.Millisecond, func() error {
+		if got, err := streamMsgs(e.js, "PARSED"); err != nil || got != chunks {
+			return fmt.Errorf("%d of %d chunks (%v)", got, chunks, err)
+		}
+		return nil
+	})
+	elapsed := time.Since(began)
+	b.StopTimer()
+	stop(b, pl, 5*time.Second)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "entries/s")
+	b.ReportMetric(float64(size)/elapsed.Seconds()/1e6, "MB/s")
 }

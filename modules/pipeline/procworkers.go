@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/nats-io/nats.go"
 
@@ -47,6 +48,7 @@ type procPool struct {
 	exited []chan struct{}
 	done   chan struct{} // one token per shard finished, for the batch in hand
 	shards [][]int       // reused: the indices of each worker's share
+	seed   maphash.Seed  // which worker a source's chunks go to (within this process)
 }
 
 // workers is the number of transform workers configured (or defaulted).
@@ -66,7 +68,7 @@ func (p *processor) startWorkers() (stop func(), err error) {
 	if n == 1 {
 		return func() {}, nil
 	}
-	pool := &procPool{done: make(chan struct{}, n), shards: make([][]int, n)}
+	pool := &procPool{done: make(chan struct{}, n), shards: make([][]int, n), seed: maphash.MakeSeed()}
 	stop = func() {
 		for _, j := range pool.jobs {
 			close(j)
@@ -123,7 +125,7 @@ func (p *processor) transformAll(msgs []*delivery.Msg) []transformed {
 		pool.shards[k] = pool.shards[k][:0]
 	}
 	for i, m := range msgs {
-		k := int(subjectHash(m.Subject) % uint64(n))
+		k := int(maphash.String(pool.seed, m.Subject) % uint64(n))
 		pool.shards[k] = append(pool.shards[k], i)
 	}
 	sent := 0
@@ -149,15 +151,4 @@ func (p *processor) releaseBufs(inFlight bool) {
 			p.bufs[k] = nil
 		}
 	}
-}
-
-// subjectHash is FNV-1a 64 of a subject: which worker a source's chunks go to.
-func subjectHash(s string) uint64 {
-	const offset64, prime64 = 14695981039346656037, 1099511628211
-	h := uint64(offset64)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= prime64
-	}
-	return h
 }
