@@ -149,11 +149,7 @@ func TestProcessorWorkersRedeliveryExactlyOnce(t *testing.T) {
 	publishInterleaved(t, e.js, chunks, perChunk)
 	// Source 0's 5th and 6th chunks are refused: wait until JetStream redelivered them.
 	natstest.Eventually(t, 30*time.Second, func() error {
-		c, err := e.js.Consumer(ctx, "LOGS", "parsed")
-		if err != nil {
-			return err
-		}
-		info, err := c.Info(ctx)
+		info, err := consumerInfo(ctx, e.js, "LOGS", "parsed")
 		if err != nil {
 			return err
 		}
@@ -184,11 +180,7 @@ func TestProcessorWorkersRedeliveryExactlyOnce(t *testing.T) {
 		if st := pl.Stats().Processors["parsed"]; st.Chunks != uint64(inputs) {
 			return fmt.Errorf("processed %d chunks again, want %d", st.Chunks, inputs)
 		}
-		c, err := e.js.Consumer(ctx, "LOGS", "parsed")
-		if err != nil {
-			return err
-		}
-		info, err := c.Info(ctx)
+		info, err := consumerInfo(ctx, e.js, "LOGS", "parsed")
 		if err != nil {
 			return err
 		}
@@ -202,4 +194,12 @@ func TestProcessorWorkersRedeliveryExactlyOnce(t *testing.T) {
 		t.Fatalf("redelivery stored again: %d messages (last seq %d), before %d (last seq %d)",
 			len(after), after[len(after)-1].Seq, len(before), before[len(before)-1].Seq)
 	}
+}
+
+func consumerInfo(ctx context.Context, js jetstream.JetStream, stream, name string) (*jetstream.ConsumerInfo, error) {
+	c, err := js.Consumer(ctx, stream, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
 }
