@@ -95,6 +95,12 @@ func (g *MemoryGate) Wait(ctx context.Context) error {
 	}
 }
 
+// Over reports whether the live heap (as of the last collection) is over the limit now: a
+// caller that would let go of memory before waiting asks first. A nil gate is never over.
+func (g *MemoryGate) Over() bool {
+	return g != nil && liveHeap() >= g.limit
+}
+
 func (g *MemoryGate) collect() {
 	g.mu.Lock()
 	defer g.mu.Unlock()

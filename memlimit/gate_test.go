@@ -102,3 +102,21 @@ func TestSoftLimit(t *testing.T) {
 		}
 	}
 }
+
+// Over says what Wait would do, without waiting.
+func TestOver(t *testing.T) {
+	runtime.GC() // the live heap Over reads is the last collection's
+	for _, tc := range []struct {
+		name string
+		g    *memlimit.MemoryGate
+		want bool
+	}{
+		{"no limit", memlimit.NewMemoryGate(0), false},
+		{"under", memlimit.NewMemoryGate(1 << 40), false},
+		{"over", memlimit.NewMemoryGate(1), true},
+	} {
+		if got := tc.g.Over(); got != tc.want {
+			t.Errorf("%s: Over() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
