@@ -110,6 +110,18 @@ func (g *MemoryGate) collect() {
 	}
 }
 
+// Drainers is the gate of the stages that drain LOGS into derived streams (processors): its
+// limit is halfway between this gate's and the runtime's soft limit (SoftLimit), so the
+// sources, which fill, are held back first, and the processors, which move what is already
+// stored, only once the live heap is well over the budget and the collector's room is short.
+// nil for a nil gate.
+func (g *MemoryGate) Drainers() *MemoryGate {
+	if g == nil {
+		return nil
+	}
+	return &MemoryGate{limit: g.limit + (SoftLimit(g.limit)-g.limit)/2}
+}
+
 // Waiting is the number of publishes held back now.
 func (g *MemoryGate) Waiting() int64 {
 	if g == nil {

@@ -120,3 +120,19 @@ func TestOver(t *testing.T) {
 		}
 	}
 }
+
+// The processors' gate closes later than the sources': halfway to the runtime's soft limit.
+func TestDrainers(t *testing.T) {
+	if g := (*memlimit.MemoryGate)(nil).Drainers(); g != nil {
+		t.Fatalf("Drainers of no gate: %v, want nil", g)
+	}
+	runtime.GC()
+	live := liveHeap()
+	// sources over (limit just under the live heap), processors not: theirs is at least
+	// 20 MiB higher (half of MinGCHeadroom)
+	g := memlimit.NewMemoryGate(live - 1)
+	if !g.Over() || g.Drainers().Over() {
+		t.Fatalf("live %d, limit %d: sources over %v (want true), processors over %v (want false)",
+			live, live-1, g.Over(), g.Drainers().Over())
+	}
+}

@@ -35,8 +35,9 @@ type Tuning struct {
 	// Grace is how long a stopping sink or processor may take to finish the batch in hand
 	// before its write is cancelled (default: shutdown_timeout / 3).
 	Grace time.Duration
-	// Memory, if set, is the memory budget (memory_limit): a processor waits on it before
-	// each fetch, holding nothing (processor.waitMemory). Sinks never wait on it: they free
+	// Memory, if set, is the memory budget of the processors (memory_limit's gate,
+	// Drainers: over it by half the collector's room): a processor waits on it before each
+	// fetch, holding nothing (processor.waitMemory). Sinks never wait on it: they free
 	// memory by progressing.
 	Memory MemoryBudget
 	// MemoryWait bounds one wait on Memory (default procMemoryWait).
@@ -90,7 +91,7 @@ func start(p params) error {
 		t = *p.Tuning
 	}
 	if t.Memory == nil && p.Memory != nil { // a nil *MemoryGate is no budget: leave Memory nil
-		t.Memory = p.Memory
+		t.Memory = p.Memory.Drainers()
 	}
 	pl, err := New(p.Cfg, p.Client, p.Log, p.Reg, t)
 	if err != nil {
