@@ -95,6 +95,12 @@ func (g *MemoryGate) Wait(ctx context.Context) error {
 	}
 }
 
+// Over reports whether the live heap (as of the last collection) is over the limit now: a
+// caller that would let go of memory before waiting asks first. A nil gate is never over.
+func (g *MemoryGate) Over() bool {
+	return g != nil && liveHeap() >= g.limit
+}
+
 func (g *MemoryGate) collect() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -102,6 +108,18 @@ func (g *MemoryGate) collect() {
 		runtime.GC()
 		g.lastGC = time.Now()
 	}
+}
+
+// Drainers is the gate of the stages that drain LOGS into derived streams (processors): its
+// limit is halfway between this gate's and the runtime's soft limit (SoftLimit), so the
+// sources, which fill, are held back first, and the processors, which move what is already
+// stored, only once the live heap is well over the budget and the collector's room is short.
+// nil for a nil gate.
+func (g *MemoryGate) Drainers() *MemoryGate {
+	if g == nil {
+		return nil
+	}
+	return &MemoryGate{limit: g.limit + (SoftLimit(g.limit)-g.limit)/2}
 }
 
 // Waiting is the number of publishes held back now.

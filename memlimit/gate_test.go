@@ -102,3 +102,37 @@ func TestSoftLimit(t *testing.T) {
 		}
 	}
 }
+
+// Over says what Wait would do, without waiting.
+func TestOver(t *testing.T) {
+	runtime.GC() // the live heap Over reads is the last collection's
+	for _, tc := range []struct {
+		name string
+		g    *memlimit.MemoryGate
+		want bool
+	}{
+		{"no limit", memlimit.NewMemoryGate(0), false},
+		{"under", memlimit.NewMemoryGate(1 << 40), false},
+		{"over", memlimit.NewMemoryGate(1), true},
+	} {
+		if got := tc.g.Over(); got != tc.want {
+			t.Errorf("%s: Over() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The processors' gate closes later than the sources': halfway to the runtime's soft limit.
+func TestDrainers(t *testing.T) {
+	if g := (*memlimit.MemoryGate)(nil).Drainers(); g != nil {
+		t.Fatalf("Drainers of no gate: %v, want nil", g)
+	}
+	runtime.GC()
+	live := liveHeap()
+	// sources over (limit just under the live heap), processors not: theirs is at least
+	// 20 MiB higher (half of MinGCHeadroom)
+	g := memlimit.NewMemoryGate(live - 1)
+	if !g.Over() || g.Drainers().Over() {
+		t.Fatalf("live %d, limit %d: sources over %v (want true), processors over %v (want false)",
+			live, live-1, g.Over(), g.Drainers().Over())
+	}
+}

@@ -1,10 +1,12 @@
 package app
 
 import (
+	"context"
 	"os"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
@@ -15,7 +17,10 @@ import (
 // Go runtime's soft limit to memlimit.SoftLimit of it (unless GOMEMLIMIT is set): the embedded
 // server's released buffers are garbage that only a collection frees, and without the soft
 // limit the next collection comes only when the heap has doubled.
-func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*memlimit.MemoryGate, error) {
+//
+// It also starts memlimit's GC tuner (unless GOGC is set): a lower GOGC while the live heap
+// is small, so an idle logcap does not keep a heap twice its size.
+func newMemoryGate(lc fx.Lifecycle, cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*memlimit.MemoryGate, error) {
 	var limit uint64
 	if cfg.MemoryLimit != nil {
 		limit = uint64(*cfg.MemoryLimit)
@@ -26,6 +31,13 @@ func newMemoryGate(cfg *config.Config, reg prometheus.Registerer, log *zap.Logge
 	}
 	if os.Getenv("GOMEMLIMIT") == "" { // the user's own soft limit wins
 		debug.SetMemoryLimit(int64(memlimit.SoftLimit(limit)))
+	}
+	if os.Getenv("GOGC") == "" { // the user's own GOGC wins
+		var tuner *memlimit.GCTuner
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error { tuner = memlimit.StartGCTuner(); return nil },
+			OnStop:  func(context.Context) error { tuner.Stop(); return nil },
+		})
 	}
 	log.Info("memory limit", zap.Stringer("memory_limit", *cfg.MemoryLimit))
 	for _, c := range []prometheus.Collector{

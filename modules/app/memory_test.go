@@ -9,14 +9,17 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/fx"
+	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/memlimit"
+	"github.com/logcap/logcap/modules/app"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
 )
@@ -102,4 +105,49 @@ func TestMemoryLimitHoldsTheSourcesBack(t *testing.T) {
 		return nil
 	})
 	t.Logf("held back for %v", gate.Held().Round(time.Millisecond))
+}
+
+// The components (sources, processors, sinks), rebuilt by each reload, get the core's
+// memory gate: the processors wait on it as the sources do. Each components app must be
+// able to take *memlimit.MemoryGate, and it must be the core's.
+func TestComponentsGetTheMemoryGate(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "logcap.yaml")
+	yaml := fmt.Sprintf("node: test\ndata_dir: %s\nshutdown_timeout: 5s\nadmin: {listen: none}\nnats: {embedded: {listen: none}}\n"+
+		"processors:\n  - {name: p1, input: logs.>, steps: [{json: {}}]}\n", filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MemoryLimit == nil || *cfg.MemoryLimit == 0 {
+		t.Fatalf("memory_limit default %v: want one", cfg.MemoryLimit)
+	}
+	var gates []*memlimit.MemoryGate
+	rt := app.NewRuntime(cfg, zap.NewNop(), fx.Invoke(func(g *memlimit.MemoryGate) { gates = append(gates, g) }))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, []byte(strings.Replace(yaml, "p1", "p2", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg2, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Reload(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(gates) != 2 || gates[0] == nil || gates[0] != gates[1] {
+		t.Fatalf("components apps got gates %v: want the same one twice (start, reload)", gates)
+	}
 }

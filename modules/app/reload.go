@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/streams"
@@ -47,6 +48,8 @@ type shared struct {
 	Checks *admin.Checks
 	Reg    prometheus.Registerer
 	Gate   streams.Gate `name:"sources" optional:"true"`
+	// Memory is memory_limit's gate (nil: none); the processors wait on it too.
+	Memory *memlimit.MemoryGate `optional:"true"`
 }
 
 // NewRuntime returns a Runtime for cfg; nothing runs before Start. Extra options (tests)
@@ -102,6 +105,9 @@ func (r *Runtime) startComponents(ctx context.Context, cfg *config.Config) error
 		fx.Provide(func() prometheus.Registerer { return reg }),
 		componentModules,
 		fx.Options(r.extra...),
+	}
+	if r.shared.Memory != nil {
+		opts = append(opts, fx.Supply(r.shared.Memory))
 	}
 	if r.shared.Gate != nil {
 		gate := r.shared.Gate

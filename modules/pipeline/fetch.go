@@ -35,7 +35,10 @@ type consumer struct {
 	// ready, if set, runs once the consumer is set up, before the first fetch.
 	ready   func(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer)
 	running func(stream string)
-	handle  func(ctx context.Context, msgs []*delivery.Msg) error
+	// before, if set, runs before each fetch, with nothing of the last batch in hand; an
+	// error (ctx done) skips the fetch.
+	before func(ctx context.Context) error
+	handle func(ctx context.Context, msgs []*delivery.Msg) error
 }
 
 // consume waits for NATS, sets the consumer up (retrying), then fetches and hands batches to
@@ -73,6 +76,9 @@ func (pl *Pipeline) consume(ctx context.Context, c consumer) error {
 	}
 	c.running(stream)
 	return c.stage.Consume(ctx, func(ctx context.Context) ([]*delivery.Msg, error) {
+		if c.before != nil && c.before(ctx) != nil {
+			return nil, nil // ctx is done: Consume returns
+		}
 		msgs, err := fetch(ctx, cons, c.fetch)
 		return adapt(ctx, c.stage, js, msgs), err
 	}, c.handle)

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	procIn, procOut, procDropped *prometheus.CounterVec // by processor
 	procErrors                   *prometheus.CounterVec // chunks dead-lettered, by processor
+	procMemWaits                 *prometheus.CounterVec // fetches held back by memory_limit
 	pending                      *prometheus.GaugeVec   // by consumer
 	deadLetters                  *prometheus.CounterVec // chunks, by consumer
 	sinkEntries, sinkBytes       *prometheus.CounterVec // by sink
@@ -30,10 +31,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logcap_pipeline_" + name, Help: help}, []string{label})
 	}
 	m := &metrics{
-		procIn:      cv("processor_entries_in_total", "Entries a processor read from its input.", "processor"),
-		procOut:     cv("processor_entries_out_total", "Entries a processor published to its derived stream.", "processor"),
-		procDropped: cv("processor_entries_dropped_total", "Entries a processor's steps dropped.", "processor"),
-		procErrors:  cv("processor_errors_total", "Input chunks a processor could not process (dead-lettered).", "processor"),
+		procIn:       cv("processor_entries_in_total", "Entries a processor read from its input.", "processor"),
+		procOut:      cv("processor_entries_out_total", "Entries a processor published to its derived stream.", "processor"),
+		procDropped:  cv("processor_entries_dropped_total", "Entries a processor's steps dropped.", "processor"),
+		procErrors:   cv("processor_errors_total", "Input chunks a processor could not process (dead-lettered).", "processor"),
+		procMemWaits: cv("processor_memory_waits_total", "Fetches a processor held back because the live heap was over memory_limit.", "processor"),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logcap_pipeline_consumer_pending",
 			Help: "Messages of the consumer's input not yet delivered (num_pending), sampled on each fetch."}, []string{"consumer"}),
 		deadLetters: cv("dead_letters_total", "Messages a processor or sink sent to the dead-letter stream.", "consumer"),
@@ -54,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"Entries per processor step by result: in, out, dropped, errors, unmatched.",
 			[]string{"processor", "step", "type", "result"}, nil)},
 	}
-	for _, c := range []prometheus.Collector{m.procIn, m.procOut, m.procDropped, m.procErrors, m.pending, m.deadLetters,
+	for _, c := range []prometheus.Collector{m.procIn, m.procOut, m.procDropped, m.procErrors, m.procMemWaits, m.pending, m.deadLetters,
 		m.sinkEntries, m.sinkBytes, m.sinkBatches, m.sinkRetries, m.sinkLatency, m.sinkHealthy, m.sinkDown, m.sinkProbesFailed, m.sinkRewound, m.sinkSkipped, m.stepCollector} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

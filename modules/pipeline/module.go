@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/logcap/logcap/config"
+	"github.com/logcap/logcap/memlimit"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/processors"
@@ -34,6 +35,21 @@ type Tuning struct {
 	// Grace is how long a stopping sink or processor may take to finish the batch in hand
 	// before its write is cancelled (default: shutdown_timeout / 3).
 	Grace time.Duration
+	// Memory, if set, is the memory budget of the processors (memory_limit's gate,
+	// Drainers: over it by half the collector's room): a processor waits on it before each
+	// fetch, holding nothing (processor.waitMemory). Sinks never wait on it: they free
+	// memory by progressing.
+	Memory MemoryBudget
+	// MemoryWait bounds one wait on Memory (default procMemoryWait).
+	MemoryWait time.Duration
+}
+
+// MemoryBudget is memory_limit as the processors see it (*memlimit.MemoryGate).
+type MemoryBudget interface {
+	// Over reports whether the live heap is over the budget now.
+	Over() bool
+	// Wait returns once it is not (or ctx is done).
+	Wait(ctx context.Context) error
 }
 
 func (t Tuning) withDefaults(cfg *config.Config) Tuning {
@@ -42,6 +58,9 @@ func (t Tuning) withDefaults(cfg *config.Config) Tuning {
 	}
 	if t.BackoffMax <= 0 {
 		t.BackoffMax = 30 * time.Second
+	}
+	if t.MemoryWait <= 0 {
+		t.MemoryWait = procMemoryWait
 	}
 	if t.Grace <= 0 {
 		t.Grace = cfg.ShutdownTimeout.D() / 3
@@ -59,7 +78,8 @@ type params struct {
 	Client *natsd.Client
 	Log    *zap.Logger
 	Reg    prometheus.Registerer
-	Tuning *Tuning `optional:"true"`
+	Tuning *Tuning              `optional:"true"`
+	Memory *memlimit.MemoryGate `optional:"true"`
 }
 
 func start(p params) error {
@@ -69,6 +89,9 @@ func start(p params) error {
 	var t Tuning
 	if p.Tuning != nil {
 		t = *p.Tuning
+	}
+	if t.Memory == nil && p.Memory != nil { // a nil *MemoryGate is no budget: leave Memory nil
+		t.Memory = p.Memory.Drainers()
 	}
 	pl, err := New(p.Cfg, p.Client, p.Log, p.Reg, t)
 	if err != nil {
@@ -179,14 +202,15 @@ func (pl *Pipeline) closeSinks() {
 
 // Stats reports what each processor and sink did so far (for tests).
 type Stats struct {
-	// Processors by name: entries in, out, dropped; chunks dead-lettered.
+	// Processors by name: entries in, out, dropped; chunks dead-lettered; fetches held back
+	// by memory_limit.
 	Processors map[string]ProcessorStats
 	// Sinks by name: entries delivered, chunks dead-lettered.
 	Sinks map[string]SinkStats
 }
 
 // ProcessorStats are one processor's counters.
-type ProcessorStats struct{ In, Out, Dropped, Chunks, DeadLetters uint64 }
+type ProcessorStats struct{ In, Out, Dropped, Chunks, DeadLetters, MemoryWaits uint64 }
 
 // SinkStats are one sink's counters.
 type SinkStats struct{ Entries, Batches, Retries, DeadLetters uint64 }
@@ -195,7 +219,7 @@ type SinkStats struct{ Entries, Batches, Retries, DeadLetters uint64 }
 func (pl *Pipeline) Stats() Stats {
 	st := Stats{Processors: map[string]ProcessorStats{}, Sinks: map[string]SinkStats{}}
 	for _, p := range pl.procs {
-		st.Processors[p.cfg.Name] = ProcessorStats{In: p.in.Load(), Out: p.out.Load(), Dropped: p.dropped.Load(), Chunks: p.chunks.Load(), DeadLetters: p.dead.Load()}
+		st.Processors[p.cfg.Name] = ProcessorStats{In: p.in.Load(), Out: p.out.Load(), Dropped: p.dropped.Load(), Chunks: p.chunks.Load(), DeadLetters: p.dead.Load(), MemoryWaits: p.memWaits.Load()}
 	}
 	for _, s := range pl.sinks {
 		st.Sinks[s.cfg.Name] = SinkStats{Entries: s.entries.Load(), Batches: s.batches.Load(), Retries: s.retries.Load(), DeadLetters: s.dead.Load()}

@@ -26,7 +26,7 @@ type row struct {
 func (r row) String() string {
 	switch {
 	case r.latency:
-		return fmt.Sprintf("%s: p50 %v p99 %v (%d lines) load %s", r.name, r.p50, r.p99, r.lines, r.load)
+		return fmt.Sprintf("%s: p50 %v p99 %v (%d lines) %.1f cpu-s/GB rss %d KiB, load %s", r.name, r.p50, r.p99, r.lines, r.cpuPerGB(), r.rssKiB, r.load)
 	case r.idle:
 		return fmt.Sprintf("%s: %.2f%% of one core, load %s", r.name, r.idleCPU, r.load)
 	}
@@ -64,8 +64,9 @@ func render(rows []row, size int64) string {
 	for _, r := range rows {
 		switch {
 		case r.latency:
-			fmt.Fprintf(&b, "| %s | %d | p50 **%.1f ms** | p99 **%.1f ms** | | %s | %s | %s |\n",
-				r.name, *latRate, ms(r.p50), ms(r.p99), rss(r.rssKiB), r.load, r.note)
+			// CPU-s/GB at a light load: where the GC tuner (memlimit.GCTuner) runs GOGC 25
+			fmt.Fprintf(&b, "| %s | %d | p50 **%.1f ms** | p99 **%.1f ms** | %.1f | %s | %s | %s |\n",
+				r.name, *latRate, ms(r.p50), ms(r.p99), r.cpuPerGB(), rss(r.rssKiB), r.load, r.note)
 		case r.idle:
 			fmt.Fprintf(&b, "| %s | | **%.2f %% of one core** | | | %s | %s | %s |\n", r.name, r.idleCPU, rss(r.rssKiB), r.load, r.note)
 		default:
