@@ -47,7 +47,7 @@ func BenchmarkProcessorChain(b *testing.B) {
 			} else {
 				cfg = parseConfig(b, "processors:\n  - name: parsed\n    input: logs.>\n    steps:"+bc.steps+"\n")
 			}
-			runProcessorBench(b, e, cfg, uint64((n + perChunk - 1) / perChunk), n, size)
+			runProcessorBench(b, e, cfg, uint64((n+perChunk-1)/perChunk), n, size)
 		})
 	}
 }
@@ -72,7 +72,7 @@ func BenchmarkProcessorWorkers(b *testing.B) {
 				publishIno(b, e.js, fmt.Sprintf("/bench%d.log", k), uint64(10+k), lines[k*per:(k+1)*per], perChunk)
 			}
 			cfg := parseConfig(b, fmt.Sprintf(workersYAML, w))
-			runProcessorBench(b, e, cfg, uint64(n / perChunk), n, size)
+			runProcessorBench(b, e, cfg, uint64(n/perChunk), n, size)
 		})
 	}
 }

@@ -122,7 +122,7 @@ func (p *processor) run(ctx context.Context) error {
 // once peaked at 144 MiB of RSS, where it usually stays at 120–124.
 //
 // It cannot wait on its own memory: it runs between batches, when the last batch is
-// published, acked and let go, and it lets go of the reused NDJSON buffer before waiting.
+// published, acked and let go, and it lets go of the reused NDJSON buffers before waiting.
 // What brings the heap down goes on without it: the sinks are never held (they free memory
 // by progressing), the store drops blocks unused for cache_expire, and the gate collects.
 // Were the budget below what logcap holds with nothing in flight, the sources would stop,
@@ -132,7 +132,7 @@ func (p *processor) waitMemory(ctx context.Context) error {
 	if g == nil || !g.Over() {
 		return nil
 	}
-	p.buf = nil
+	p.releaseBufs(true) // nothing is in flight here: drop them all
 	p.memWaits.Add(1)
 	p.mMemWaits.Inc()
 	wctx, cancel := context.WithTimeout(ctx, p.pl.tuning.MemoryWait)
