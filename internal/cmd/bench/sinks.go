@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -235,26 +234,18 @@ func sinkProfile(p *proc, sink string) chan error {
 
 // metricExact is the value of one series, e.g. logcap_pipeline_sink_entries_total{sink="x"} (0 when
 // it is not there yet).
-func (p *proc) metricExact(series string) (float64, error) {
-	// Uncompressed: promhttp gzips for a client that accepts it, and the poll's gzip was 9%
-	// of logcap's CPU in the sink rows, charged to the sink.
-	req, err := http.NewRequest(http.MethodGet, p.admin+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, series+" ") {
-			return strconv.ParseFloat(l[len(series)+1:], 64)
+func (p *proc) metricExact(series string) (v float64, err error) {
+	perr := p.scrape(func(l string) bool {
+		if strings.HasPrefix(l, series+" ") {
+			v, err = strconv.ParseFloat(l[len(series)+1:], 64)
+			return false
 		}
+		return true
+	})
+	if err == nil {
+		err = perr
 	}
-	return 0, sc.Err()
+	return v, err
 }
 
 // vlProc is a VictoriaLogs child process with a store of its own.
