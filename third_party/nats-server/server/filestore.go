@@ -7248,10 +7248,11 @@ func (mb *msgBlock) tryExpireWriteCache() []byte {
 	if mb.cache == nil {
 		return nil
 	}
-	lwts, buf, llts, nra := mb.lwts, mb.cache.buf, mb.llts, mb.cache.nra
+	buf, llts, nra := mb.cache.buf, mb.llts, mb.cache.nra
+	// The block is sealed: no write comes again, so from now on only reads keep its cache
+	// (a reader passing its last message releases it at once). Its last write is forgotten.
 	mb.lwts, mb.cache.nra = 0, true
 	mb.tryExpireCacheLocked()
-	mb.lwts = lwts
 	if mb.cache != nil {
 		mb.cache.nra = nra
 	}
