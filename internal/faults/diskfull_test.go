@@ -125,3 +125,34 @@ func writeRandomLines(t *testing.T, path string, n, size int) {
 		t.Fatal(err)
 	}
 }
+
+// TestProcessorOnSmallDisk: a processor's derived stream is made on a disk with less free
+// space than the streams' max_bytes add up to over nats-server's default store limit (75 %
+// of the space free at start), but within the disk's size. nats-server reserves every
+// stream's max_bytes against that limit, so the derived stream could not be made
+// ("insufficient storage resources available") and the processor retried for ever while
+// LOGS filled: on a node with less than ~28 GB free, the default streams (LOGS 10 GiB, each
+// derived stream 10 GiB) with one processor. logcap sets the limit to the disk's size: the
+// store_reserve guard (TestDiskFull) is what handles a full disk.
+func TestProcessorOnSmallDisk(t *testing.T) {
+	const total = 2_000
+	logs := t.TempDir()
+	n := newNode(t, fmt.Sprintf(`streams: {logs: {max_bytes: 48MiB}, deadletter: {max_bytes: 4MiB, max_msg_size: 1MiB}}
+sources:
+  - {name: app, type: file, paths: [%q], start_at: beginning}
+processors:
+  - {name: parsed, input: logs.>, steps: [{json: {}}]}
+`, filepath.Join(logs, "*.log")))
+	data := filepath.Join(n.dir, "data")
+	mountTmpfs(t, data, "128m") // 75 % of it, 96 MiB, is less than 48 + 4 + 48 MiB
+	p := n.start(t)
+	dumpLogsOnFailure(t, p)
+	writeRandomLines(t, filepath.Join(logs, "app.log"), total, 100)
+	const out = `logcap_pipeline_processor_entries_out_total{processor="parsed"}`
+	poll(t, time.Minute, 50*time.Millisecond, func() error {
+		if v, err := metric(n.adminPort, out); err != nil || v != total {
+			return fmt.Errorf("%s = %v (%v), want %d", out, v, err, total)
+		}
+		return nil
+	})
+}

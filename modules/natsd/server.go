@@ -38,6 +38,14 @@ func serverOptions(cfg *config.Config) (*server.Options, error) {
 		// holds every block it wrote or read for 10 s, ingest rate × 10 s of memory.
 		JetStreamCacheExpire: e.CacheExpire.D(),
 	}
+	// nats-server's default store limit is 75 % of the space free at start, and it reserves
+	// every stream's max_bytes against it, so on a disk with less free space than the streams
+	// may one day hold a stream could not be made at all (a processor's derived stream: the
+	// defaults need ~28 GB free for one). The disk's size is the real bound; a disk that
+	// fills up is the store_reserve guard's (space.go), which holds capture instead.
+	if size, err := diskSize(storeDir); err == nil {
+		o.JetStreamMaxStore = size
+	}
 	if e.Auth != config.AuthNone {
 		users, err := serverUsers(cfg)
 		if err != nil {
