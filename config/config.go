@@ -201,7 +201,9 @@ type Admin struct {
 // memory_limit + 40 MiB here) + 25 MiB. 56MiB ran file → LOGS → file at 7.3–9.0 CPU-s/GB in
 // 119–120 MiB of RSS, under the 128 MiB a node agent is given; 64MiB with a third of room
 // (the soft limit before) took 9.5–12.2 CPU-s/GB in 107–111 MiB, and 64MiB with 40 MiB of
-// room peaked at ~130 MiB (make bench; README, "Memory model").
+// room peaked at ~130 MiB. Since sealed blocks let go once read, 56MiB runs file → file at
+// 203 MB/s in 116 MiB (quiet machine); 48MiB was as fast on that path in 109 MiB but 20–25 %
+// slower through a json processor (make bench; README, "Memory model").
 const DefaultMemoryLimit Size = 56 << 20
 
 // DefaultCacheExpire is nats.embedded.cache_expire when unset. The embedded server's memory

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/logcap/logcap/internal/proctest"
 )
 
 // data_dir on a 256 MiB tmpfs that something else fills (a 200 MiB file written after
@@ -153,6 +155,31 @@ processors:
 		if v, err := metric(n.adminPort, out); err != nil || v != total {
 			return fmt.Errorf("%s = %v (%v), want %d", out, v, err, total)
 		}
+		return nil
+	})
+}
+
+// TestProcessorStreamDoesNotFitDisk: when the streams' max_bytes add up to more than the
+// disk holds, the derived stream is refused; the processor retries, and /readyz says which
+// one and why instead of staying ready while nothing flows through it.
+func TestProcessorStreamDoesNotFitDisk(t *testing.T) {
+	logs := t.TempDir()
+	n := newNode(t, fmt.Sprintf(`streams: {logs: {max_bytes: 48MiB}, deadletter: {max_bytes: 4MiB, max_msg_size: 1MiB}}
+sources:
+  - {name: app, type: file, paths: [%q], start_at: beginning}
+processors:
+  - {name: parsed, input: logs.>, steps: [{json: {}}]}
+`, filepath.Join(logs, "*.log")))
+	data := filepath.Join(n.dir, "data")
+	mountTmpfs(t, data, "96m")    // 48 + 4 + 48 MiB do not fit
+	p := proctest.Start(t, n.cfg) // never ready: not n.start
+	dumpLogsOnFailure(t, p)
+	poll(t, time.Minute, 50*time.Millisecond, func() error {
+		code, body := readyz(t, n.adminPort)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "processor parsed") || !strings.Contains(body, "create stream PARSED") {
+			return fmt.Errorf("/readyz %d %q, want 503 naming processor parsed and its stream", code, body)
+		}
+		t.Logf("/readyz: %d %s", code, strings.TrimSpace(body))
 		return nil
 	})
 }

@@ -65,12 +65,14 @@ func (pl *Pipeline) consume(ctx context.Context, c consumer) error {
 		return err
 	}, func(attempt int, err error) {
 		if attempt > 0 {
+			pl.setup.note(c.what, err) // /readyz first, then the log: a test reads them in that order
 			c.stage.Log.Warn("setup failed; retrying", zap.String("component", c.what), zap.Error(err))
 		}
 	})
 	if err != nil {
 		return nil
 	}
+	pl.setup.clear(c.what)
 	if c.ready != nil {
 		c.ready(ctx, js, cons)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/memlimit"
+	"github.com/logcap/logcap/modules/admin"
 	"github.com/logcap/logcap/modules/lifecycle"
 	"github.com/logcap/logcap/modules/natsd"
 	"github.com/logcap/logcap/processors"
@@ -80,6 +81,7 @@ type params struct {
 	Reg    prometheus.Registerer
 	Tuning *Tuning              `optional:"true"`
 	Memory *memlimit.MemoryGate `optional:"true"`
+	Checks *admin.Checks        `optional:"true"` // readiness: a stage that cannot set up says so
 }
 
 func start(p params) error {
@@ -96,6 +98,9 @@ func start(p params) error {
 	pl, err := New(p.Cfg, p.Client, p.Log, p.Reg, t)
 	if err != nil {
 		return err
+	}
+	if p.Checks != nil {
+		p.Checks.Add(pl.setup.NotReady)
 	}
 	p.LC.Append(fx.Hook{
 		OnStart: func(context.Context) error { return pl.Start() },
@@ -115,6 +120,7 @@ type Pipeline struct {
 	m      *metrics
 	tuning Tuning
 	start  bool
+	setup  setupFailures
 }
 
 // New builds every processor chain and sink of cfg (nothing runs yet). Configuration errors
