@@ -138,15 +138,7 @@ func writeRandomLines(t *testing.T, path string, n, size int) {
 // store_reserve guard (TestDiskFull) is what handles a full disk.
 func TestProcessorOnSmallDisk(t *testing.T) {
 	const total = 2_000
-	logs := t.TempDir()
-	n := newNode(t, fmt.Sprintf(`streams: {logs: {max_bytes: 48MiB}, deadletter: {max_bytes: 4MiB, max_msg_size: 1MiB}}
-sources:
-  - {name: app, type: file, paths: [%q], start_at: beginning}
-processors:
-  - {name: parsed, input: logs.>, steps: [{json: {}}]}
-`, filepath.Join(logs, "*.log")))
-	data := filepath.Join(n.dir, "data")
-	mountTmpfs(t, data, "128m") // 75 % of it, 96 MiB, is less than 48 + 4 + 48 MiB
+	n, logs := processorOnTmpfs(t, "128m") // 75 % of it, 96 MiB, is less than 48 + 4 + 48 MiB
 	p := n.start(t)
 	dumpLogsOnFailure(t, p)
 	writeRandomLines(t, filepath.Join(logs, "app.log"), total, 100)
@@ -163,16 +155,8 @@ processors:
 // disk holds, the derived stream is refused; the processor retries, and /readyz says which
 // one and why instead of staying ready while nothing flows through it.
 func TestProcessorStreamDoesNotFitDisk(t *testing.T) {
-	logs := t.TempDir()
-	n := newNode(t, fmt.Sprintf(`streams: {logs: {max_bytes: 48MiB}, deadletter: {max_bytes: 4MiB, max_msg_size: 1MiB}}
-sources:
-  - {name: app, type: file, paths: [%q], start_at: beginning}
-processors:
-  - {name: parsed, input: logs.>, steps: [{json: {}}]}
-`, filepath.Join(logs, "*.log")))
-	data := filepath.Join(n.dir, "data")
-	mountTmpfs(t, data, "96m")    // 48 + 4 + 48 MiB do not fit
-	p := proctest.Start(t, n.cfg) // never ready: not n.start
+	n, _ := processorOnTmpfs(t, "96m") // 48 + 4 + 48 MiB do not fit
+	p := proctest.Start(t, n.cfg)      // never ready: not n.start
 	dumpLogsOnFailure(t, p)
 	poll(t, time.Minute, 50*time.Millisecond, func() error {
 		code, body := readyz(t, n.adminPort)
@@ -182,4 +166,19 @@ processors:
 		t.Logf("/readyz: %d %s", code, strings.TrimSpace(body))
 		return nil
 	})
+}
+
+// processorOnTmpfs is a node with a file source and a json processor, LOGS and the derived
+// stream 48 MiB each, its data_dir on a tmpfs of size; it returns the node and the
+// directory its source reads.
+func processorOnTmpfs(t *testing.T, size string) (*node, string) {
+	logs := t.TempDir()
+	n := newNode(t, fmt.Sprintf(`streams: {logs: {max_bytes: 48MiB}, deadletter: {max_bytes: 4MiB, max_msg_size: 1MiB}}
+sources:
+  - {name: app, type: file, paths: [%q], start_at: beginning}
+processors:
+  - {name: parsed, input: logs.>, steps: [{json: {}}]}
+`, filepath.Join(logs, "*.log")))
+	mountTmpfs(t, filepath.Join(n.dir, "data"), size)
+	return n, logs
 }
