@@ -22,6 +22,10 @@ const readyWait = 5 * time.Millisecond
 // sink's input stream may be provisioned by a processor starting at the same time.
 var setupRetry = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: retry.Equal}
 
+// setupNotReadyAfter is the failed setup attempts after which /readyz says so (~0.4 s in): at
+// start a sink's input may be a derived stream its processor is making at that moment.
+const setupNotReadyAfter = 3
+
 // consumer is one processor's or sink's durable consumer, for Pipeline.consume.
 type consumer struct {
 	what  string // "sink NAME", "processor NAME": for logs
@@ -64,8 +68,10 @@ func (pl *Pipeline) consume(ctx context.Context, c consumer) error {
 		cons, err = streams.EnsureConsumer(ctx, js, c.spec(s))
 		return err
 	}, func(attempt int, err error) {
-		if attempt > 0 {
+		if attempt >= setupNotReadyAfter {
 			pl.setup.note(c.what, err) // /readyz first, then the log: a test reads them in that order
+		}
+		if attempt > 0 {
 			c.stage.Log.Warn("setup failed; retrying", zap.String("component", c.what), zap.Error(err))
 		}
 	})
