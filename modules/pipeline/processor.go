@@ -60,6 +60,10 @@ type processor struct {
 	// again (handle). pool is nil with one worker (procworkers.go).
 	bufs [][]byte
 	pool *procPool
+	// settle finishes the batch in flight (procsettle.go); spare is the buffer set of the
+	// batch before it, for the next batch to reuse.
+	settle *settler
+	spare  [][]byte
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	memWaits                       atomic.Uint64 // fetches held back by memory_limit
@@ -95,6 +99,11 @@ func (p *processor) run(ctx context.Context) error {
 		return fmt.Errorf("processor %s: %w", p.cfg.Name, err)
 	}
 	defer stop()
+	stopSettler, err := p.startSettler()
+	if err != nil {
+		return fmt.Errorf("processor %s: %w", p.cfg.Name, err)
+	}
+	defer stopSettler() // after the last batch: it waits for the one in flight
 	return p.pl.consume(ctx, consumer{
 		what: "processor " + p.cfg.Name, input: p.cfg.Input, stage: p.stage,
 		fetch: streams.FetchOpts{MaxMsgs: procFetchMsgs, MaxBytes: procFetchBytes, MaxWait: procFetchWait},
@@ -121,8 +130,8 @@ func (p *processor) run(ctx context.Context) error {
 // server's copy of it and the derived stream's blocks; ungated, the json row (make bench)
 // once peaked at 144 MiB of RSS, where it usually stays at 120–124.
 //
-// It cannot wait on its own memory: it runs between batches, when the last batch is
-// published, acked and let go, and it lets go of the reused NDJSON buffers before waiting.
+// It cannot wait on its own memory: it first lets the batch in flight be stored and
+// acked, and lets go of the reused NDJSON buffers before waiting.
 // What brings the heap down goes on without it: the sinks are never held (they free memory
 // by progressing), the store drops blocks unused for cache_expire, and the gate collects.
 // Were the budget below what logcap holds with nothing in flight, the sources would stop,
@@ -132,7 +141,8 @@ func (p *processor) waitMemory(ctx context.Context) error {
 	if g == nil || !g.Over() {
 		return nil
 	}
-	p.releaseBufs(true) // nothing is in flight here: drop them all
+	p.drain()
+	p.releaseBufs() // nothing is in flight now: drop them all
 	p.memWaits.Add(1)
 	p.mMemWaits.Inc()
 	wctx, cancel := context.WithTimeout(ctx, p.pl.tuning.MemoryWait)
@@ -151,11 +161,11 @@ type output struct {
 }
 
 // handle processes a fetched batch: every input message's entries go through the chain,
-// and the kept ones out as one derived chunk per (input, output subject), all published
-// asynchronously; the engine acks an input only once all of its outputs are stored.
+// and the kept ones out as one derived chunk per (input, output subject). The settler
+// (procsettle.go) publishes them, once the batch before is settled, and acks an input only
+// once all of its outputs are stored, while the loop fetches and transforms the next batch.
 func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 	ctx, cancel := lifecycle.WithGrace(stop, p.pl.tuning.Grace)
-	defer cancel()
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give
 	for i, r := range p.transformAll(msgs) {
@@ -168,14 +178,8 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 			outs = append(outs, output{in: i, msg: om})
 		}
 	}
-	p.releaseBufs(p.publish(ctx, outs))
-	failed := make([]error, len(msgs))
-	for _, o := range outs {
-		if !o.ok && failed[o.in] == nil {
-			failed[o.in] = o.err
-		}
-	}
-	p.stage.Settle(ctx, msgs, failed, settled, "publish output")
+	p.drain() // the batch before is stored (or given up on): these chunks come after it
+	p.handOver(&inflightBatch{ctx: ctx, cancel: cancel, msgs: msgs, outs: outs, settled: settled})
 	return nil
 }
 
