@@ -65,7 +65,7 @@ func (p *processor) startSettler() (stop func(), err error) {
 
 // finish publishes a batch's outputs (sending again what failed), settles its inputs,
 // and returns its buffers: none that a publish given up on may still read, none grown
-// past maxReusedBuf.
+// past maxReusedBuf, none while the heap is over memory_limit.
 func (p *processor) finish(b *inflightBatch) [][]byte {
 	defer b.cancel()
 	inFlight := p.publish(b.ctx, b.outs)
@@ -77,7 +77,7 @@ func (p *processor) finish(b *inflightBatch) [][]byte {
 	}
 	p.stage.Settle(b.ctx, b.msgs, failed, b.settled, "publish output")
 	for k := range b.bufs {
-		if inFlight || cap(b.bufs[k]) > maxReusedBuf {
+		if inFlight || cap(b.bufs[k]) > maxReusedBuf || p.memoryOver() {
 			b.bufs[k] = nil
 		}
 	}

@@ -142,8 +142,8 @@ func (p *processor) transformAll(msgs []*delivery.Msg) []transformed {
 	return res
 }
 
-// releaseBufs drops the NDJSON buffers kept for the next batches (waitMemory: between
-// batches they would hold live heap over memory_limit). Nothing may be in flight.
+// releaseBufs drops the NDJSON buffers kept for the next batch (between batches they would
+// hold live heap over memory_limit). The loop calls it: none of them is in use.
 func (p *processor) releaseBufs() {
 	clear(p.bufs)
 	p.spare = nil
