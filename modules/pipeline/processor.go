@@ -157,10 +157,11 @@ func (p *processor) waitMemory(ctx context.Context) error {
 }
 
 // overlap reports whether the processor works on two batches at once (procsettle.go): only
-// without a memory budget (memory_limit: 0). Measured (json8 row, 400 MB, the same loaded
-// machine, interleaved): at memory_limit 0 the overlap took the run from 10.7 s to 6.3–6.7 s;
-// at the default budget it made it slower, 26.9–34.0 s against 22.5–25.2 s strictly in
-// sequence. There the heap, not the processor, sets the pace: the sources and the processor
+// without a memory budget (memory_limit: 0). Measured (make bench's json8 row, 400 MB,
+// runs of this and the sequential build interleaved on a shared 2-core machine, load 3–4):
+// at memory_limit 0 the overlap gave 54.1–61.3 MB/s against 43.1–47.1 (27.0–30.7 CPU-s/GB
+// against 29.1–32.0); at the default budget it made it slower, 14.3–14.7 MB/s against
+// 17.2–17.7 (whole runs 26.9–34.0 s against 22.5–25.2 s). There the heap, not the processor, sets the pace: the sources and the processor
 // wait on the gate, and a second batch in hand (its input, its NDJSON, the client's copy)
 // only keeps the heap over the budget longer.
 func (p *processor) overlap() bool { return p.pl.tuning.Memory == nil }
