@@ -18,18 +18,27 @@ import (
 // File source → processor (json → drop → set) → derived stream PARSED. kill -9 of logcap
 // while the processor is part-way through, then restart: PARSED holds every expected entry
 // exactly once, and every derived chunk's msg id is its input's stream and sequence. With
-// workers: 2 the steps run on the processor's transform workers (processors[].workers).
+// workers: 2 the steps run on the processor's transform workers (processors[].workers);
+// with memory_limit: 0 the processor overlaps its batches (prefetch, settler).
 func TestProcessorKill9(t *testing.T) {
-	for _, workers := range []int{1, 2} {
-		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { processorKill9(t, workers) })
+	for _, tc := range []struct {
+		name    string
+		workers int
+		head    string
+	}{
+		{"workers=1", 1, ""},
+		{"workers=2", 2, ""},
+		{"overlap", 1, "memory_limit: 0\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { processorKill9(t, tc.workers, tc.head) })
 	}
 }
 
-func processorKill9(t *testing.T, workers int) {
+func processorKill9(t *testing.T, workers int, head string) {
 	total := size(100_000, 1_000_000)
 	logs := t.TempDir()
 	path := filepath.Join(logs, "app.log")
-	n := newNode(t, fmt.Sprintf(`sources:
+	n := newNode(t, head+fmt.Sprintf(`sources:
   - {name: app, type: file, paths: [%q], start_at: beginning, max_chunk_bytes: 16KiB, max_line_bytes: 4KiB}
 processors:
   - name: parsed

@@ -39,10 +39,13 @@ type consumer struct {
 	// ready, if set, runs once the consumer is set up, before the first fetch.
 	ready   func(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer)
 	running func(stream string)
-	// before, if set, runs before each fetch, with nothing of the last batch in hand; an
-	// error (ctx done) skips the fetch.
+	// before, if set, runs before each fetch; an error (ctx done) skips the fetch. Without
+	// prefetch nothing of the last batch is in hand then; with it, it runs in the prefetch
+	// goroutine while the loop handles the batch before.
 	before func(ctx context.Context) error
-	handle func(ctx context.Context, msgs []*delivery.Msg) error
+	// prefetch: fetch the next batch while handle works on this one (Pipeline.prefetch).
+	prefetch bool
+	handle   func(ctx context.Context, msgs []*delivery.Msg) error
 }
 
 // consume waits for NATS, sets the consumer up (retrying), then fetches and hands batches to
@@ -83,13 +86,65 @@ func (pl *Pipeline) consume(ctx context.Context, c consumer) error {
 		c.ready(ctx, js, cons)
 	}
 	c.running(stream)
-	return c.stage.Consume(ctx, func(ctx context.Context) ([]*delivery.Msg, error) {
+	next := func(ctx context.Context) ([]*delivery.Msg, error) {
 		if c.before != nil && c.before(ctx) != nil {
 			return nil, nil // ctx is done: Consume returns
 		}
 		msgs, err := fetch(ctx, cons, c.fetch)
 		return adapt(ctx, c.stage, js, msgs), err
-	}, c.handle)
+	}
+	if c.prefetch {
+		ahead, wait, err := pl.prefetch(ctx, c.what, next)
+		if err != nil {
+			return nil // the group is stopping
+		}
+		defer wait()
+		next = ahead
+	}
+	return c.stage.Consume(ctx, next, c.handle)
+}
+
+// fetched is one fetch's result, handed from the prefetch goroutine to the consumer loop.
+type fetched struct {
+	msgs []*delivery.Msg
+	err  error
+}
+
+// prefetch runs next in a goroutine of its own, one batch ahead of the consumer loop: the
+// loop's fetch returns the batch fetched while it handled the one before. Measured (json8
+// row, memory_limit 0): a processor's fetches took 3.6 s of its 10.7 s, one round trip
+// and a copy of up to 1 MiB each. A batch fetched when the stop began is handed back at
+// once; wait returns once the goroutine is gone.
+func (pl *Pipeline) prefetch(ctx context.Context, what string, next func(context.Context) ([]*delivery.Msg, error)) (ahead func(context.Context) ([]*delivery.Msg, error), wait func(), err error) {
+	ch, exited := make(chan fetched), make(chan struct{})
+	err = pl.group.Go("pipeline: "+what+": prefetch", func(context.Context) error {
+		defer close(exited)
+		for ctx.Err() == nil {
+			msgs, err := next(ctx)
+			select {
+			case ch <- fetched{msgs: msgs, err: err}:
+			case <-ctx.Done():
+				for _, m := range msgs {
+					if m.Settle != nil {
+						_ = m.Settle.Nak(0)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ahead = func(ctx context.Context) ([]*delivery.Msg, error) {
+		select {
+		case f := <-ch:
+			return f.msgs, f.err
+		case <-ctx.Done():
+			return nil, nil // Consume returns
+		}
+	}
+	return ahead, func() { <-exited }, nil
 }
 
 // fetch pulls one batch in two steps: it waits up to MaxWait for the first message (of any

@@ -60,6 +60,10 @@ type processor struct {
 	// again (handle). pool is nil with one worker (procworkers.go).
 	bufs [][]byte
 	pool *procPool
+	// settle finishes the batch in flight (procsettle.go); spare is the buffer set of the
+	// batch before it, for the next batch to reuse.
+	settle *settler
+	spare  [][]byte
 
 	in, out, dropped, chunks, dead atomic.Uint64
 	memWaits                       atomic.Uint64 // fetches held back by memory_limit
@@ -95,6 +99,11 @@ func (p *processor) run(ctx context.Context) error {
 		return fmt.Errorf("processor %s: %w", p.cfg.Name, err)
 	}
 	defer stop()
+	stopSettler, err := p.startSettler()
+	if err != nil {
+		return fmt.Errorf("processor %s: %w", p.cfg.Name, err)
+	}
+	defer stopSettler() // after the last batch: it waits for the one in flight
 	return p.pl.consume(ctx, consumer{
 		what: "processor " + p.cfg.Name, input: p.cfg.Input, stage: p.stage,
 		fetch: streams.FetchOpts{MaxMsgs: procFetchMsgs, MaxBytes: procFetchBytes, MaxWait: procFetchWait},
@@ -111,8 +120,9 @@ func (p *processor) run(ctx context.Context) error {
 		running: func(stream string) {
 			p.log.Info("processor running", zap.String("input", p.cfg.Input), zap.String("input_stream", stream))
 		},
-		before: p.waitMemory,
-		handle: p.handle,
+		before:   p.waitMemory,
+		prefetch: p.overlap(),
+		handle:   p.handle,
 	})
 }
 
@@ -121,24 +131,45 @@ func (p *processor) run(ctx context.Context) error {
 // server's copy of it and the derived stream's blocks; ungated, the json row (make bench)
 // once peaked at 144 MiB of RSS, where it usually stays at 120–124.
 //
-// It cannot wait on its own memory: it runs between batches, when the last batch is
-// published, acked and let go, and it lets go of the reused NDJSON buffers before waiting.
+// It cannot wait on its own memory: with a budget the batches do not overlap (overlap), so
+// it runs in the loop between batches, the last one published, acked and let go, and it
+// lets go of the reused NDJSON buffers before waiting. (Were it to run in the prefetch
+// goroutine, the batches in hand would go on without it and drop their buffers while the
+// heap is over: memoryOver in handle and finish.)
 // What brings the heap down goes on without it: the sinks are never held (they free memory
 // by progressing), the store drops blocks unused for cache_expire, and the gate collects.
 // Were the budget below what logcap holds with nothing in flight, the sources would stop,
 // but the processor still moves one batch per Tuning.MemoryWait instead of stopping for good.
 func (p *processor) waitMemory(ctx context.Context) error {
-	g := p.pl.tuning.Memory
-	if g == nil || !g.Over() {
+	if !p.memoryOver() {
 		return nil
 	}
-	p.releaseBufs(true) // nothing is in flight here: drop them all
+	if !p.overlap() {
+		p.releaseBufs() // the loop's goroutine, nothing in flight: drop them all
+	}
+	g := p.pl.tuning.Memory
 	p.memWaits.Add(1)
 	p.mMemWaits.Inc()
 	wctx, cancel := context.WithTimeout(ctx, p.pl.tuning.MemoryWait)
 	defer cancel()
 	_ = g.Wait(wctx) // over the bound: take the batch anyway
 	return ctx.Err()
+}
+
+// overlap reports whether the processor works on two batches at once (procsettle.go): only
+// without a memory budget (memory_limit: 0). Measured (make bench's json8 row, 400 MB,
+// runs of this and the sequential build interleaved on a shared 2-core machine, load 3–4):
+// at memory_limit 0 the overlap gave 54.1–61.3 MB/s against 43.1–47.1 (27.0–30.7 CPU-s/GB
+// against 29.1–32.0); at the default budget it made it slower, 14.3–14.7 MB/s against
+// 17.2–17.7 (whole runs 26.9–34.0 s against 22.5–25.2 s). There the heap, not the processor, sets the pace: the sources and the processor
+// wait on the gate, and a second batch in hand (its input, its NDJSON, the client's copy)
+// only keeps the heap over the budget longer.
+func (p *processor) overlap() bool { return p.pl.tuning.Memory == nil }
+
+// memoryOver reports whether the live heap is over memory_limit.
+func (p *processor) memoryOver() bool {
+	g := p.pl.tuning.Memory
+	return g != nil && g.Over()
 }
 
 // output is one derived chunk: the entries of one input message for one output subject.
@@ -151,11 +182,14 @@ type output struct {
 }
 
 // handle processes a fetched batch: every input message's entries go through the chain,
-// and the kept ones out as one derived chunk per (input, output subject), all published
-// asynchronously; the engine acks an input only once all of its outputs are stored.
+// and the kept ones out as one derived chunk per (input, output subject). The settler
+// (procsettle.go) publishes them, once the batch before is settled, and acks an input only
+// once all of its outputs are stored, while the loop fetches and transforms the next batch.
 func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 	ctx, cancel := lifecycle.WithGrace(stop, p.pl.tuning.Grace)
-	defer cancel()
+	if p.memoryOver() {
+		p.releaseBufs() // over memory_limit: no NDJSON kept between batches
+	}
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give
 	for i, r := range p.transformAll(msgs) {
@@ -168,14 +202,11 @@ func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 			outs = append(outs, output{in: i, msg: om})
 		}
 	}
-	p.releaseBufs(p.publish(ctx, outs))
-	failed := make([]error, len(msgs))
-	for _, o := range outs {
-		if !o.ok && failed[o.in] == nil {
-			failed[o.in] = o.err
-		}
+	p.drain() // the batch before is stored (or given up on): these chunks come after it
+	p.handOver(&inflightBatch{ctx: ctx, cancel: cancel, msgs: msgs, outs: outs, settled: settled})
+	if !p.overlap() {
+		p.drain() // one batch at a time (overlap)
 	}
-	p.stage.Settle(ctx, msgs, failed, settled, "publish output")
 	return nil
 }
 

@@ -142,13 +142,9 @@ func (p *processor) transformAll(msgs []*delivery.Msg) []transformed {
 	return res
 }
 
-// releaseBufs drops the NDJSON buffers that must not be reused by the next batch: all of
-// them when a publish was given up on (the client may still send it from its bytes), and
-// any grown past maxReusedBuf (between batches it would hold live heap: memory_limit).
-func (p *processor) releaseBufs(inFlight bool) {
-	for k := range p.bufs {
-		if inFlight || cap(p.bufs[k]) > maxReusedBuf {
-			p.bufs[k] = nil
-		}
-	}
+// releaseBufs drops the NDJSON buffers kept for the next batch (between batches they would
+// hold live heap over memory_limit). The loop calls it: none of them is in use.
+func (p *processor) releaseBufs() {
+	clear(p.bufs)
+	p.spare = nil
 }
