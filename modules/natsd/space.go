@@ -199,5 +199,5 @@ func diskSize(dir string) (int64, error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return int64(st.Blocks) * st.Bsize, nil
+	return int64(st.Blocks) * int64(st.Bsize), nil
 }
