@@ -161,9 +161,11 @@ func (p *processor) waitMemory(ctx context.Context) error {
 // runs of this and the sequential build interleaved on a shared 2-core machine, load 3–4):
 // at memory_limit 0 the overlap gave 54.1–61.3 MB/s against 43.1–47.1 (27.0–30.7 CPU-s/GB
 // against 29.1–32.0); at the default budget it made it slower, 14.3–14.7 MB/s against
-// 17.2–17.7 (whole runs 26.9–34.0 s against 22.5–25.2 s). There the heap, not the processor, sets the pace: the sources and the processor
-// wait on the gate, and a second batch in hand (its input, its NDJSON, the client's copy)
-// only keeps the heap over the budget longer.
+// 17.2–17.7 (whole runs 26.9–34.0 s against 22.5–25.2 s), and since sealed blocks let go
+// once read (third_party/nats-server/PATCH.md) no steadily faster: 17.1–20.5 against
+// 17.6–18.6. There the heap, not the processor, sets the pace: the sources and the
+// processor wait on the gate, and a second batch in hand (its input, its NDJSON, the
+// client's copy) only keeps the heap over the budget longer.
 func (p *processor) overlap() bool { return p.pl.tuning.Memory == nil }
 
 // memoryOver reports whether the live heap is over memory_limit.
