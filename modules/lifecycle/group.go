@@ -74,7 +74,9 @@ func (g *Group) Go(name string, fn func(ctx context.Context) error) error {
 				g.addErr(err)
 			}
 		}()
-		if err := fn(g.ctx); err != nil && !errors.Is(err, context.Canceled) {
+		// A goroutine that stops because the group does (its context, or a child it starts
+		// refused with ErrStopped) has not failed.
+		if err := fn(g.ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 			g.log.Error("goroutine failed", zap.String("goroutine", name), zap.Error(err))
 			g.addErr(fmt.Errorf("%s: %s: %w", g.name, name, err))
 		}

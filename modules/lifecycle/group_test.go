@@ -45,6 +45,29 @@ func TestStopCancelsAndWaits(t *testing.T) {
 	}
 }
 
+// A goroutine that starts a child after Stop began gets ErrStopped; returning it is the
+// stop, not a failure for Stop to report (a processor stopped during its start).
+func TestChildRefusedAtStopIsNoFailure(t *testing.T) {
+	g := New("test", zap.NewNop())
+	started, stopping := make(chan struct{}), make(chan struct{})
+	if err := g.Go("parent", func(ctx context.Context) error {
+		close(started)
+		<-stopping
+		<-ctx.Done()
+		if err := g.Go("child", func(context.Context) error { return nil }); err != nil {
+			return fmt.Errorf("parent: %w", err)
+		}
+		return errors.New("child started after Stop")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	close(stopping)
+	if err := g.Stop(context.Background()); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
 func TestStopTimeoutNamesStragglers(t *testing.T) {
 	g := New("test", zap.NewNop())
 	release := make(chan struct{})
