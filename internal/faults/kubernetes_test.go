@@ -29,6 +29,11 @@ type ctrRun struct {
 
 func (r ctrRun) dir() string { return filepath.Join(r.pod.LogDir, r.c.Name) }
 
+// ref is the run's identity, as its N.log's subject names it.
+func (r ctrRun) ref() streams.PodRef {
+	return streams.PodRef{Namespace: r.pod.Namespace, Pod: r.pod.Name, Container: r.c.Name, Restart: strconv.Itoa(r.c.Attempt), UID: r.pod.UID}
+}
+
 // TestKubernetesKill9: containers of three pods log through a real containerd (CRI log
 // files, 40,000-byte lines split by the runtime into 16 KiB parts, stdout and stderr in one
 // file) while their logs are rotated twice as the kubelet does it (rename, then
@@ -67,6 +72,19 @@ func TestKubernetesKill9(t *testing.T) {
 			}
 			return nil
 		}
+	}
+	// logcap finds a new pod by its rescan (every poll_interval: the glob's directories have
+	// wildcards): the first rotation waits until it reads every container's 0.log, since a
+	// file first seen rotated has a subject of its own (docs/kubernetes.md), and order
+	// holds per subject.
+	for _, r := range runs {
+		subj := streams.SourceSubject(streams.KindKubernetes, "faults", r.ref().Source())
+		poll(t, 2*time.Minute, 20*time.Millisecond, func() error {
+			if m, err := streams.LastMsg(context.Background(), js, "LOGS", subj); err != nil || m == nil {
+				return fmt.Errorf("nothing on %s yet (%v)", subj, err)
+			}
+			return nil
+		})
 	}
 	poll(t, 2*time.Minute, 20*time.Millisecond, progress(0.2))
 	for _, r := range runs {
