@@ -7252,7 +7252,13 @@ func (mb *msgBlock) tryExpireWriteCache() []byte {
 	// The block is sealed: no write comes again, so from now on only reads keep its cache
 	// (a reader passing its last message releases it at once). Its last write is forgotten.
 	mb.lwts, mb.cache.nra = 0, true
+	// A reader at the tail has read its last message already: it passed the block's end
+	// before the block was sealed, and the cache goes now as it would have then.
+	if mb.llseq == atomic.LoadUint64(&mb.last.seq) {
+		mb.llts = 0
+	}
 	mb.tryExpireCacheLocked()
+	mb.llts = llts
 	if mb.cache != nil {
 		mb.cache.nra = nra
 	}
