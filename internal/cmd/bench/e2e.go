@@ -123,7 +123,12 @@ func e2eFiles(bin, dir string, inputs []string, size int64, lines int, name stri
 		return row{}, err
 	}
 	note := "all lines once"
-	fmt.Fprintf(os.Stderr, "bench:   %s: LOGS complete after %v, sink after %v\n", name, captured.Round(time.Millisecond), el.Round(time.Millisecond))
+	// Where the time went besides work: the sources held by memory_limit, and the fetches a
+	// processor held back.
+	held, _ := p.metric("logcap_memory_held_seconds_total")
+	procWaits, _ := p.metric("logcap_processor_memory_waits_total")
+	fmt.Fprintf(os.Stderr, "bench:   %s: LOGS complete after %v, sink after %v; sources held by memory_limit %.2fs, processor fetches held %.0f\n",
+		name, captured.Round(time.Millisecond), el.Round(time.Millisecond), held, procWaits)
 	if err := checkFile(out, lines); err != nil {
 		return row{}, fmt.Errorf("%s: %w", name, err)
 	}
