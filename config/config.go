@@ -186,9 +186,20 @@ type Processor struct {
 	// The derived stream is the same whatever the number: outputs are published in the
 	// input's order once the batch is transformed.
 	Workers int `yaml:"workers"`
+	// OutputFormat is the derived chunks' payload: "lines+json" (the default: the messages
+	// as lines, then an object per entry with the rest) or "ndjson" (one whole entry per
+	// line, for consumers of the derived stream that read NDJSON). Either reads back as the
+	// same entries; see streams.FormatLinesJSON.
+	OutputFormat string `yaml:"output_format"`
 }
 
-// MaxProcWorkers bounds processors[].workers: each worker holds up to a fetch of NDJSON.
+// The processors[].output_format values (streams.FormatLinesJSON, streams.FormatNDJSON).
+const (
+	OutputLinesJSON = "lines+json"
+	OutputNDJSON    = "ndjson"
+)
+
+// MaxProcWorkers bounds processors[].workers: each worker holds up to a fetch of output.
 const MaxProcWorkers = 64
 
 // Admin is the HTTP endpoint for /metrics, /healthz, /readyz and /debug/pprof.

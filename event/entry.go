@@ -22,4 +22,15 @@ type Entry struct {
 	// Route, when set by a route step, names the output subject prefix the entry goes to
 	// instead of the processor's default. It is not part of the wire format.
 	Route string `json:"-"`
+	// FieldsFrom "json" says Fields are exactly Message parsed as a JSON object
+	// (jsonscan.Parse), nothing added or changed: a lines+json derived chunk then stores
+	// that instead of the fields (streams.FormatLinesJSON). The json step sets it on an
+	// entry it gives its first fields, and a reader of such a chunk on the entries it
+	// parses; a processor whose chain has a step that may change fields or message clears
+	// it. It is not part of the wire format as is.
+	FieldsFrom string `json:"-"`
 }
+
+// FieldsFromJSON is Entry.FieldsFrom of an entry whose fields are its message parsed as a
+// JSON object.
+const FieldsFromJSON = "json"

@@ -108,6 +108,21 @@ func BenchmarkJSON8(b *testing.B) {
 	}
 }
 
+// BenchmarkJSON8Last is a chain of one json step: nothing after it reads the fields, so
+// it only checks the message is an object and stores the reference (event.FieldsFrom).
+func BenchmarkJSON8Last(b *testing.B) {
+	c := buildChain(b, `[json: {}]`)
+	e := new(event.Entry)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line8)))
+	for b.Loop() {
+		*e = event.Entry{Message: line8}
+		if _, err := c.Process(e); err != nil || e.FieldsFrom != event.FieldsFromJSON || e.Fields != nil {
+			b.Fatal(err, e.FieldsFrom, e.Fields)
+		}
+	}
+}
+
 // BenchmarkChain8 is json → drop → redact (the issue's chain) on an 8-field object.
 func BenchmarkChain8(b *testing.B) {
 	c := buildChain(b, `

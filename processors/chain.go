@@ -46,13 +46,21 @@ type chainStep struct {
 // as long as its steps are, which every step of this package is.
 type Chain struct {
 	steps []*chainStep
+	// keepsFieldsFrom: every step keeps event.Entry.FieldsFrom right (fieldsFromKeepers).
+	// Otherwise Process clears it.
+	keepsFieldsFrom bool
 }
+
+// fieldsFromKeepers are the step types that keep event.Entry.FieldsFrom right: they change
+// an entry's fields or message only by the json step's own parse or by setError, which
+// clear or set it.
+var fieldsFromKeepers = map[string]bool{"json": true, "timestamp": true, "drop": true, "keep": true, "sample": true, "route": true}
 
 // BuildChain builds and validates every step of a processor's `steps:` list. Each element is
 // a one-key mapping `TYPE: OPTIONS` (or a bare `TYPE` for a step without options). Errors
 // name the step: `steps[2] (drop): ...`.
 func BuildChain(steps []config.Options) (*Chain, error) {
-	c := &Chain{steps: make([]*chainStep, 0, len(steps))}
+	c := &Chain{steps: make([]*chainStep, 0, len(steps)), keepsFieldsFrom: true}
 	for i, s := range steps {
 		typ, opts, err := s.Step()
 		if err != nil {
@@ -63,6 +71,14 @@ func BuildChain(steps []config.Options) (*Chain, error) {
 			return nil, fmt.Errorf("steps[%d] (%s): %w", i, typ, err)
 		}
 		c.steps = append(c.steps, &chainStep{typ: typ, step: st})
+		c.keepsFieldsFrom = c.keepsFieldsFrom && fieldsFromKeepers[typ]
+	}
+	// The last step's fields are read by no other step: a json step there need not build
+	// them where a reference to the message says it all.
+	if n := len(c.steps); n > 0 && c.keepsFieldsFrom {
+		if js, ok := c.steps[n-1].step.(*jsonStep); ok {
+			js.lazy = true
+		}
 	}
 	return c, nil
 }
@@ -91,6 +107,9 @@ func (c *Chain) Process(e *event.Entry) (keep bool, err error) {
 			return false, nil
 		}
 		s.out.Add(1)
+	}
+	if !c.keepsFieldsFrom {
+		e.FieldsFrom = ""
 	}
 	return true, nil
 }

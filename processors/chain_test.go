@@ -7,6 +7,7 @@ import (
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // panicStep panics on a message of "boom": a stand-in for a bug in a step.
@@ -134,6 +135,47 @@ func TestBuildErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FieldsFrom says "json" exactly when an entry's fields are its message parsed and nothing
+// else, whatever steps came after the json step: a lines+json derived chunk then stores a
+// reference instead of the fields (streams.FormatLinesJSON).
+func TestFieldsFrom(t *testing.T) {
+	for _, tc := range []struct {
+		name, steps, msg string
+		fields           map[string]any // set before the chain: a derived input's
+		want             string
+	}{
+		{"json", `[json: {}]`, `{"a":1}`, nil, "json"},
+		{"json, then filters", `[json: {}, {drop: 'fields.a == 2'}, {keep: 'fields.a == 1'}, {sample: {rate: 1}}, {route: {if: 'true', to: x}}]`, `{"a":1}`, nil, "json"},
+		{"json, then a timestamp found", `[json: {}, {timestamp: {field: t}}]`, `{"a":1,"t":"2026-12-06T10:00:00Z"}`, nil, "json"},
+		{"json, then a timestamp missing: fields._error", `[json: {}, {timestamp: {field: t}}]`, `{"a":1}`, nil, ""},
+		{"json, then set", `[json: {}, {set: {fields: {b: 2}}}]`, `{"a":1}`, nil, ""},
+		{"json, then redact", `[json: {}, {redact: {fields: [a]}}]`, `{"a":1}`, nil, ""},
+		{"not JSON: fields._error", `[json: {}]`, `not json`, nil, ""},
+		{"an empty object: no fields", `[json: {}]`, `{}`, nil, ""},
+		{"into a target", `[json: {target: p}]`, `{"a":1}`, nil, ""},
+		{"from a field", `[json: {field: raw}]`, `m`, map[string]any{"raw": `{"a":1}`}, ""},
+		{"fields there before", `[json: {}]`, `{"a":1}`, map[string]any{"b": 2}, ""},
+		{"json twice", `[json: {}, json: {}]`, `{"a":1}`, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := buildChain(t, tc.steps)
+			e := &event.Entry{Message: tc.msg, Fields: tc.fields}
+			if _, err := c.Process(e); err != nil {
+				t.Fatal(err)
+			}
+			if e.FieldsFrom != tc.want {
+				t.Fatalf("FieldsFrom %q, want %q (fields %v)", e.FieldsFrom, tc.want, e.Fields)
+			}
+			// A json step that is the last step builds no fields where FieldsFrom says it
+			// all; otherwise the fields are the message parsed.
+			last := strings.HasPrefix(tc.steps, "[json: {}]")
+			if want, _ := jsonscan.Parse(tc.msg); tc.want == "json" && (last != (e.Fields == nil) || !last && !reflect.DeepEqual(e.Fields, want)) {
+				t.Fatalf("fields %v (last step json: %v), want the message parsed: %v", e.Fields, last, want)
 			}
 		})
 	}

@@ -34,6 +34,7 @@ func BenchmarkChunkPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	var buf []byte
+	format := streams.FormatLinesJSON
 	process := func(b *testing.B) []byte {
 		es, err := streams.Entries(raw.Subject, raw.Header, raw.Data)
 		if err != nil {
@@ -44,12 +45,13 @@ func BenchmarkChunkPath(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if buf, err = streams.AppendDerived(buf[:0], "LOGS:1", es); err != nil {
+		if buf, format, err = streams.AppendDerived(buf[:0], streams.FormatLinesJSON, "parsed.file.bench.x", raw.Header, "LOGS:1", es); err != nil {
 			b.Fatal(err)
 		}
 		return buf
 	}
-	derived := streams.DerivedMsgData("parsed.file.bench.x", "LOGS:1", c.Lines, append([]byte(nil), process(b)...))
+	derived := streams.DerivedMsgData("parsed.file.bench.x", "LOGS:1", format, c.Lines, append([]byte(nil), process(b)...))
+	derived.Header[streams.HdrReadTime] = raw.Header[streams.HdrReadTime]
 	for _, bc := range []struct {
 		name string
 		run  func(b *testing.B)

@@ -1,13 +1,7 @@
 package processors
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
-	"strconv"
-	"strings"
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
@@ -20,6 +14,10 @@ func init() { Register("json", newJSONStep) }
 type jsonStep struct {
 	src source
 	dst target
+	// lazy: no step after this one reads fields (BuildChain), so an entry whose fields
+	// would be exactly its message parsed gets only FieldsFrom, not the fields: whoever
+	// reads them parses the message (streams.FieldsOf).
+	lazy bool
 }
 
 func newJSONStep(opts config.Options) (Step, error) {
@@ -52,112 +50,31 @@ func parserOptions(opts config.Options) (source, target, error) {
 
 func (s *jsonStep) Apply(e *event.Entry) (bool, error) {
 	in, ok, err := s.src.read(e)
+	if ok {
+		e.FieldsFrom = "" // its fields change, whatever comes of it
+	}
 	if err != nil {
 		return true, setError(e, fmt.Errorf("json: %w", err))
 	}
 	if !ok {
 		return true, ErrNoMatch
 	}
-	m, err := parseJSONObject(in)
+	fresh := len(e.Fields) == 0 && s.src.msg && s.dst.path == nil
+	if fresh && s.lazy {
+		if members, ok := jsonscan.IsObject(in); ok && members {
+			e.Fields, e.FieldsFrom = nil, event.FieldsFromJSON
+			return true, nil
+		}
+	}
+	m, err := jsonscan.Parse(in)
 	if err != nil {
 		return true, setError(e, fmt.Errorf("json: %w", err))
 	}
+	// The entry's fields are the message parsed, and only that, when the message is the
+	// source, the root the target and these the first fields.
+	if fresh && len(m) > 0 {
+		e.FieldsFrom = event.FieldsFromJSON
+	}
 	s.dst.store(e, m)
 	return true, nil
-}
-
-// parseJSONObject parses one JSON object and nothing after it but white space. Numbers
-// become int64 when they are integers that fit, float64 otherwise, and stay json.Number
-// (written back digit for digit) when they are integers too big for int64, so ids and
-// counters never lose digits on their way to a sink.
-//
-// jsonscan reads it (strings are substrings of s, no reflection): 46 → 4 allocations and
-// 5× less CPU per 8-field object than encoding/json (BenchmarkJSON8, BenchmarkJSONDecoders).
-// What jsonscan is not sure of (any error among them) encoding/json reads, so the error
-// recorded in fields._error stays the one users know.
-func parseJSONObject(s string) (map[string]any, error) {
-	if m, ok := jsonscan.ParseObject(s); ok {
-		return m, nil
-	}
-	return parseJSONObjectStd(s)
-}
-
-func parseJSONObjectStd(s string) (map[string]any, error) {
-	i := 0
-	for i < len(s) && isJSONSpace(s[i]) {
-		i++
-	}
-	if i == len(s) {
-		return nil, errors.New("empty input")
-	}
-	if s[i] != '{' {
-		return nil, fmt.Errorf("not an object (starts with %s)", describeJSONStart(s[i]))
-	}
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the object")
-	}
-	convertNumbers(m)
-	return m, nil
-}
-
-func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func describeJSONStart(c byte) string {
-	switch {
-	case c == '[':
-		return "an array"
-	case c == '"':
-		return "a string"
-	case c == '-' || (c >= '0' && c <= '9'):
-		return "a number"
-	case c == 't' || c == 'f':
-		return "a boolean"
-	case c == 'n':
-		return "null"
-	}
-	return strconv.QuoteRune(rune(c))
-}
-
-func convertNumbers(m map[string]any) {
-	for k, v := range m {
-		if c, changed := convertNumber(v); changed {
-			m[k] = c
-		}
-	}
-}
-
-func convertNumber(v any) (any, bool) {
-	switch t := v.(type) {
-	case json.Number:
-		return numberValue(t), true
-	case map[string]any:
-		convertNumbers(t)
-	case []any:
-		for i, x := range t {
-			if c, changed := convertNumber(x); changed {
-				t[i] = c
-			}
-		}
-	}
-	return nil, false
-}
-
-func numberValue(n json.Number) any {
-	s := string(n)
-	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return i
-		}
-		return n // an integer beyond int64: keep every digit
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) {
-		return f
-	}
-	return n
 }

@@ -10,19 +10,38 @@ import (
 	"github.com/logcap/logcap/delivery"
 	"github.com/logcap/logcap/retry"
 	"github.com/logcap/logcap/sinks"
+	"github.com/logcap/logcap/streams"
 )
 
-// RawOutput writes every message's payload exactly as stored: for LOGS the source's bytes
-// (a file's lines, or `docker logs --timestamps` lines), for a derived stream its NDJSON.
+// RawOutput writes every message's payload as stored: for LOGS the source's bytes (a
+// file's lines, or `docker logs --timestamps` lines), for a derived stream its NDJSON. A
+// derived chunk stored as lines+json (streams.FormatLinesJSON, its two halves no one
+// reads as they stand) is written as the NDJSON of its entries, as logcap stored derived
+// chunks before lines+json.
 type RawOutput struct {
-	w *bufio.Writer
+	w   *bufio.Writer
+	buf []byte
 }
 
 // NewRawOutput writes to w; Flush flushes its buffer (it does not fsync or close w).
 func NewRawOutput(w io.Writer) *RawOutput { return &RawOutput{w: bufio.NewWriterSize(w, 256<<10)} }
 
 func (o *RawOutput) Add(_ context.Context, m Msg) (int, error) {
-	if _, err := o.w.Write(m.Data); err != nil {
+	data := m.Data
+	if m.Header.Get(streams.HdrFormat) == streams.FormatLinesJSON {
+		es, err := streams.Entries(m.Subject, m.Header, m.Data)
+		if err != nil {
+			return 0, fmt.Errorf("%s seq %d: %w", m.Stream, m.Seq, err)
+		}
+		o.buf = o.buf[:0]
+		for i := range es {
+			if o.buf, err = streams.AppendNDJSON(o.buf, &es[i]); err != nil {
+				return 0, fmt.Errorf("%s seq %d: %w", m.Stream, m.Seq, err)
+			}
+		}
+		data = o.buf
+	}
+	if _, err := o.w.Write(data); err != nil {
 		return 0, fmt.Errorf("write: %w", err)
 	}
 	return countEntries(m), nil

@@ -31,8 +31,9 @@
 //   - Kubernetes chunk: CRI lines, `<RFC3339Nano> <stdout|stderr> F <message>\n`, the
 //     runtime's P parts joined; a part marked continued keeps tag P and its stream's next
 //     entry continues it (ParseCRILine, AppendCRILine). Entries join per stream.
-//   - Derived chunk: NDJSON, one JSON document per entry (time, host, kind, source, stream,
-//     message, fields), one derived chunk per input chunk and output subject (DerivedMsg).
+//   - Derived chunk: one per input chunk and output subject (DerivedMsg), lines+json (the
+//     messages as lines, then an object per entry with the rest: FormatLinesJSON) or NDJSON
+//     (one JSON document per entry: time, host, kind, source, stream, message, fields).
 //
 // An entry is one line unless Logcap-Entries says otherwise (Entries, EntriesRaw split every
 // kind the same way).
@@ -69,7 +70,8 @@
 // Logcap-K8s-Namespace, Logcap-K8s-Pod, Logcap-K8s-Pod-Uid, Logcap-K8s-Container,
 // Logcap-K8s-Restart (PodRef.Header).
 //
-// Derived chunks: Logcap-Format: ndjson.
+// Derived chunks: Logcap-Format: lines+json or ndjson; Logcap-Read-Time, Logcap-Container
+// and Logcap-Image copied from the input chunk (IdentityHeaders).
 //
 // Dead letters: the original's headers (less Nats-*), and Logcap-Error, Logcap-Consumer,
 // Logcap-Orig-Stream, Logcap-Orig-Subject, Logcap-Orig-Seq; id dl:<consumer>:<stream>:<seq>.

@@ -8,14 +8,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
 )
 
-// Derived chunks (processor outputs) carry NDJSON, one event.Entry per line, and say so in
-// a header so that a consumer never has to guess from the subject.
+// Derived chunks (processor outputs) say their format in a header, so that a consumer never
+// has to guess from the subject: lines+json (FormatLinesJSON, the default), or NDJSON, one
+// event.Entry per line (what logcap wrote before lines+json, and a processor's
+// `output_format: ndjson`).
 const (
 	HdrFormat    = "Logcap-Format"
-	FormatNDJSON = "ndjson"
+	FormatNDJSON = config.OutputNDJSON
 )
 
 // Entries decodes one stored message into its entries, the same way for every consumer
@@ -35,8 +38,8 @@ func Entries(subject string, h nats.Header, data []byte) ([]event.Entry, error) 
 // Source from the subject; for a file, Message = the entry without its line terminator and
 // Time = the chunk's read time + the entry's index in the chunk, in ns; for Docker, Time and Message from the `docker logs -t` prefix
 // and Stream from the chunk's header. The parts of a line split at max_line_bytes (marked
-// Continued) are joined back into one entry. A derived chunk (header Logcap-Format: ndjson,
-// or any subject outside logs.>) is one JSON entry per line.
+// Continued) are joined back into one entry. A derived chunk (header Logcap-Format:
+// lines+json or ndjson; ndjson for any subject outside logs.> without one) has no raw bytes.
 func EntriesRaw(subject string, h nats.Header, data []byte) ([]event.Entry, [][]byte, error) {
 	return decodeEntries(subject, h, data, want{raw: true, fields: true})
 }
@@ -65,6 +68,16 @@ func payloadString(data []byte) string {
 
 func decodeEntries(subject string, h nats.Header, data []byte, w want) ([]event.Entry, [][]byte, error) {
 	wantRaw := w.raw
+	if h.Get(HdrFormat) == FormatLinesJSON {
+		n, err := linesOf(h.Get(HdrLines))
+		if err == nil {
+			var es []event.Entry
+			if es, err = decodeLinesJSON(defaultsOf(subject, h), data, n, !w.fields); err == nil {
+				return es, nil, nil
+			}
+		}
+		return nil, nil, fmt.Errorf("derived chunk (%s) on %s: %w", FormatLinesJSON, subject, err)
+	}
 	if h.Get(HdrFormat) == FormatNDJSON || !strings.HasPrefix(subject, LogsPrefix+".") {
 		es, err := decodeNDJSON(data, !w.fields)
 		if err != nil {

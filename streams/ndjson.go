@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // DecodeNDJSON reads a derived chunk: one event.Entry JSON document per line. Numbers in
@@ -76,9 +75,7 @@ func decodeNDJSONStream(data []byte) ([]event.Entry, bool) {
 			return nil, false
 		}
 		prev = end
-		for k, v := range e.Fields {
-			e.Fields[k] = numbers(v)
-		}
+		jsonscan.ConvertNumbers(e.Fields)
 		out = append(out, e)
 	}
 }
@@ -110,38 +107,10 @@ func decodeNDJSONLines(data []byte) ([]event.Entry, error) {
 		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("line %d: data after the entry", line)
 		}
-		for k, v := range e.Fields {
-			e.Fields[k] = numbers(v)
-		}
+		jsonscan.ConvertNumbers(e.Fields)
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		s := string(t)
-		if !strings.ContainsAny(s, ".eE") {
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i
-			}
-			return t
-		}
-		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) {
-			return f
-		}
-		return t
-	case map[string]any:
-		for k, x := range t {
-			t[k] = numbers(x)
-		}
-	case []any:
-		for i, x := range t {
-			t[i] = numbers(x)
-		}
-	}
-	return v
 }
 
 // AppendNDJSON appends e as one JSON line (with its '\n'). HTML characters are not escaped,
@@ -157,6 +126,11 @@ func AppendNDJSON(dst []byte, e *event.Entry) ([]byte, error) {
 }
 
 func appendNDJSONStd(dst []byte, e *event.Entry) ([]byte, error) {
+	if fields := FieldsOf(e); len(e.Fields) == 0 && len(fields) > 0 {
+		c := *e
+		c.Fields = fields
+		e = &c
+	}
 	buf := bytes.NewBuffer(dst)
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
@@ -171,20 +145,30 @@ func appendNDJSONStd(dst []byte, e *event.Entry) ([]byte, error) {
 // image), for sinks that map it (the otlp sink's observed time and resource attributes).
 var IdentityHeaders = []string{HdrReadTime, HdrContainer, HdrImage}
 
-// DerivedMsg builds a derived chunk: the entries as NDJSON on subject, with msgID as its
-// Nats-Msg-Id (from the input's stream and sequence, so that a redelivery or a rebuild of
-// the same input can never store it twice).
+// DerivedMsg builds a derived chunk in the default format (FormatLinesJSON): the entries
+// on subject, with msgID as its Nats-Msg-Id (from the input's stream and sequence, so that
+// a redelivery or a rebuild of the same input can never store it twice).
 func DerivedMsg(subject, msgID string, entries []event.Entry) (*nats.Msg, error) {
-	data, err := AppendDerived(nil, msgID, entries)
+	data, format, err := AppendDerived(nil, FormatLinesJSON, subject, nil, msgID, entries)
 	if err != nil {
 		return nil, err
 	}
-	return DerivedMsgData(subject, msgID, len(entries), data), nil
+	return DerivedMsgData(subject, msgID, format, len(entries), data), nil
 }
 
-// AppendDerived appends the NDJSON of a derived chunk to dst: a processor encodes all the
-// chunks of a batch into one buffer it reuses.
-func AppendDerived(dst []byte, msgID string, entries []event.Entry) ([]byte, error) {
+// AppendDerived appends the payload of a derived chunk on subject with identity headers h
+// (IdentityHeaders: its Logcap-Read-Time) to dst in format (FormatLinesJSON or
+// FormatNDJSON), and returns the format it wrote: NDJSON when lines+json cannot carry the
+// entries. A processor encodes all the chunks of a batch into one buffer it reuses.
+func AppendDerived(dst []byte, format, subject string, h nats.Header, msgID string, entries []event.Entry) ([]byte, string, error) {
+	if format == FormatLinesJSON {
+		if cap(dst)-len(dst) < 64 {
+			dst = slices.Grow(dst, estimateLinesJSON(entries))
+		}
+		if out, ok := appendLinesJSON(dst, defaultsOf(subject, h), entries); ok {
+			return out, FormatLinesJSON, nil
+		}
+	}
 	if cap(dst)-len(dst) < 64 {
 		dst = slices.Grow(dst, estimate(entries))
 	}
@@ -195,18 +179,18 @@ func AppendDerived(dst []byte, msgID string, entries []event.Entry) ([]byte, err
 		}
 		var err error
 		if dst, err = appendNDJSONStd(dst, &entries[i]); err != nil {
-			return dst, fmt.Errorf("derived chunk %s: entry %d: %w", msgID, i, err)
+			return dst, "", fmt.Errorf("derived chunk %s: entry %d: %w", msgID, i, err)
 		}
 	}
-	return dst, nil
+	return dst, FormatNDJSON, nil
 }
 
-// DerivedMsgData is the message of a derived chunk whose NDJSON is data.
-func DerivedMsgData(subject, msgID string, entries int, data []byte) *nats.Msg {
+// DerivedMsgData is the message of a derived chunk whose payload, in format, is data.
+func DerivedMsgData(subject, msgID, format string, entries int, data []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(HdrMsgID, msgID)
-	m.Header.Set(HdrFormat, FormatNDJSON)
+	m.Header.Set(HdrFormat, format)
 	m.Header.Set(HdrLines, strconv.Itoa(entries))
 	return m
 }

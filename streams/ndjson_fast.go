@@ -42,9 +42,9 @@ func appendEntry(dst []byte, e *event.Entry) ([]byte, bool) {
 	}
 	dst = append(dst, `,"message":`...)
 	dst = jsonscan.AppendString(dst, e.Message)
-	if len(e.Fields) > 0 {
+	if fields := FieldsOf(e); len(fields) > 0 {
 		dst = append(dst, `,"fields":`...)
-		if dst, ok = jsonscan.AppendMap(dst, e.Fields); !ok {
+		if dst, ok = jsonscan.AppendMap(dst, fields); !ok {
 			return dst[:n], false
 		}
 	}
@@ -88,7 +88,7 @@ func decodeNDJSONFast(data []byte, noFields bool) ([]event.Entry, bool) {
 			continue // a blank line
 		}
 		out = append(out, event.Entry{})
-		if !decodeEntry(&d, &out[len(out)-1], noFields) {
+		if _, ok := decodeEntry(&d, &out[len(out)-1], noFields, false); !ok {
 			return nil, false
 		}
 		d.SkipSpace()
@@ -99,42 +99,42 @@ func decodeNDJSONFast(data []byte, noFields bool) ([]event.Entry, bool) {
 	return out, true
 }
 
-// decodeEntry reads one entry object.
-func decodeEntry(d *jsonscan.Decoder, e *event.Entry, noFields bool) bool {
+// decodeEntry reads one entry object; seen has the bits of the keys it held. linesJSON:
+// an object of a lines+json chunk, which may hold fields_from.
+func decodeEntry(d *jsonscan.Decoder, e *event.Entry, noFields, linesJSON bool) (seen int, ok bool) {
 	if !d.Consume('{') {
-		return false
+		return 0, false
 	}
 	d.SkipSpace()
 	if d.Consume('}') {
-		return true
+		return 0, true
 	}
-	seen := 0
 	for {
 		d.SkipSpace()
 		k, ok := d.String()
 		if !ok {
-			return false
+			return seen, false
 		}
 		d.SkipSpace()
 		if !d.Consume(':') {
-			return false
+			return seen, false
 		}
 		d.SkipSpace()
-		bit, ok := decodeEntryField(d, e, k, noFields)
+		bit, ok := decodeEntryField(d, e, k, noFields, linesJSON)
 		if !ok || seen&bit != 0 {
-			return false
+			return seen, false
 		}
 		seen |= bit
 		d.SkipSpace()
 		if d.Consume(',') {
 			continue
 		}
-		return d.Consume('}')
+		return seen, d.Consume('}')
 	}
 }
 
 // decodeEntryField reads the value of key k into e.
-func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string, noFields bool) (int, bool) {
+func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string, noFields, linesJSON bool) (int, bool) {
 	var dst *string
 	var bit int
 	switch k {
@@ -165,6 +165,12 @@ func decodeEntryField(d *jsonscan.Decoder, e *event.Entry, k string, noFields bo
 		m, ok := d.Object()
 		e.Fields = m
 		return keyFields, ok
+	case "fields_from":
+		if !linesJSON || !d.Literal(`"json"`) {
+			return 0, false
+		}
+		e.FieldsFrom = event.FieldsFromJSON
+		return keyFieldsFrom, true
 	case "continued":
 		switch {
 		case d.Literal("true"):

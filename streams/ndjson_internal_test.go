@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/logcap/logcap/event"
+	"github.com/logcap/logcap/internal/jsonscan"
 )
 
 // The one-decoder reading of a derived chunk must agree with the line-by-line reading
@@ -117,9 +118,7 @@ func FuzzAppendNDJSON(f *testing.F) {
 			dec.UseNumber()
 			var m map[string]any
 			if dec.Decode(&m) == nil {
-				for k, v := range m {
-					m[k] = numbers(v)
-				}
+				jsonscan.ConvertNumbers(m)
 				e.Fields = m
 			}
 		}

@@ -41,7 +41,7 @@ replay connects as a client to the NATS that logcap run serves (nats.urls, else
 nats.embedded.listen); it never starts a server of its own.
 
 --stdout and --file write the payloads exactly as stored: a file's original bytes, docker
-logs --timestamps lines, or NDJSON for a processor's stream. --to SINK writes records
+logs --timestamps lines; for a processor's stream, one JSON entry per line (NDJSON). --to SINK writes records
 through the sink named SINK in the config (its type and options; not its input).
 
 --rebuild PROCESSOR empties the processor's derived stream and resets its durable consumer

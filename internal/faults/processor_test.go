@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/logcap/logcap/streams"
 )
 
 // File source → processor (json → drop → set) → derived stream PARSED. kill -9 of logcap
@@ -121,7 +122,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	return s.CachedInfo().State.Msgs
 }
 
-// readDerived reads a derived stream's NDJSON chunks with an ordered consumer until want
+// readDerived reads a derived stream's chunks with an ordered consumer until want
 // entries arrived or timeout passes. It checks each entry (the set step's field) and each
 // chunk's msg id ("LOGS:<seq>", unique), and returns the tally of fields.seq and the number
 // of chunks.
@@ -150,19 +151,16 @@ func readDerived(t *testing.T, js jetstream.JetStream, stream string, want int, 
 				t.Errorf("msg id %s stored twice", id)
 			}
 			ids[id] = true
-			sc := bufio.NewScanner(bytes.NewReader(m.Data()))
-			sc.Buffer(nil, 1<<20)
-			for sc.Scan() {
-				var doc struct {
-					Fields struct {
-						Seq *int   `json:"seq"`
-						Env string `json:"env"`
-					} `json:"fields"`
+			es, err := streams.Entries(m.Subject(), m.Headers(), m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				seq, ok := e.Fields["seq"].(int64)
+				if !ok || e.Fields["env"] != "faults" {
+					t.Fatalf("derived entry %+v: want fields seq (a number) and env faults", e)
 				}
-				if err := json.Unmarshal(sc.Bytes(), &doc); err != nil || doc.Fields.Seq == nil || doc.Fields.Env != "faults" {
-					t.Fatalf("derived entry %q: %v", sc.Bytes(), err)
-				}
-				ta.addN(*doc.Fields.Seq)
+				ta.addN(int(seq))
 			}
 		}
 	}

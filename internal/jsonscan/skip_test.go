@@ -52,3 +52,38 @@ func FuzzSkipValid(f *testing.F) {
 		}
 	})
 }
+
+// IsObject says yes only where Parse gives an object, with members exactly when the object
+// has some: a json step stores "the message parsed" on its word, and the reader parses.
+func FuzzIsObject(f *testing.F) {
+	for _, s := range []string{`{}`, ` { } `, `{"a":1}`, "{\n\"a\": [1, {\"b\": null}]}\n", `{"a":1} x`, `{"a":1`, `[1]`, `"s"`, ``, `{"a":1,"a":2}`, "{\"\xff\":1}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		members, ok := IsObject(s)
+		if !ok {
+			return
+		}
+		m, err := Parse(s)
+		if err != nil {
+			t.Fatalf("IsObject(%q) ok, Parse: %v", s, err)
+		}
+		if members != (len(m) > 0) {
+			t.Fatalf("IsObject(%q): members %v, Parse gave %d", s, members, len(m))
+		}
+	})
+}
+
+func TestIsObject(t *testing.T) {
+	for _, tc := range []struct {
+		in            string
+		members, isOK bool
+	}{
+		{`{}`, false, true}, {` { } `, false, true}, {`{"a":1}`, true, true}, {"{\n\"a\": [1]}\n", true, true},
+		{`{"a":1} x`, false, false}, {`{"a":1`, false, false}, {`[1]`, false, false}, {``, false, false},
+	} {
+		if members, ok := IsObject(tc.in); members != tc.members || ok != tc.isOK {
+			t.Errorf("IsObject(%q) = %v, %v; want %v, %v", tc.in, members, ok, tc.members, tc.isOK)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -25,16 +26,18 @@ const (
 	defaultAckWait        = streams.DefaultAckWait
 	defaultProcMaxDeliver = 5
 	procFetchMsgs         = 1000
-	// procFetchBytes bounds a processor's input batch: its NDJSON is ~3 times bigger, and
-	// the batch, the NDJSON, the client's and the server's copies of it are live at once.
+	// procFetchBytes bounds a processor's input batch: its output is up to ~3 times bigger
+	// (NDJSON, or lines+json with the fields written out; ~1.1 times for JSON lines through
+	// a json step), and the batch, the output, the client's and the server's copies of it
+	// are live at once.
 	// At 4 MiB the json row (make bench) ran with a live heap of 86 MiB at most, over
 	// memory_limit in 437 of 729 collections; at 1 MiB 80 MiB, 238 of 538 (GODEBUG=gctrace=1).
 	procFetchBytes           = 1 << 20
 	procFetchWait            = time.Second
 	publishRetries           = 3
 	processorRedeliveryDelay = 2 * time.Second
-	// maxReusedBuf bounds the NDJSON buffer a processor keeps from one batch to the next:
-	// a full fetch (1 MiB) of JSON lines makes ~3 MiB of NDJSON.
+	// maxReusedBuf bounds the output buffer a processor keeps from one batch to the next:
+	// a full fetch (1 MiB) of JSON lines makes up to ~3 MiB of output.
 	maxReusedBuf = 4 << 20
 	// procMemoryWait bounds how long a processor waits for the live heap to come under
 	// memory_limit before it takes one batch anyway (waitMemory).
@@ -53,9 +56,10 @@ type processor struct {
 	stage  *delivery.Stage
 	prefix string   // subject prefix of the default output: lower(name)
 	routes []string // route step targets: more subject prefixes of the derived stream
+	format string   // the derived chunks' (output_format)
 	log    *zap.Logger
 	js     jetstream.JetStream
-	// bufs hold the NDJSON of every derived chunk of the batch in hand, one buffer per
+	// bufs hold the payloads of every derived chunk of the batch in hand, one buffer per
 	// transform worker, reused by the next batch once no publish of this one can read it
 	// again (handle). pool is nil with one worker (procworkers.go).
 	bufs [][]byte
@@ -74,7 +78,7 @@ type processor struct {
 
 func newProcessor(pl *Pipeline, pc config.Processor, chain *processors.Chain, routes []string) *processor {
 	p := &processor{
-		pl: pl, cfg: pc, chain: chain, prefix: strings.ToLower(pc.Name), routes: routes,
+		pl: pl, cfg: pc, chain: chain, prefix: strings.ToLower(pc.Name), routes: routes, format: cmp.Or(pc.OutputFormat, streams.FormatLinesJSON),
 		log: pl.log.With(zap.String("processor", pc.Name)),
 		mIn: pl.m.procIn.WithLabelValues(pc.Name), mOut: pl.m.procOut.WithLabelValues(pc.Name),
 		mDropped: pl.m.procDropped.WithLabelValues(pc.Name), mErrors: pl.m.procErrors.WithLabelValues(pc.Name),
@@ -127,13 +131,13 @@ func (p *processor) run(ctx context.Context) error {
 }
 
 // waitMemory holds the next fetch back while the live heap is over memory_limit, as the
-// sources' publishes are: a processor turns each fetch into ~3 times as much NDJSON, the
+// sources' publishes are: a processor turns each fetch into up to ~3 times as much output, the
 // server's copy of it and the derived stream's blocks; ungated, the json row (make bench)
 // once peaked at 144 MiB of RSS, where it usually stays at 120–124.
 //
 // It cannot wait on its own memory: with a budget the batches do not overlap (overlap), so
 // it runs in the loop between batches, the last one published, acked and let go, and it
-// lets go of the reused NDJSON buffers before waiting. (Were it to run in the prefetch
+// lets go of the reused output buffers before waiting. (Were it to run in the prefetch
 // goroutine, the batches in hand would go on without it and drop their buffers while the
 // heap is over: memoryOver in handle and finish.)
 // What brings the heap down goes on without it: the sinks are never held (they free memory
@@ -190,7 +194,7 @@ type output struct {
 func (p *processor) handle(stop context.Context, msgs []*delivery.Msg) error {
 	ctx, cancel := lifecycle.WithGrace(stop, p.pl.tuning.Grace)
 	if p.memoryOver() {
-		p.releaseBufs() // over memory_limit: no NDJSON kept between batches
+		p.releaseBufs() // over memory_limit: no output buffer kept between batches
 	}
 	var outs []output
 	settled := make([]bool, len(msgs)) // dead-lettered: no ack to give
@@ -251,7 +255,7 @@ func (p *processor) publish(ctx context.Context, outs []output) (inFlight bool) 
 // transform decodes one input message and runs its entries through the chain. It returns
 // the derived chunks to publish (none when every entry was dropped); an error means the
 // message is poison (undecodable, a step failed or panicked) and goes to dead letters.
-// It writes the NDJSON into *buf and may run on several workers at once (a buffer each).
+// It writes the output into *buf and may run on several workers at once (a buffer each).
 func (p *processor) transform(m *delivery.Msg, buf *[]byte) ([]*nats.Msg, error) {
 	entries, err := streams.Entries(m.Subject, m.Header, m.Data)
 	if err != nil {
@@ -280,13 +284,15 @@ func (p *processor) transform(m *delivery.Msg, buf *[]byte) ([]*nats.Msg, error)
 			prefix, id = g.route, id+":"+g.route
 		}
 		start := len(*buf)
-		if *buf, err = streams.AppendDerived(*buf, id, g.entries); err != nil {
+		subject := streams.Subject(prefix, kind, host, source)
+		var format string
+		if *buf, format, err = streams.AppendDerived(*buf, p.format, subject, m.Header, id, g.entries); err != nil {
 			return nil, err
 		}
 		// The chunk's bytes are (*buf)[start:] of the array they were written to; a later
 		// chunk that grows *buf moves on to a new array and leaves them be.
 		data := (*buf)[start:len(*buf):len(*buf)]
-		msg := streams.DerivedMsgData(streams.Subject(prefix, kind, host, source), id, len(g.entries), data)
+		msg := streams.DerivedMsgData(subject, id, format, len(g.entries), data)
 		for _, h := range streams.IdentityHeaders {
 			if v := m.Header[h]; len(v) > 0 {
 				msg.Header[h] = v

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/logcap/logcap/event"
 	"github.com/logcap/logcap/internal/natstest"
 	"github.com/logcap/logcap/replay"
 	"github.com/logcap/logcap/streams"
@@ -161,7 +166,11 @@ processors:
 	waitMsgs(t, e.js, "PARSED", 2, 10*time.Second)
 	got := map[string]string{}
 	for _, m := range readStream(t, e.js, "PARSED") {
-		got[m.Subject] = fmt.Sprintf("%s %d", m.ID, strings.Count(string(m.Data), "\n"))
+		es, err := streams.Entries(m.Subject, m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[m.Subject] = fmt.Sprintf("%s %d", m.ID, len(es))
 	}
 	want := map[string]string{
 		streams.Subject("parsed", "file", "h1", "/r.log"): "LOGS:1 2",
@@ -169,5 +178,75 @@ processors:
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outputs %v, want %v", got, want)
+	}
+}
+
+// A json step's output is stored as lines+json: the messages as they were, then per entry
+// "fields_from":"json" and no more (the subject and read time imply the rest). A processor
+// reading it gets the fields back; a chain that only filters keeps the reference, one that
+// sets a field writes the fields; output_format: ndjson writes whole entries.
+func TestDerivedFormats(t *testing.T) {
+	e := newEnv(t)
+	// Five streams of 10 GiB each (the default max_bytes, which JetStream reserves) may
+	// not fit the test server's share of the disk: 256 MiB each here.
+	cfg := parseConfig(t, `
+streams: {logs: {max_bytes: 256MiB}}
+processors:
+  - {name: parsed, input: logs.>, steps: [json: {}]}
+  - {name: errors, input: parsed.>, steps: [keep: 'fields.level == "error"']}
+  - {name: tagged, input: parsed.>, steps: [{set: {fields: {team: core}}}]}
+  - {name: legacy, input: parsed.>, output_format: ndjson, steps: [keep: 'fields.n >= 0']}
+`)
+	run(t, e, cfg, fastTuning)
+	lines := []string{`{"level":"info","n":1}`, `{"level":"error","n":2}`, `not json`}
+	publish(t, e.js, "/f.log", lines, 3)
+	for _, s := range []string{"PARSED", "ERRORS", "TAGGED", "LEGACY"} {
+		waitMsgs(t, e.js, s, 1, 10*time.Second)
+	}
+	read := func(stream string) (string, []event.Entry) {
+		t.Helper()
+		m := readStream(t, e.js, stream)[0]
+		es, err := streams.Entries(m.Subject, m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nats.Header(m.Header).Get(streams.HdrFormat) + "\n" + string(m.Data), es
+	}
+	_, raw := read("LOGS") // the input entries: their times are the chunk's read time + index
+	for _, tc := range []struct {
+		stream, payload string
+		fields          []map[string]any
+		msgs            []string
+	}{
+		{"PARSED", "lines+json\n" + strings.Join(lines, "\n") + "\n" + `{"fields_from":"json"}` + "\n" + `{"fields_from":"json"}` + "\n" +
+			`{"fields":{"_error":"json: not an object (starts with null)"}}` + "\n",
+			[]map[string]any{{"level": "info", "n": int64(1)}, {"level": "error", "n": int64(2)}, {"_error": "json: not an object (starts with null)"}}, lines},
+		{"ERRORS", "lines+json\n" + lines[1] + "\n" + fmt.Sprintf(`{"time":%q,"fields_from":"json"}`, raw[1].Time.Format(time.RFC3339Nano)) + "\n",
+			[]map[string]any{{"level": "error", "n": int64(2)}}, lines[1:2]},
+		{"TAGGED", "", []map[string]any{{"level": "info", "n": int64(1), "team": "core"}, {"level": "error", "n": int64(2), "team": "core"},
+			{"_error": "json: not an object (starts with null)", "team": "core"}}, lines},
+		{"LEGACY", "", []map[string]any{{"level": "info", "n": int64(1)}, {"level": "error", "n": int64(2)}}, lines[:2]},
+	} {
+		payload, es := read(tc.stream)
+		if tc.payload != "" && payload != tc.payload {
+			t.Errorf("%s stored\n%s\nwant\n%s", tc.stream, payload, tc.payload)
+		}
+		if tc.stream == "TAGGED" && (!strings.HasPrefix(payload, "lines+json\n") || strings.Contains(payload, "fields_from")) {
+			t.Errorf("%s stored\n%s\nwant lines+json with the fields written", tc.stream, payload)
+		}
+		if tc.stream == "LEGACY" && !strings.HasPrefix(payload, "ndjson\n{\"time\":") {
+			t.Errorf("%s stored\n%s\nwant NDJSON", tc.stream, payload)
+		}
+		var fields []map[string]any
+		var msgs []string
+		for i := range es {
+			fields, msgs = append(fields, es[i].Fields), append(msgs, es[i].Message)
+			if es[i].Host != "h1" || es[i].Kind != "file" || es[i].Source != "/f.log" || !es[i].Time.Equal(raw[slices.Index(lines, es[i].Message)].Time) {
+				t.Errorf("%s entry %d: %+v", tc.stream, i, es[i])
+			}
+		}
+		if !reflect.DeepEqual(fields, tc.fields) || !reflect.DeepEqual(msgs, tc.msgs) {
+			t.Errorf("%s: messages %q, fields %v; want %q, %v", tc.stream, msgs, fields, tc.msgs, tc.fields)
+		}
 	}
 }

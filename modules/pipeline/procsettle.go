@@ -18,7 +18,7 @@ import (
 // settles the inputs. It takes batches one at a time, in the order fetched, so the derived
 // stream gets its chunks in exactly the order it did before (retries included): a rebuild
 // reproduces it byte for byte, and an input is acked only once its outputs are stored. At
-// most one batch is in flight beside the one being transformed: its input, its NDJSON
+// most one batch is in flight beside the one being transformed: its input, its output
 // buffers and the client's copy of them.
 
 // inflightBatch is a transformed batch: its outputs to publish, its inputs to settle.
@@ -28,7 +28,7 @@ type inflightBatch struct {
 	msgs    []*delivery.Msg
 	outs    []output
 	settled []bool   // dead-lettered already: no ack to give
-	bufs    [][]byte // the NDJSON buffers the outputs' data is in
+	bufs    [][]byte // the buffers the outputs' data is in
 }
 
 // settler is the goroutine that finishes the batch in flight.

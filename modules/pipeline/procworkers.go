@@ -12,7 +12,7 @@ import (
 
 // Transform workers of one processor (processors[].workers). The consumer loop fetches a
 // batch and shares its chunks out by subject: a source's chunks all go to the same worker,
-// which runs them through the steps in order, each worker writing NDJSON into a buffer of
+// which runs them through the steps in order, each worker writing its output into a buffer of
 // its own. Once every worker is done with the batch, the loop publishes the derived chunks
 // in the input's order and settles the batch as one worker would: the derived stream is the
 // same, byte for byte, whatever the number of workers (a rebuild reproduces it), an input is
@@ -142,7 +142,7 @@ func (p *processor) transformAll(msgs []*delivery.Msg) []transformed {
 	return res
 }
 
-// releaseBufs drops the NDJSON buffers kept for the next batch (between batches they would
+// releaseBufs drops the output buffers kept for the next batch (between batches they would
 // hold live heap over memory_limit). The loop calls it: none of them is in use.
 func (p *processor) releaseBufs() {
 	clear(p.bufs)
