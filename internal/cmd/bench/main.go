@@ -242,11 +242,22 @@ func (b *bench) otlp() error {
 		return err
 	}
 	defer os.Remove(in)
+	in8 := filepath.Join(b.dir, "input", "otlp-json8.log")
+	sz8, err := generateWith(in8, 0, n, nil, lineJSON8)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(in8)
 	for _, r := range []struct {
 		name string
 		f    func() (row, error)
 	}{
-		{"otelcol alone", func() (row, error) { return otelcolAlone(col, b.dir, in, sz, n) }},
+		{"otelcol alone", func() (row, error) {
+			return otelcolAlone(col, b.dir, in, sz, n, "otelcol alone: file_log → file exporter (peer)", "")
+		}},
+		{"otelcol json", func() (row, error) {
+			return otelcolAlone(col, b.dir, in8, sz8, n, "otelcol: file_log + json_parser → file exporter, all-JSON 8-field lines (peer of json8)", "[{type: json_parser}]")
+		}},
 		{"otlp sink", func() (row, error) { return otlpSinkRow(b.bin, col, b.dir, in, sz, n) }},
 		{"otlp source", func() (row, error) { return otlpSourceRow(b.bin, col, b.dir, in, sz, n) }},
 	} {

@@ -154,10 +154,14 @@ func waitFor(what string, cond func() bool) error {
 	return nil
 }
 
-// otelcolAlone is the peer: the Collector's filelog receiver into its file exporter.
-func otelcolAlone(col, dir, input string, size int64, n int) (row, error) {
-	const name = "otelcol alone: file_log → file exporter (peer)"
-	c, err := startCollector(col, dir, "receivers:\n  file_log: {include: [$DIR/in/*.log], start_at: beginning}\n"+fileExporter+
+// otelcolAlone is the peer: the Collector's filelog receiver into its file exporter, with
+// the receiver's operators (e.g. `[{type: json_parser}]`, the json processor's peer).
+func otelcolAlone(col, dir, input string, size int64, n int, name, operators string) (row, error) {
+	ops := ""
+	if operators != "" {
+		ops = ", operators: " + operators
+	}
+	c, err := startCollector(col, dir, "receivers:\n  file_log: {include: [$DIR/in/*.log], start_at: beginning"+ops+"}\n"+fileExporter+
 		"service:\n  pipelines: {logs: {receivers: [file_log], exporters: [file]}}\n")
 	if err != nil {
 		return row{}, err
@@ -174,7 +178,7 @@ func otelcolAlone(col, dir, input string, size int64, n int) (row, error) {
 		return row{}, err
 	}
 	el, cpu := time.Since(t0), c.cpu()-cpu0
-	fmt.Fprintf(os.Stderr, "bench:   otelcol alone: cpu %.2f s (%.2f → %.2f)\n", cpu, cpu0, cpu+cpu0)
+	fmt.Fprintf(os.Stderr, "bench:   %s: cpu %.2f s (%.2f → %.2f)\n", name, cpu, cpu0, cpu+cpu0)
 	if err := checkExport(filepath.Join(c.dir, "out.json"), n); err != nil {
 		return row{}, fmt.Errorf("%s: %w", name, err)
 	}
