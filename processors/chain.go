@@ -52,9 +52,9 @@ type Chain struct {
 }
 
 // fieldsFromKeepers are the step types that keep event.Entry.FieldsFrom right: they change
-// an entry's fields or message only by the json step's own parse or by setError, which
-// clear or set it.
-var fieldsFromKeepers = map[string]bool{"json": true, "timestamp": true, "drop": true, "keep": true, "sample": true, "route": true}
+// an entry's fields or message only by the json step's own parse, by setError, or (redact)
+// clearing it when they do.
+var fieldsFromKeepers = map[string]bool{"json": true, "timestamp": true, "drop": true, "keep": true, "sample": true, "route": true, "redact": true}
 
 // BuildChain builds and validates every step of a processor's `steps:` list. Each element is
 // a one-key mapping `TYPE: OPTIONS` (or a bare `TYPE` for a step without options). Errors

@@ -80,11 +80,16 @@ func newRedactStep(opts config.Options) (Step, error) {
 }
 
 func (s *redactStep) Apply(e *event.Entry) (bool, error) {
+	msg := e.Message
 	e.Message = s.mask(e.Message)
 	for _, f := range s.lowerFields {
 		e.Message = maskKV(e.Message, f, s.repl)
 	}
-	s.walkMap(e.Fields)
+	// An entry with nothing to redact keeps event.Entry.FieldsFrom: its fields are still
+	// its message parsed (the maskers return their input as it was when they mask nothing).
+	if s.walkMap(e.Fields) || e.Message != msg {
+		e.FieldsFrom = ""
+	}
 	return true, nil
 }
 
@@ -162,37 +167,47 @@ func (s *redactStep) named(k string) bool {
 	return false
 }
 
-func (s *redactStep) walkMap(m map[string]any) {
+// walkMap redacts m in place and reports whether it changed anything.
+func (s *redactStep) walkMap(m map[string]any) bool {
+	changed := false
 	for k, v := range m {
 		if s.named(k) {
 			m[k] = s.repl
+			changed = true
 			continue
 		}
-		if nv, changed := s.walk(v); changed {
+		nv, replace, inPlace := s.walk(v)
+		if replace {
 			m[k] = nv
 		}
+		changed = changed || replace || inPlace
 	}
+	return changed
 }
 
-func (s *redactStep) walk(v any) (any, bool) {
+// walk redacts v: replace says v is to be replaced by nv (a masked string), inPlace that a
+// map or list inside it changed.
+func (s *redactStep) walk(v any) (nv any, replace, inPlace bool) {
 	switch t := v.(type) {
 	case string:
 		if len(s.maskers) == 0 {
-			return nil, false
+			return nil, false, false
 		}
 		if m := s.mask(t); m != t {
-			return m, true
+			return m, true, false
 		}
 	case map[string]any:
-		s.walkMap(t)
+		return nil, false, s.walkMap(t)
 	case []any:
 		for i, x := range t {
-			if nv, changed := s.walk(x); changed {
+			nv, replace, changed := s.walk(x)
+			if replace {
 				t[i] = nv
 			}
+			inPlace = inPlace || replace || changed
 		}
 	}
-	return nil, false
+	return nil, false, inPlace
 }
 
 // maskEmails replaces local@domain.tld addresses.
