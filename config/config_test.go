@@ -115,7 +115,7 @@ func TestMoreErrors(t *testing.T) {
 		{"no steps", "processors:\n  - {name: p, input: logs.>}\n", `t.yaml:2: processors[0].steps: at least one step is required`},
 		{"reserved", "processors:\n  - {name: logs, input: logs.>, steps: [json: {}]}\n", "t.yaml:2: processors[0].name: \"logs\" is reserved (the logs stream has subjects logs.>)\nt.yaml:2: processors[0].stream: \"LOGS\" is also the stream of streams.logs"},
 		{"negative", "sinks:\n  - {name: s, type: stdout, input: logs.>, max_deliver: -1, batch: {max_entries: -5}}\n", "t.yaml:2: sinks[0].batch.max_entries: must be 0 (the default) or more\nt.yaml:2: sinks[0].max_deliver: must be 0 (the default) or more"},
-		{"output_format", "processors:\n  - {name: p, input: logs.>, output_format: json, steps: [json: {}]}\n", "t.yaml:2: processors[0].output_format: \"json\": want lines+json (the default) or ndjson"},
+		{"output_format", "processors:\n  - {name: p, input: logs.>, output_format: json, steps: [json: {}]}\n", "t.yaml:2: processors[0].output_format: \"json\" is not one of lines+json, ndjson"},
 		{"workers", "processors:\n  - {name: p, input: logs.>, workers: 65, steps: [json: {}]}\n  - {name: q, input: logs.>, workers: -1, steps: [json: {}]}\n", "t.yaml:2: processors[0].workers: 65: want 0 (the default) to 64\nt.yaml:3: processors[1].workers: -1: want 0 (the default) to 64"},
 		{"bool", "streams:\n  logs: {provision: maybe}\n", `t.yaml:2: streams.logs.provision: want true or false, got string "maybe"`},
 		{"dup source", "sources:\n  - {name: a, type: file}\n  - {name: a, type: docker}\n", `t.yaml:3: sources[1].name: "a" is also the name of sources[0]`},

@@ -292,11 +292,7 @@ func (v *validator) components() {
 		if p.Workers < 0 || p.Workers > MaxProcWorkers {
 			v.errorf(path+".workers", "%d: want 0 (the default) to %d", p.Workers, MaxProcWorkers)
 		}
-		switch p.OutputFormat {
-		case "", OutputLinesJSON, OutputNDJSON:
-		default:
-			v.errorf(path+".output_format", "%q: want %s (the default) or %s", p.OutputFormat, OutputLinesJSON, OutputNDJSON)
-		}
+		v.oneOf(path+".output_format", p.OutputFormat, true, OutputLinesJSON, OutputNDJSON)
 	}
 	for i, s := range c.Sinks {
 		path := fmt.Sprintf("sinks[%d]", i)
