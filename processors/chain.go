@@ -39,6 +39,7 @@ type StepStats struct {
 type chainStep struct {
 	typ                               string
 	step                              Step
+	readsLazily                       bool
 	in, out, dropped, errs, unmatched atomic.Uint64
 }
 
@@ -70,14 +71,19 @@ func BuildChain(steps []config.Options) (*Chain, error) {
 		if err != nil {
 			return nil, fmt.Errorf("steps[%d] (%s): %w", i, typ, err)
 		}
-		c.steps = append(c.steps, &chainStep{typ: typ, step: st})
+		_, lazyOK := st.(lazyReader)
+		c.steps = append(c.steps, &chainStep{typ: typ, step: st, readsLazily: lazyOK})
 		c.keepsFieldsFrom = c.keepsFieldsFrom && fieldsFromKeepers[typ]
 	}
-	// The last step's fields are read by no other step: a json step there need not build
-	// them where a reference to the message says it all.
-	if n := len(c.steps); n > 0 && c.keepsFieldsFrom {
-		if js, ok := c.steps[n-1].step.(*jsonStep); ok {
+	// A json step followed only by steps that read lazy entries as they are need not
+	// build fields where a reference to the message says it all (lazy.go).
+	for i := len(c.steps) - 1; i >= 0 && c.keepsFieldsFrom; i-- {
+		if js, ok := c.steps[i].step.(*jsonStep); ok {
 			js.lazy = true
+			break
+		}
+		if _, ok := c.steps[i].step.(lazyReader); !ok {
+			break
 		}
 	}
 	return c, nil
@@ -89,6 +95,9 @@ func BuildChain(steps []config.Options) (*Chain, error) {
 func (c *Chain) Process(e *event.Entry) (keep bool, err error) {
 	for i, s := range c.steps {
 		s.in.Add(1)
+		if !s.readsLazily {
+			materialize(e)
+		}
 		keep, err := s.apply(e)
 		if err != nil {
 			var tol *Tolerated
@@ -109,6 +118,7 @@ func (c *Chain) Process(e *event.Entry) (keep bool, err error) {
 		s.out.Add(1)
 	}
 	if !c.keepsFieldsFrom {
+		materialize(e)
 		e.FieldsFrom = ""
 	}
 	return true, nil

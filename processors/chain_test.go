@@ -148,23 +148,31 @@ func TestFieldsFrom(t *testing.T) {
 		name, steps, msg string
 		fields           map[string]any // set before the chain: a derived input's
 		want             string
+		// lazy: the json step built no fields, FieldsFrom says it all (lazy.go); else,
+		// with want "json", the fields are the message parsed.
+		lazy bool
 	}{
-		{"json", `[json: {}]`, `{"a":1}`, nil, "json"},
-		{"json, then filters", `[json: {}, {drop: 'fields.a == 2'}, {keep: 'fields.a == 1'}, {sample: {rate: 1}}, {route: {if: 'true', to: x}}]`, `{"a":1}`, nil, "json"},
-		{"json, then a timestamp found", `[json: {}, {timestamp: {field: t}}]`, `{"a":1,"t":"2026-12-06T10:00:00Z"}`, nil, "json"},
-		{"json, then a timestamp missing: fields._error", `[json: {}, {timestamp: {field: t}}]`, `{"a":1}`, nil, ""},
-		{"json, then set", `[json: {}, {set: {fields: {b: 2}}}]`, `{"a":1}`, nil, ""},
-		{"json, then redact: a field", `[json: {}, {redact: {fields: [a]}}]`, `{"a":1}`, nil, ""},
-		{"json, then redact: nested in a list", `[json: {}, {redact: {fields: [p]}}]`, `{"a":[{"p":1}]}`, nil, ""},
-		{"json, then redact: in the fields only (an escaped key)", `[json: {}, {redact: {fields: [p]}}]`, `{"a":[{"\u0070":1}]}`, nil, ""},
-		{"json, then redact: a pattern", `[json: {}, {redact: {patterns: [email]}}]`, `{"a":"x@example.com"}`, nil, ""},
-		{"json, then redact: nothing to redact", `[json: {}, {redact: {fields: [password], patterns: [email]}}]`, `{"a":1,"b":["x"]}`, nil, "json"},
-		{"not JSON: fields._error", `[json: {}]`, `not json`, nil, ""},
-		{"an empty object: no fields", `[json: {}]`, `{}`, nil, ""},
-		{"into a target", `[json: {target: p}]`, `{"a":1}`, nil, ""},
-		{"from a field", `[json: {field: raw}]`, `m`, map[string]any{"raw": `{"a":1}`}, ""},
-		{"fields there before", `[json: {}]`, `{"a":1}`, map[string]any{"b": 2}, ""},
-		{"json twice", `[json: {}, json: {}]`, `{"a":1}`, nil, ""},
+		{"json", `[json: {}]`, `{"a":1}`, nil, "json", true},
+		{"json, then filters", `[json: {}, {drop: 'fields.a == 2'}, {keep: 'fields.a == 1'}, {sample: {rate: 1}}, {route: {if: 'true', to: x}}]`, `{"a":1}`, nil, "json", true},
+		{"json, then a filter of all fields", `[json: {}, {keep: 'len(fields) == 1'}]`, `{"a":1}`, nil, "json", false},
+		{"json, then a filter on $env", `[json: {}, {keep: '$env.fields.a == 1'}]`, `{"a":1}`, nil, "json", false},
+		{"json, then a timestamp found", `[json: {}, {timestamp: {field: t}}]`, `{"a":1,"t":"2026-12-06T10:00:00Z"}`, nil, "json", true},
+		{"json, then a timestamp missing: fields._error", `[json: {}, {timestamp: {field: t}}]`, `{"a":1}`, nil, "", false},
+		{"json, then set", `[json: {}, {set: {fields: {b: 2}}}]`, `{"a":1}`, nil, "", false},
+		{"json, then redact: a field", `[json: {}, {redact: {fields: [a]}}]`, `{"a":1}`, nil, "", false},
+		{"json, then redact: nested in a list", `[json: {}, {redact: {fields: [p]}}]`, `{"a":[{"p":1}]}`, nil, "", false},
+		{"json, then redact: in the fields only (an escaped key)", `[json: {}, {redact: {fields: [p]}}]`, `{"a":[{"\u0070":1}]}`, nil, "", false},
+		{"json, then redact: a pattern", `[json: {}, {redact: {patterns: [email]}}]`, `{"a":"x@example.com"}`, nil, "", false},
+		{"json, then redact: nothing to redact", `[json: {}, {redact: {fields: [password], patterns: [email]}}]`, `{"a":1,"b":["x"]}`, nil, "json", true},
+		{"json, then redact: a name in a value only", `[json: {}, {redact: {fields: [password]}}]`, `{"a":"password reset"}`, nil, "json", false},
+		{"json, then redact: a regex", `[json: {}, {redact: {patterns: ['^\d+$']}}]`, `{"a":"x"}`, nil, "json", false},
+		{"not JSON: fields._error", `[json: {}]`, `not json`, nil, "", false},
+		{"an empty object: no fields", `[json: {}]`, `{}`, nil, "", false},
+		{"into a target", `[json: {target: p}]`, `{"a":1}`, nil, "", false},
+		{"from a field", `[json: {field: raw}]`, `m`, map[string]any{"raw": `{"a":1}`}, "", false},
+		{"fields there before", `[json: {}]`, `{"a":1}`, map[string]any{"b": 2}, "", false},
+		{"json twice", `[json: {}, json: {}]`, `{"a":1}`, nil, "", false},
+		{"set before json", `[{set: {fields: {b: 2}}}, json: {}]`, `{"a":1}`, nil, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := buildChain(t, tc.steps)
@@ -175,11 +183,11 @@ func TestFieldsFrom(t *testing.T) {
 			if e.FieldsFrom != tc.want {
 				t.Fatalf("FieldsFrom %q, want %q (fields %v)", e.FieldsFrom, tc.want, e.Fields)
 			}
-			// A json step that is the last step builds no fields where FieldsFrom says it
-			// all; otherwise the fields are the message parsed.
-			last := strings.HasPrefix(tc.steps, "[json: {}]")
-			if want, _ := jsonscan.Parse(tc.msg); tc.want == "json" && (last != (e.Fields == nil) || !last && !reflect.DeepEqual(e.Fields, want)) {
-				t.Fatalf("fields %v (last step json: %v), want the message parsed: %v", e.Fields, last, want)
+			if tc.want != "json" {
+				return
+			}
+			if want, _ := jsonscan.Parse(tc.msg); tc.lazy != (e.Fields == nil) || !tc.lazy && !reflect.DeepEqual(e.Fields, want) {
+				t.Fatalf("fields %v (want lazy: %v), want the message parsed: %v", e.Fields, tc.lazy, want)
 			}
 		})
 	}

@@ -119,6 +119,7 @@ func (s source) read(e *event.Entry) (string, bool, error) {
 
 // setError records a tolerated failure in fields._error and returns it for the counters.
 func setError(e *event.Entry, err error) error {
+	materialize(e)
 	e.FieldsFrom = "" // the fields are no longer the message parsed
 	if e.Fields == nil {
 		e.Fields = make(map[string]any, 1)

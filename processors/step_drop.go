@@ -29,6 +29,8 @@ func newFilter(opts config.Options, drop bool) (Step, error) {
 	return &filter{p: p, drop: drop}, nil
 }
 
+func (*filter) readsLazily() {}
+
 func (f *filter) Apply(e *event.Entry) (bool, error) {
 	v, err := f.p.eval(e)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/logcap/logcap/config"
 	"github.com/logcap/logcap/event"
@@ -26,6 +27,12 @@ type redactStep struct {
 	// keeps its raw text in message after parsing, and a secret must not survive there
 	// (`"password":"x"`, `password=x`, `password: x`).
 	lowerFields []string
+	// regexes: some pattern is a user's regex, which may match a field's value and not the
+	// message it was parsed from (`^\d+$`).
+	regexes bool
+	// asciiNames: every named field is ASCII, so indexFold finds in a message every key
+	// that named() matches, save those spelt with the two runes that fold to ASCII letters.
+	asciiNames bool
 }
 
 func newRedactStep(opts config.Options) (Step, error) {
@@ -50,8 +57,10 @@ func newRedactStep(opts config.Options) (Step, error) {
 		}
 		s.fields = append(s.fields, f)
 	}
+	s.asciiNames = true
 	for _, f := range s.fields {
 		s.lowerFields = append(s.lowerFields, strings.ToLower(f))
+		s.asciiNames = s.asciiNames && isASCII(f)
 	}
 	for i, p := range o.Patterns {
 		switch p {
@@ -68,6 +77,7 @@ func newRedactStep(opts config.Options) (Step, error) {
 			if err != nil {
 				return nil, fmt.Errorf("patterns[%d]: %w", i, err)
 			}
+			s.regexes = true
 			s.maskers = append(s.maskers, func(s, repl string) string {
 				if !re.MatchString(s) {
 					return s
@@ -79,18 +89,47 @@ func newRedactStep(opts config.Options) (Step, error) {
 	return s, nil
 }
 
+func (*redactStep) readsLazily() {}
+
 func (s *redactStep) Apply(e *event.Entry) (bool, error) {
 	msg := e.Message
-	e.Message = s.mask(e.Message)
+	masked := s.mask(msg)
 	for _, f := range s.lowerFields {
-		e.Message = maskKV(e.Message, f, s.repl)
+		masked = maskKV(masked, f, s.repl)
 	}
+	if lazy(e) {
+		if masked == msg && s.nothingInFields(msg) {
+			return true, nil
+		}
+		materialize(e)
+	}
+	e.Message = masked
 	// An entry with nothing to redact keeps event.Entry.FieldsFrom: its fields are still
 	// its message parsed (the maskers return their input as it was when they mask nothing).
 	if s.walkMap(e.Fields) || e.Message != msg {
 		e.FieldsFrom = ""
 	}
 	return true, nil
+}
+
+// nothingInFields says that the fields parsed from msg, a JSON object the maskers left as
+// it was, have nothing to redact either, so a lazy entry need not be parsed. Without a
+// backslash in msg every key and string value is its text between quotes, verbatim; a
+// named field's key would be found in msg by indexFold (named() folds Unicode: ASCII
+// names, and no K for Kelvin or long s in msg); and a built-in pattern matches a value
+// exactly where it matches that value in msg, since a quote ends every one of them as the
+// ends of the value do (a user's regex may not: ^ and $). FuzzRedactLazy checks it.
+func (s *redactStep) nothingInFields(msg string) bool {
+	if s.regexes || !s.asciiNames || strings.IndexByte(msg, '\\') >= 0 ||
+		strings.Contains(msg, "\u212a") || strings.Contains(msg, "\u017f") {
+		return false
+	}
+	for _, f := range s.lowerFields {
+		if indexFold(msg, f) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // maskKV replaces the value of every `name=value`, `name: value`, `"name":"value"` in msg
@@ -147,6 +186,15 @@ func maskKV(msg, lowerName, repl string) string {
 	}
 	b.WriteString(msg[last:])
 	return b.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
@@ -455,17 +503,43 @@ func skipSpaces(s string, i int) int {
 	return i
 }
 
-// indexFold is strings.Index for an ASCII lower-case needle, ignoring the case of s.
+// indexFold is strings.Index for a lower-case needle, ignoring the ASCII case of s. It runs
+// on every entry a redact step sees, once per named field: the candidates are found by
+// strings.IndexByte (vectorised), for the first byte in each case.
 func indexFold(s, lower string) int {
-	n := len(lower)
-	c0, C0 := lower[0], lower[0]-'a'+'A'
-	for i := 0; i+n <= len(s); i++ {
-		if s[i] != c0 && s[i] != C0 {
-			continue
+	c0, C0 := lower[0], lower[0]
+	if 'a' <= c0 && c0 <= 'z' {
+		C0 -= 'a' - 'A'
+	}
+	lo := indexByteFrom(s, c0, 0)
+	up := lo
+	if C0 != c0 {
+		up = indexByteFrom(s, C0, 0)
+	}
+	for {
+		i := lo
+		if i < 0 || up >= 0 && up < i {
+			i = up
 		}
-		if asciiEqualFold(s[i:i+n], lower) {
+		if i < 0 || i+len(lower) > len(s) {
+			return -1
+		}
+		if asciiEqualFold(s[i:i+len(lower)], lower) {
 			return i
 		}
+		if i == lo {
+			lo = indexByteFrom(s, c0, i+1)
+		}
+		if i == up {
+			up = indexByteFrom(s, C0, i+1)
+		}
+	}
+}
+
+// indexByteFrom is the index of the first c in s at or after from, -1 if there is none.
+func indexByteFrom(s string, c byte, from int) int {
+	if i := strings.IndexByte(s[from:], c); i >= 0 {
+		return from + i
 	}
 	return -1
 }

@@ -59,3 +59,26 @@ func FuzzMaskKV(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIndexFold: indexFold is strings.Index on s with its ASCII letters lower-cased.
+func FuzzIndexFold(f *testing.F) {
+	for _, c := range [][2]string{{"x PassWord=1", "password"}, {"pPpassword", "password"}, {"", "a"}, {"aA", "a"},
+		{"AUTHORIZATION", "authorization"}, {"Ппароль", "пароль"}, {"1=2", "="}, {"pas", "password"}} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, s, needle string) {
+		lower := strings.ToLower(needle)
+		if lower == "" {
+			t.Skip("redact refuses an empty name")
+		}
+		folded := []byte(s)
+		for i, c := range folded {
+			if 'A' <= c && c <= 'Z' {
+				folded[i] = c + 'a' - 'A'
+			}
+		}
+		if got, want := indexFold(s, lower), strings.Index(string(folded), lower); got != want {
+			t.Fatalf("indexFold(%q, %q) = %d, want %d", s, lower, got, want)
+		}
+	})
+}

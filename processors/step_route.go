@@ -43,6 +43,8 @@ func newRoute(opts config.Options) (Step, error) {
 	return &route{p: p, to: o.To}, nil
 }
 
+func (*route) readsLazily() {}
+
 func (r *route) Apply(e *event.Entry) (bool, error) {
 	v, err := r.p.eval(e)
 	if err != nil {

@@ -43,6 +43,8 @@ func newSampleStep(opts config.Options) (Step, error) {
 	return s, nil
 }
 
+func (*sampleStep) readsLazily() {}
+
 func (s *sampleStep) Apply(e *event.Entry) (bool, error) {
 	if s.rate == 1 {
 		return true, nil

@@ -67,13 +67,15 @@ func newTimestampStep(opts config.Options) (Step, error) {
 	return s, nil
 }
 
+func (*timestampStep) readsLazily() {}
+
 func (s *timestampStep) Apply(e *event.Entry) (bool, error) {
 	var v any
 	if s.src.msg {
 		v = e.Message
 	} else {
 		var ok bool
-		if v, ok = s.src.path.get(e.Fields); !ok {
+		if v, ok = readField(e, s.src.path); !ok {
 			return true, setError(e, fmt.Errorf("timestamp: field %q missing", strings.Join(s.src.path, ".")))
 		}
 	}

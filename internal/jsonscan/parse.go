@@ -120,3 +120,60 @@ func IsObject(s string) (members, ok bool) {
 	}
 	return members, true
 }
+
+// Members reads s as Parse does and stores in dst, for each top-level member whose key is
+// one of keys, the value Parse would give it; the other values are skipped, not built. A
+// step that reads two fields of an entry whose fields are still only its message (an
+// expression's `fields.level`) costs one pass over the message and no map of all of them.
+// A key given twice keeps its last value, as in Parse. ok=false: not sure (Parse decides).
+func Members(s string, keys []string, dst map[string]any) (ok bool) {
+	var d Decoder
+	d.Reset(s)
+	d.SkipSpace()
+	if !d.Consume('{') {
+		return false
+	}
+	d.depth++
+	d.SkipSpace()
+	if !d.Consume('}') {
+		for {
+			d.SkipSpace()
+			k, ok := d.String()
+			if !ok {
+				return false
+			}
+			d.SkipSpace()
+			if !d.Consume(':') {
+				return false
+			}
+			if wanted(keys, k) {
+				v, ok := d.Value()
+				if !ok {
+					return false
+				}
+				dst[k] = v
+			} else if !d.Skip() {
+				return false
+			}
+			d.SkipSpace()
+			if d.Consume(',') {
+				continue
+			}
+			if !d.Consume('}') {
+				return false
+			}
+			break
+		}
+	}
+	d.SkipSpace()
+	return d.i == len(d.s)
+}
+
+func wanted(keys []string, k string) bool {
+	for _, w := range keys {
+		if w == k {
+			return true
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -86,4 +87,38 @@ func TestIsObject(t *testing.T) {
 			t.Errorf("IsObject(%q) = %v, %v; want %v, %v", tc.in, members, ok, tc.members, tc.isOK)
 		}
 	}
+}
+
+// Members gives, for the keys asked, what Parse gives, and says yes wherever ParseObject
+// does: a step that looks up fields in a message sees what it would see in the fields.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, ` {"a" : [1, {"b": null}], "b":"x\u00e9"} `, `{"a":1,"a":{"z":2}}`,
+		`{"a\u0062":1}`, `{"a":1} x`, `{"a":1`, `{"a":01}`, `[1]`, ``, "{\"\xff\":1}", `{"a":1,"b":tru}`} {
+		f.Add(s, "a")
+		f.Add(s, "b")
+	}
+	f.Fuzz(func(t *testing.T, s, key string) {
+		got := map[string]any{}
+		ok := Members(s, []string{key, "absent"}, got)
+		_, fast := ParseObject(s)
+		if fast && !ok {
+			t.Fatalf("Members(%q) not sure where ParseObject is", s)
+		}
+		if !ok {
+			return
+		}
+		m, err := Parse(s)
+		if err != nil {
+			t.Fatalf("Members(%q) ok, Parse: %v", s, err)
+		}
+		want := map[string]any{}
+		for _, k := range []string{key, "absent"} {
+			if v, found := m[k]; found {
+				want[k] = v
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("Members(%q, %q) = %#v; Parse gives %#v", s, key, got, want)
+		}
+	})
 }
