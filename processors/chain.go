@@ -3,6 +3,7 @@ package processors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/logcap/logcap/config"
@@ -39,7 +40,8 @@ type StepStats struct {
 type chainStep struct {
 	typ                               string
 	step                              Step
-	readsLazily                       bool
+	lookup                            lookupStep // step, when it takes the lookups
+	readsLazily                       bool       // step is a lazyReader
 	in, out, dropped, errs, unmatched atomic.Uint64
 }
 
@@ -50,6 +52,8 @@ type Chain struct {
 	// keepsFieldsFrom: every step keeps event.Entry.FieldsFrom right (fieldsFromKeepers).
 	// Otherwise Process clears it.
 	keepsFieldsFrom bool
+	// lookups: a lazy json step looks up fields for the steps after it (lazy.go).
+	lookups bool
 }
 
 // fieldsFromKeepers are the step types that keep event.Entry.FieldsFrom right: they change
@@ -71,34 +75,58 @@ func BuildChain(steps []config.Options) (*Chain, error) {
 		if err != nil {
 			return nil, fmt.Errorf("steps[%d] (%s): %w", i, typ, err)
 		}
+		lookup, _ := st.(lookupStep)
 		_, lazyOK := st.(lazyReader)
-		c.steps = append(c.steps, &chainStep{typ: typ, step: st, readsLazily: lazyOK})
+		c.steps = append(c.steps, &chainStep{typ: typ, step: st, lookup: lookup, readsLazily: lazyOK})
 		c.keepsFieldsFrom = c.keepsFieldsFrom && fieldsFromKeepers[typ]
 	}
-	// A json step followed only by steps that read lazy entries as they are need not
-	// build fields where a reference to the message says it all (lazy.go).
+	c.makeLazy()
+	return c, nil
+}
+
+// makeLazy makes a json step followed only by steps that read lazy entries as they are
+// (lazyReader) lazy: it builds no fields where a reference to the message says it all, and
+// looks up for those steps the fields they read (lazy.go).
+func (c *Chain) makeLazy() {
+	var names []string
 	for i := len(c.steps) - 1; i >= 0 && c.keepsFieldsFrom; i-- {
-		if js, ok := c.steps[i].step.(*jsonStep); ok {
-			js.lazy = true
-			break
-		}
-		if _, ok := c.steps[i].step.(lazyReader); !ok {
-			break
+		switch st := c.steps[i].step.(type) {
+		case *jsonStep:
+			st.lazy, st.lookups = true, names
+			c.lookups = len(names) > 0
+			return
+		case lazyReader:
+			read, all := st.fieldsRead()
+			if all {
+				continue // it parses the message: no lookup spares it that
+			}
+			for _, n := range read {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		default:
+			return
 		}
 	}
-	return c, nil
 }
 
 // Process runs e through the steps in order, in place. keep=false means a step dropped it;
 // the steps after that one do not run. An error (a step failed or panicked) names the step
 // and means the entry should be dead-lettered; the process never crashes on an entry.
 func (c *Chain) Process(e *event.Entry) (keep bool, err error) {
+	var lk *lookups
+	if c.lookups {
+		lk = lookupsPool.Get().(*lookups)
+		defer func() {
+			clear(lk.fields)
+			lk.done = false
+			lookupsPool.Put(lk)
+		}()
+	}
 	for i, s := range c.steps {
 		s.in.Add(1)
-		if !s.readsLazily {
-			materialize(e)
-		}
-		keep, err := s.apply(e)
+		keep, err := s.apply(e, lk)
 		if err != nil {
 			var tol *Tolerated
 			switch {
@@ -126,12 +154,18 @@ func (c *Chain) Process(e *event.Entry) (keep bool, err error) {
 
 // apply turns a panic into an error so that one poison entry is dead-lettered instead of
 // taking the processor down with every other entry in flight.
-func (s *chainStep) apply(e *event.Entry) (keep bool, err error) {
+func (s *chainStep) apply(e *event.Entry, lk *lookups) (keep bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			keep, err = false, fmt.Errorf("panic: %v", r)
 		}
 	}()
+	if !s.readsLazily {
+		materialize(e)
+	}
+	if s.lookup != nil {
+		return s.lookup.applyLookups(e, lk)
+	}
 	return s.step.Apply(e)
 }
 

@@ -101,13 +101,17 @@ func (v *fieldsVisitor) Visit(node *ast.Node) {
 
 func compileBool(src string) (*program, error) { return compileExpr(src, expr.AsBool()) }
 
-func (p *program) run(e *event.Entry) (any, error) {
+func (p *program) run(e *event.Entry, lk *lookups) (any, error) {
 	pe := envPool.Get().(*pooledEnv)
 	fields := e.Fields
 	if lazy(e) {
-		if !p.allFields && jsonscan.Members(e.Message, p.fields, pe.fields) {
-			fields = pe.fields
-		} else {
+		fields = lk.of(e)
+		if fields == nil && !p.allFields {
+			if _, ok := jsonscan.Members(e.Message, p.fields, pe.fields); ok {
+				fields = pe.fields
+			}
+		}
+		if fields == nil || p.allFields {
 			materialize(e)
 			fields = e.Fields
 		}
@@ -129,8 +133,8 @@ func (p *program) run(e *event.Entry) (any, error) {
 
 // eval runs a boolean expression. A run-time failure (a field of an unexpected type, a
 // member of a missing object) counts as false, and the error is returned for the counters.
-func (p *program) eval(e *event.Entry) (bool, error) {
-	out, err := p.run(e)
+func (p *program) eval(e *event.Entry, lk *lookups) (bool, error) {
+	out, err := p.run(e, lk)
 	if err != nil {
 		return false, err
 	}

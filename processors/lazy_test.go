@@ -67,30 +67,51 @@ func FuzzLazyFields(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	chains := make([]*Chain, len(lazySteps))
-	for i, s := range lazySteps {
-		chains[i] = buildChain(f, s)
+	// Each list three ways: alone, on entries made lazy by hand (each step looks up what it
+	// reads); after a lazy json step (which looks it up for them); after an eager one.
+	type run struct {
+		name              string
+		chain             *Chain
+		lazyInput, isLazy bool
 	}
+	var runs []run
+	for _, s := range lazySteps {
+		withJSON := "[{json: {}}, " + s[1:]
+		eager := buildChain(f, withJSON)
+		eager.steps[0].step.(*jsonStep).lazy, eager.lookups = false, false
+		runs = append(runs, run{s, buildChain(f, s), true, true}, run{withJSON, buildChain(f, withJSON), false, true},
+			run{withJSON + " (eager)", eager, false, false})
+	}
+	// A step before the json step gets the chain's lookups too, before they are filled.
+	before := `[{keep: 'fields.level != "debug"'}, {json: {}}, {drop: 'fields.n == 1'}]`
+	runs = append(runs, run{before, buildChain(f, before), true, true})
 	f.Fuzz(func(t *testing.T, msg string) {
 		if members, ok := jsonscan.IsObject(msg); !ok || !members {
 			t.Skip("a json step leaves only a JSON object with members lazy")
 		}
-		parsed, err := jsonscan.Parse(msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, c := range chains {
-			eager := &event.Entry{Message: msg, Fields: parsed, FieldsFrom: event.FieldsFromJSON}
-			lz := &event.Entry{Message: msg, FieldsFrom: event.FieldsFromJSON}
-			eager.Fields, _ = jsonscan.Parse(msg) // its own copy: steps change fields in place
-			keepE, errE := c.Process(eager)
-			keepL, errL := c.Process(lz)
-			if keepE != keepL || (errE == nil) != (errL == nil) {
-				t.Fatalf("%s on %q: eager keep %v err %v, lazy keep %v err %v", lazySteps[i], msg, keepE, errE, keepL, errL)
+		for _, r := range runs {
+			// The reference: every step given the fields parsed.
+			want := &event.Entry{Message: msg, FieldsFrom: event.FieldsFromJSON}
+			want.Fields, _ = jsonscan.Parse(msg)
+			c := r.chain
+			if !r.lazyInput {
+				c = &Chain{steps: c.steps[1:], keepsFieldsFrom: c.keepsFieldsFrom}
 			}
-			materialize(lz)
-			if !sameEntry(eager, lz) {
-				t.Fatalf("%s on %q:\neager %+v\nlazy  %+v", lazySteps[i], msg, *eager, *lz)
+			keepW, errW := c.Process(want)
+			got := &event.Entry{Message: msg}
+			if r.lazyInput {
+				got.FieldsFrom = event.FieldsFromJSON
+			}
+			keep, err := r.chain.Process(got)
+			if keep != keepW || (err == nil) != (errW == nil) {
+				t.Fatalf("%s on %q: keep %v err %v, want keep %v err %v", r.name, msg, keep, err, keepW, errW)
+			}
+			if !r.isLazy && keep && got.FieldsFrom != "" && got.Fields == nil {
+				t.Fatalf("%s on %q: lazy", r.name, msg)
+			}
+			materialize(got)
+			if !sameEntry(want, got) {
+				t.Fatalf("%s on %q:\nwant %+v\ngot  %+v", r.name, msg, *want, *got)
 			}
 		}
 	})

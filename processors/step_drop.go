@@ -29,10 +29,12 @@ func newFilter(opts config.Options, drop bool) (Step, error) {
 	return &filter{p: p, drop: drop}, nil
 }
 
-func (*filter) readsLazily() {}
+func (f *filter) fieldsRead() ([]string, bool) { return f.p.fields, f.p.allFields }
 
-func (f *filter) Apply(e *event.Entry) (bool, error) {
-	v, err := f.p.eval(e)
+func (f *filter) Apply(e *event.Entry) (bool, error) { return f.applyLookups(e, nil) }
+
+func (f *filter) applyLookups(e *event.Entry, lk *lookups) (bool, error) {
+	v, err := f.p.eval(e, lk)
 	if err != nil {
 		err = tolerate(err)
 	}

@@ -18,6 +18,9 @@ type jsonStep struct {
 	// would be exactly its message parsed gets only FieldsFrom, not the fields: whoever
 	// reads them parses the message (streams.FieldsOf).
 	lazy bool
+	// lookups are the top-level fields the steps after a lazy json step read: it finds
+	// them in the pass that checks the message (lookups).
+	lookups []string
 }
 
 func newJSONStep(opts config.Options) (Step, error) {
@@ -48,7 +51,9 @@ func parserOptions(opts config.Options) (source, target, error) {
 	return src, dst, nil
 }
 
-func (s *jsonStep) Apply(e *event.Entry) (bool, error) {
+func (s *jsonStep) Apply(e *event.Entry) (bool, error) { return s.applyLookups(e, nil) }
+
+func (s *jsonStep) applyLookups(e *event.Entry, lk *lookups) (bool, error) {
 	in, ok, err := s.src.read(e)
 	if ok {
 		e.FieldsFrom = "" // its fields change, whatever comes of it
@@ -61,7 +66,14 @@ func (s *jsonStep) Apply(e *event.Entry) (bool, error) {
 	}
 	fresh := len(e.Fields) == 0 && s.src.msg && s.dst.path == nil
 	if fresh && s.lazy {
-		if members, ok := jsonscan.IsObject(in); ok && members {
+		var members, ok bool
+		if lk != nil {
+			members, ok = jsonscan.Members(in, s.lookups, lk.fields)
+			lk.done = ok && members
+		} else {
+			members, ok = jsonscan.IsObject(in)
+		}
+		if ok && members {
 			e.Fields, e.FieldsFrom = nil, event.FieldsFromJSON
 			return true, nil
 		}

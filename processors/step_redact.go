@@ -89,7 +89,9 @@ func newRedactStep(opts config.Options) (Step, error) {
 	return s, nil
 }
 
-func (*redactStep) readsLazily() {}
+func (*redactStep) fieldsRead() ([]string, bool) { return nil, false }
+
+func (s *redactStep) applyLookups(e *event.Entry, _ *lookups) (bool, error) { return s.Apply(e) }
 
 func (s *redactStep) Apply(e *event.Entry) (bool, error) {
 	msg := e.Message

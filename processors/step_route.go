@@ -43,10 +43,12 @@ func newRoute(opts config.Options) (Step, error) {
 	return &route{p: p, to: o.To}, nil
 }
 
-func (*route) readsLazily() {}
+func (r *route) fieldsRead() ([]string, bool) { return r.p.fields, r.p.allFields }
 
-func (r *route) Apply(e *event.Entry) (bool, error) {
-	v, err := r.p.eval(e)
+func (r *route) Apply(e *event.Entry) (bool, error) { return r.applyLookups(e, nil) }
+
+func (r *route) applyLookups(e *event.Entry, lk *lookups) (bool, error) {
+	v, err := r.p.eval(e, lk)
 	if err != nil {
 		return true, tolerate(err)
 	}

@@ -43,15 +43,22 @@ func newSampleStep(opts config.Options) (Step, error) {
 	return s, nil
 }
 
-func (*sampleStep) readsLazily() {}
+func (s *sampleStep) fieldsRead() ([]string, bool) {
+	if s.key == nil {
+		return nil, false
+	}
+	return s.key.fields, s.key.allFields
+}
 
-func (s *sampleStep) Apply(e *event.Entry) (bool, error) {
+func (s *sampleStep) Apply(e *event.Entry) (bool, error) { return s.applyLookups(e, nil) }
+
+func (s *sampleStep) applyLookups(e *event.Entry, lk *lookups) (bool, error) {
 	if s.rate == 1 {
 		return true, nil
 	}
 	key := e.Message
 	if s.key != nil {
-		v, err := s.key.run(e)
+		v, err := s.key.run(e, lk)
 		if err != nil {
 			// Keyless entries are sampled on the message, still deterministically.
 			return fnvKeep(e.Message, s.rate), tolerate(err)

@@ -67,15 +67,22 @@ func newTimestampStep(opts config.Options) (Step, error) {
 	return s, nil
 }
 
-func (*timestampStep) readsLazily() {}
+func (s *timestampStep) fieldsRead() ([]string, bool) {
+	if s.src.msg {
+		return nil, false
+	}
+	return s.src.path[:1], false
+}
 
-func (s *timestampStep) Apply(e *event.Entry) (bool, error) {
+func (s *timestampStep) Apply(e *event.Entry) (bool, error) { return s.applyLookups(e, nil) }
+
+func (s *timestampStep) applyLookups(e *event.Entry, lk *lookups) (bool, error) {
 	var v any
 	if s.src.msg {
 		v = e.Message
 	} else {
 		var ok bool
-		if v, ok = readField(e, s.src.path); !ok {
+		if v, ok = readField(e, lk, s.src.path); !ok {
 			return true, setError(e, fmt.Errorf("timestamp: field %q missing", strings.Join(s.src.path, ".")))
 		}
 	}

@@ -99,74 +99,56 @@ func convertNumber(v any) (any, bool) {
 // building anything: a json step whose fields nothing in its processor reads stores only
 // that they are the message parsed (streams.FormatLinesJSON), and whoever reads them parses
 // the message then. ok=false: not sure (Parse decides).
-func IsObject(s string) (members, ok bool) {
-	var d Decoder
-	d.Reset(s)
-	d.SkipSpace()
-	if d.Peek() != '{' {
-		return false, false
-	}
-	start := d.i
-	d.i++
-	d.SkipSpace()
-	members = d.Peek() != '}'
-	d.i = start
-	if !d.Skip() {
-		return false, false
-	}
-	d.SkipSpace()
-	if d.i != len(d.s) {
-		return false, false
-	}
-	return members, true
-}
+func IsObject(s string) (members, ok bool) { return Members(s, nil, nil) }
 
-// Members reads s as Parse does and stores in dst, for each top-level member whose key is
-// one of keys, the value Parse would give it; the other values are skipped, not built. A
-// step that reads two fields of an entry whose fields are still only its message (an
-// expression's `fields.level`) costs one pass over the message and no map of all of them.
-// A key given twice keeps its last value, as in Parse. ok=false: not sure (Parse decides).
-func Members(s string, keys []string, dst map[string]any) (ok bool) {
+// Members is IsObject that also stores in dst, for each top-level member whose key is one
+// of keys, the value Parse would give it; the other values are skipped, not built. A json
+// step whose processor reads only `fields.level` after it gets that in its one pass over
+// the message, and no map of all the fields. A key given twice keeps its last value, as in
+// Parse.
+func Members(s string, keys []string, dst map[string]any) (members, ok bool) {
 	var d Decoder
 	d.Reset(s)
 	d.SkipSpace()
 	if !d.Consume('{') {
-		return false
+		return false, false
 	}
 	d.depth++
 	d.SkipSpace()
 	if !d.Consume('}') {
+		members = true
 		for {
 			d.SkipSpace()
 			k, ok := d.String()
 			if !ok {
-				return false
+				return false, false
 			}
 			d.SkipSpace()
 			if !d.Consume(':') {
-				return false
+				return false, false
 			}
 			if wanted(keys, k) {
 				v, ok := d.Value()
 				if !ok {
-					return false
+					return false, false
 				}
 				dst[k] = v
 			} else if !d.Skip() {
-				return false
+				return false, false
 			}
 			d.SkipSpace()
 			if d.Consume(',') {
 				continue
 			}
 			if !d.Consume('}') {
-				return false
+				return false, false
 			}
 			break
 		}
 	}
 	d.SkipSpace()
-	return d.i == len(d.s)
+	ok = d.i == len(d.s)
+	return members && ok, ok
 }
 
 func wanted(keys []string, k string) bool {

@@ -99,7 +99,7 @@ func FuzzMembers(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s, key string) {
 		got := map[string]any{}
-		ok := Members(s, []string{key, "absent"}, got)
+		members, ok := Members(s, []string{key, "absent"}, got)
 		_, fast := ParseObject(s)
 		if fast && !ok {
 			t.Fatalf("Members(%q) not sure where ParseObject is", s)
@@ -112,6 +112,9 @@ func FuzzMembers(f *testing.F) {
 			t.Fatalf("Members(%q) ok, Parse: %v", s, err)
 		}
 		want := map[string]any{}
+		if members != (len(m) > 0) {
+			t.Fatalf("Members(%q): members %v, Parse gave %d", s, members, len(m))
+		}
 		for _, k := range []string{key, "absent"} {
 			if v, found := m[k]; found {
 				want[k] = v
