@@ -26,6 +26,24 @@ type exprEnv struct {
 	Stream  string         `expr:"stream"`
 	Message string         `expr:"message"`
 	Fields  map[string]any `expr:"fields"`
+	// The fields an expression names, when it reads them only as fields.NAME (compileExpr
+	// rewrites those to these): the VM loads a struct field by its index, where fetching
+	// from a map goes through reflect and allocates a copy of the value.
+	F0 any `expr:"__field0"`
+	F1 any `expr:"__field1"`
+	F2 any `expr:"__field2"`
+	F3 any `expr:"__field3"`
+	F4 any `expr:"__field4"`
+	F5 any `expr:"__field5"`
+	F6 any `expr:"__field6"`
+	F7 any `expr:"__field7"`
+}
+
+// slotted is the number of exprEnv's field slots.
+const slotted = 8
+
+func (env *exprEnv) slot(i int) *any {
+	return [slotted]*any{&env.F0, &env.F1, &env.F2, &env.F3, &env.F4, &env.F5, &env.F6, &env.F7}[i]
 }
 
 // program is an expression compiled once at build time. Running it reuses VMs and
@@ -33,9 +51,10 @@ type exprEnv struct {
 type program struct {
 	src  string
 	prog *vm.Program
-	// fields are the only fields the expression reads (as fields.NAME or fields["NAME"]):
-	// a lazy entry's are looked up in its message. allFields: it reads fields otherwise
-	// (len(fields), fields[x], $env), and a lazy entry is parsed for it.
+	// fields are the only fields the expression reads, as fields.NAME or fields["NAME"],
+	// each rewritten to the slot of its index (exprEnv.F0...): a lazy entry's are looked up
+	// in its message. allFields: it reads fields otherwise (len(fields), fields[x], $env) or
+	// names more than there are slots, and a lazy entry is parsed for it.
 	fields    []string
 	allFields bool
 }
@@ -61,7 +80,15 @@ func compileExpr(src string, opts ...expr.Option) (*program, error) {
 		return nil, fmt.Errorf("expression %q: %w", src, err)
 	}
 	fields, all := fieldsRead(p.Node())
-	return &program{src: src, prog: p, fields: fields, allFields: all}, nil
+	if all || len(fields) > slotted {
+		return &program{src: src, prog: p, allFields: true}, nil
+	}
+	if len(fields) > 0 {
+		if p, err = expr.Compile(src, append(opts, expr.Patch(slotter{fields}))...); err != nil {
+			return nil, fmt.Errorf("expression %q: %w", src, err)
+		}
+	}
+	return &program{src: src, prog: p, fields: fields}, nil
 }
 
 // fieldsRead finds the fields an expression reads: the NAMEs of its fields.NAME and
@@ -69,13 +96,13 @@ func compileExpr(src string, opts ...expr.Option) (*program, error) {
 func fieldsRead(root ast.Node) (names []string, all bool) {
 	v := &fieldsVisitor{}
 	ast.Walk(&root, v)
-	return v.names, v.idents != v.members || v.env
+	return v.names, v.idents != v.members || v.other
 }
 
 type fieldsVisitor struct {
 	names           []string
 	idents, members int
-	env             bool
+	other           bool
 }
 
 func (v *fieldsVisitor) Visit(node *ast.Node) {
@@ -85,16 +112,35 @@ func (v *fieldsVisitor) Visit(node *ast.Node) {
 		case "fields":
 			v.idents++
 		case "$env":
-			v.env = true
+			v.other = true
 		}
 	case *ast.MemberNode:
-		id, ok := n.Node.(*ast.IdentifierNode)
-		prop, isName := n.Property.(*ast.StringNode)
-		if ok && id.Value == "fields" && isName {
+		if name, ok := fieldName(n); ok {
 			v.members++
-			if !slices.Contains(v.names, prop.Value) {
-				v.names = append(v.names, prop.Value)
+			if !slices.Contains(v.names, name) {
+				v.names = append(v.names, name)
 			}
+		}
+	}
+}
+
+// fieldName is NAME when n is fields.NAME or fields["NAME"].
+func fieldName(n *ast.MemberNode) (string, bool) {
+	id, ok := n.Node.(*ast.IdentifierNode)
+	prop, isName := n.Property.(*ast.StringNode)
+	if !ok || id.Value != "fields" || !isName {
+		return "", false
+	}
+	return prop.Value, true
+}
+
+// slotter rewrites fields.NAME to the slot of NAME's index in names.
+type slotter struct{ names []string }
+
+func (s slotter) Visit(node *ast.Node) {
+	if m, ok := (*node).(*ast.MemberNode); ok {
+		if name, ok := fieldName(m); ok {
+			ast.Patch(node, &ast.IdentifierNode{Value: fmt.Sprintf("__field%d", slices.Index(s.names, name))})
 		}
 	}
 }
@@ -103,22 +149,29 @@ func compileBool(src string) (*program, error) { return compileExpr(src, expr.As
 
 func (p *program) run(e *event.Entry, lk *lookups) (any, error) {
 	pe := envPool.Get().(*pooledEnv)
-	fields := e.Fields
-	if lazy(e) {
-		fields = lk.of(e)
-		if fields == nil && !p.allFields {
-			if _, ok := jsonscan.Members(e.Message, p.fields, pe.fields); ok {
-				fields = pe.fields
-			}
-		}
-		if fields == nil || p.allFields {
-			materialize(e)
-			fields = e.Fields
-		}
-	}
 	env := &pe.env
 	*env = exprEnv{Time: e.Time, Host: e.Host, Kind: e.Kind, Source: e.Source,
-		Stream: e.Stream, Message: e.Message, Fields: fields}
+		Stream: e.Stream, Message: e.Message}
+	switch {
+	case p.allFields:
+		materialize(e)
+		env.Fields = e.Fields
+	case len(p.fields) > 0:
+		fields := e.Fields
+		if lazy(e) {
+			if fields = lk.of(e); fields == nil {
+				if _, ok := jsonscan.Members(e.Message, p.fields, pe.fields); ok {
+					fields = pe.fields
+				} else {
+					materialize(e)
+					fields = e.Fields
+				}
+			}
+		}
+		for i, name := range p.fields {
+			*env.slot(i) = fields[name]
+		}
+	}
 	m := vmPool.Get().(*vm.VM)
 	out, err := m.Run(p.prog, env)
 	*env = exprEnv{}

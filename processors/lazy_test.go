@@ -24,7 +24,9 @@ func TestFieldsRead(t *testing.T) {
 		{`len(fields) > 2`, nil, true},
 		{`"level" in fields`, nil, true},
 		{`fields[message] == 1`, nil, true},
-		{`fields.a == 1 && keys(fields) != nil`, []string{"a"}, true},
+		{`fields.a == 1 && keys(fields) != nil`, nil, true},
+		{`fields.a + fields.b + fields.c + fields.d + fields.e + fields.f + fields.g + fields.h == 8`, []string{"a", "b", "c", "d", "e", "f", "g", "h"}, false},
+		{`fields.a + fields.b + fields.c + fields.d + fields.e + fields.f + fields.g + fields.h + fields.i == 9`, nil, true},
 		{`$env.fields.a == 1`, nil, true},
 		{`$env["fields"]["a"] == 1`, nil, true},
 	} {
