@@ -14,12 +14,12 @@ func init() { Register("json", newJSONStep) }
 type jsonStep struct {
 	src source
 	dst target
-	// lazy: no step after this one reads fields (BuildChain), so an entry whose fields
-	// would be exactly its message parsed gets only FieldsFrom, not the fields: whoever
-	// reads them parses the message (streams.FieldsOf).
+	// lazy: the steps after this one read lazy entries as they are (Chain.makeLazy), so an
+	// entry whose fields would be exactly its message parsed gets only FieldsFrom, not the
+	// fields: whoever needs them parses the message (lazy.go, streams.FieldsOf).
 	lazy bool
-	// lookups are the top-level fields the steps after a lazy json step read: it finds
-	// them in the pass that checks the message (lookups).
+	// lookups are the top-level fields those steps read: a lazy json step finds them in
+	// the pass that checks the message.
 	lookups []string
 }
 

@@ -120,7 +120,7 @@ func (s *redactStep) Apply(e *event.Entry) (bool, error) {
 // named field's key would be found in msg by indexFold (named() folds Unicode: ASCII
 // names, and no K for Kelvin or long s in msg); and a built-in pattern matches a value
 // exactly where it matches that value in msg, since a quote ends every one of them as the
-// ends of the value do (a user's regex may not: ^ and $). FuzzRedactLazy checks it.
+// ends of the value do (a user's regex may not: ^ and $). FuzzLazyFields checks it.
 func (s *redactStep) nothingInFields(msg string) bool {
 	if s.regexes || !s.asciiNames || strings.IndexByte(msg, '\\') >= 0 ||
 		strings.Contains(msg, "\u212a") || strings.Contains(msg, "\u017f") {

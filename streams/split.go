@@ -143,9 +143,9 @@ func appendLinesJSON(dst []byte, def derivedDefaults, entries []event.Entry) ([]
 	return dst, true
 }
 
-// FieldsOf is e's fields. An entry a json step left with FieldsFrom and no fields (nothing
-// after it in its processor read them) has them parsed from its message now; the json
-// step checked that they parse (jsonscan.IsObject).
+// FieldsOf is e's fields. An entry a json step left with FieldsFrom and no fields (the steps
+// after it in its processor read what they needed from the message: processors/lazy.go) has
+// them parsed from its message now; the json step checked that they parse (jsonscan.Members).
 func FieldsOf(e *event.Entry) map[string]any {
 	if len(e.Fields) > 0 || e.FieldsFrom != event.FieldsFromJSON {
 		return e.Fields
