@@ -167,6 +167,8 @@ func (b *bench) ceilings() error {
 const (
 	rawPathName   = "file → LOGS → file sink"
 	unboundedName = "file → LOGS → file sink, memory_limit: 0 (peer: no memory bound)"
+	json8Name     = "file → LOGS → json processor → PARSED → file sink, all-JSON 8-field lines"
+	jdrName       = "file → LOGS → json → drop → redact → PARSED → file sink, all-JSON 8-field lines"
 )
 
 // pipelines are the throughput rows: logcap end to end on the generated file.
@@ -180,8 +182,8 @@ func (b *bench) pipelines() error {
 		{"unbounded", unboundedName, pipeline{unbounded: true}},
 		{"cri", "CRI file (type: kubernetes) → LOGS → file sink", pipeline{cri: true}},
 		{"json", "file → LOGS → json processor → PARSED → file sink", pipeline{steps: stepsJSON}},
-		{"json8", "file → LOGS → json processor → PARSED → file sink, all-JSON 8-field lines", pipeline{steps: stepsJSON}},
-		{"jdr", "file → LOGS → json → drop → redact → PARSED → file sink, all-JSON 8-field lines", pipeline{steps: stepsJSONDropRedact}},
+		{"json8", json8Name, pipeline{steps: stepsJSON}},
+		{"jdr", jdrName, pipeline{steps: stepsJSONDropRedact}},
 		{"sync", "file → LOGS → file sink, sync_interval: always", pipeline{always: true}},
 		{"backlog", "file → LOGS → file sink, %.1f GB backlog", pipeline{}},
 	} {

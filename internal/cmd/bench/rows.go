@@ -90,6 +90,7 @@ func render(rows []row, size int64) string {
 		}
 	}
 	b.WriteString(memoryTargets(rows))
+	b.WriteString(processorTargets(rows))
 	return b.String()
 }
 
