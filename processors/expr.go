@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,44 +76,53 @@ func compileExpr(src string, opts ...expr.Option) (*program, error) {
 		return nil, errors.New("empty expression")
 	}
 	opts = append([]expr.Option{expr.Env(exprEnv{})}, opts...)
-	p, err := expr.Compile(src, opts...)
+	// A patch sees the tree before the optimizer folds it (`fields["a" + "b"]`, `x and
+	// false`), so the fields read are found by one, on the tree the slotter will rewrite.
+	read := &fieldsVisitor{}
+	p, err := expr.Compile(src, append(opts, expr.Patch(read))...)
+	if err == nil && read.slot != "" {
+		err = fmt.Errorf("unknown name %s", read.slot)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("expression %q: %w", src, err)
 	}
-	fields, all := fieldsRead(p.Node())
-	if all || len(fields) > slotted {
+	if read.all() || len(read.names) > slotted {
 		return &program{src: src, prog: p, allFields: true}, nil
 	}
-	if len(fields) > 0 {
-		if p, err = expr.Compile(src, append(opts, expr.Patch(slotter{fields}))...); err != nil {
-			return nil, fmt.Errorf("expression %q: %w", src, err)
-		}
+	if len(read.names) == 0 {
+		return &program{src: src, prog: p}, nil
 	}
-	return &program{src: src, prog: p, fields: fields}, nil
+	slots := &slotter{names: read.names}
+	sp, err := expr.Compile(src, append(opts, expr.Patch(slots))...)
+	if err != nil || slots.missed {
+		// Cannot happen (both patches walk the same tree); the program reads the map.
+		return &program{src: src, prog: p, allFields: true}, nil
+	}
+	return &program{src: src, prog: sp, fields: read.names}, nil
 }
 
-// fieldsRead finds the fields an expression reads: the NAMEs of its fields.NAME and
-// fields["NAME"], or all=true when it uses fields (or the whole environment) in another way.
-func fieldsRead(root ast.Node) (names []string, all bool) {
-	v := &fieldsVisitor{}
-	ast.Walk(&root, v)
-	return v.names, v.idents != v.members || v.other
-}
-
+// fieldsVisitor finds the fields an expression reads: the NAMEs of its fields.NAME and
+// fields["NAME"]; all() when it uses fields (or the whole environment) in another way.
 type fieldsVisitor struct {
 	names           []string
 	idents, members int
-	other           bool
+	env             bool
+	// slot is a slot's name written in the expression: not a name users have.
+	slot string
 }
+
+func (v *fieldsVisitor) all() bool { return v.idents != v.members || v.env }
 
 func (v *fieldsVisitor) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
-		switch n.Value {
-		case "fields":
+		switch {
+		case n.Value == "fields":
 			v.idents++
-		case "$env":
-			v.other = true
+		case n.Value == "$env":
+			v.env = true
+		case strings.HasPrefix(n.Value, slotPrefix):
+			v.slot = n.Value
 		}
 	case *ast.MemberNode:
 		if name, ok := fieldName(n); ok {
@@ -134,14 +144,28 @@ func fieldName(n *ast.MemberNode) (string, bool) {
 	return prop.Value, true
 }
 
-// slotter rewrites fields.NAME to the slot of NAME's index in names.
-type slotter struct{ names []string }
+// slotPrefix starts the names of exprEnv's slots.
+const slotPrefix = "__field"
 
-func (s slotter) Visit(node *ast.Node) {
-	if m, ok := (*node).(*ast.MemberNode); ok {
-		if name, ok := fieldName(m); ok {
-			ast.Patch(node, &ast.IdentifierNode{Value: fmt.Sprintf("__field%d", slices.Index(s.names, name))})
+// slotter rewrites fields.NAME to the slot of NAME's index in names; missed: a NAME was
+// not there.
+type slotter struct {
+	names  []string
+	missed bool
+}
+
+func (s *slotter) Visit(node *ast.Node) {
+	m, ok := (*node).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if name, ok := fieldName(m); ok {
+		i := slices.Index(s.names, name)
+		if i < 0 {
+			s.missed = true
+			return
 		}
+		ast.Patch(node, &ast.IdentifierNode{Value: fmt.Sprintf("%s%d", slotPrefix, i)})
 	}
 }
 

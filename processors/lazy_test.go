@@ -3,6 +3,7 @@ package processors
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/expr-lang/expr"
@@ -10,6 +11,38 @@ import (
 	"github.com/logcap/logcap/event"
 	"github.com/logcap/logcap/internal/jsonscan"
 )
+
+// TestSlotsAgreeWithTheMap: an expression compiled to read slots gives what the same
+// expression gives on the fields map, value and error, with fields and without.
+func TestSlotsAgreeWithTheMap(t *testing.T) {
+	fields := map[string]any{"a": int64(1), "ab": "x", "b": map[string]any{"c": int64(2)}, "l": []any{int64(1), int64(2)}}
+	for _, src := range []string{
+		`fields["a" + "b"]`, `fields["a" + "b"] == "x"`, `fields.a == 1 or (fields.ab == "y" and false)`,
+		`let f = fields.a; f`, `fields?.a`, `fields?.b?.c`, `fields.b.c`, `fields.zz?.c`, `fields.zz.c`,
+		`any(fields.l, # == fields.a)`, `fields.a in [1, 2]`, `fields.ab matches "x"`, `fields.a + "x"`,
+		`fields.l[0]`, `fields["a"] ?? 3`, `string(fields.a)`, `fields.b?.["c"]`, `fields["b"]["c"]`,
+		`fields.ab == nil ? 1 : 2`, `fields[lower("AB")]`, `fields[("a")]`,
+	} {
+		p, err := compileExpr(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		ref, err := expr.Compile(src, expr.Env(exprEnv{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []map[string]any{fields, nil} {
+			got, gerr := p.run(&event.Entry{Fields: f}, nil)
+			want, werr := expr.Run(ref, &exprEnv{Fields: f})
+			if !reflect.DeepEqual(got, want) || (gerr == nil) != (werr == nil) {
+				t.Errorf("%s (fields %v, slots %q): got %v (%v), want %v (%v)", src, f != nil, p.fields, got, gerr, want, werr)
+			}
+		}
+	}
+	if _, err := compileExpr(`__field0 == nil`); err == nil || !strings.Contains(err.Error(), "unknown name __field0") {
+		t.Errorf("a slot's name in an expression: %v, want unknown name", err)
+	}
+}
 
 func TestFieldsRead(t *testing.T) {
 	for _, tc := range []struct {
@@ -29,6 +62,9 @@ func TestFieldsRead(t *testing.T) {
 		{`fields.a + fields.b + fields.c + fields.d + fields.e + fields.f + fields.g + fields.h + fields.i == 9`, nil, true},
 		{`$env.fields.a == 1`, nil, true},
 		{`$env["fields"]["a"] == 1`, nil, true},
+		// What the optimizer folds is read as written (the slots are patched in before it).
+		{`fields["a" + "b"] == "x"`, nil, true},
+		{`fields.level == "debug" or (fields.verbose == true and false)`, []string{"level", "verbose"}, false},
 	} {
 		t.Run(tc.expr, func(t *testing.T) {
 			p, err := compileExpr(tc.expr, expr.AsBool())
@@ -47,6 +83,7 @@ func TestFieldsRead(t *testing.T) {
 // entry with its fields parsed.
 var lazySteps = []string{
 	`[{drop: 'fields.level == "debug"'}]`,
+	`[{drop: 'fields["le" + "vel"] == "debug" or (fields.n == 2 and false)'}]`,
 	`[{keep: 'fields.n > 1 || fields.user?.name == "bo"'}]`,
 	`[{keep: 'len(fields) > 2'}]`,
 	`[{route: {if: 'fields["level"] in ["error", "warn"]', to: errors}}]`,
